@@ -1,0 +1,592 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rapport-crm/rapport/infra/eventstore"
+)
+
+// notifyChannel is the LISTEN/NOTIFY channel that wakes subscribers of
+// other processes when events were appended.
+const notifyChannel = "eventstore_appended"
+
+// EventStoreConfig tunes the Postgres event store.
+type EventStoreConfig struct {
+	// PageSize is how many events a subscription reads per query while it
+	// catches up. Default 1000.
+	PageSize int
+	// PollInterval bounds how long an idle subscription waits without a
+	// notification before it looks for new events anyway; it is the
+	// fallback when the LISTEN connection is down. Default 1 s.
+	PollInterval time.Duration
+	// CheckpointInterval is how often an idle subscription with a stream
+	// filter reports how far it has looked, so that its consumer can store
+	// a resume position even when no event matches. Default 1 s.
+	CheckpointInterval time.Duration
+	// Logger receives connection trouble. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c *EventStoreConfig) setDefaults() {
+	if c.PageSize == 0 {
+		c.PageSize = 1000
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c EventStoreConfig) Validate() error {
+	if c.PageSize < 1 {
+		return errors.New("postgres: PageSize must be positive")
+	}
+	if c.PollInterval <= 0 || c.CheckpointInterval <= 0 {
+		return errors.New("postgres: PollInterval and CheckpointInterval must be positive")
+	}
+	return nil
+}
+
+// EventStore is the embedded event store: eventstore.Store on PostgreSQL.
+//
+// Appends to one stream are serialised by a transaction-scoped advisory
+// lock and numbered by the appending transaction's id (xid). Readers of the
+// global log only read below the horizon, the first xid still in flight:
+// an append that got a lower position but commits late is therefore never
+// skipped, it holds the readers back until it commits. ARCHITECTURE.md
+// explains the mechanism and its cost.
+type EventStore struct {
+	pool *pgxpool.Pool
+	cfg  EventStoreConfig
+
+	// appended wakes this process's subscriptions after a local append or
+	// a notification from another process.
+	appended broadcaster
+	// notify asks the notifier to tell other processes; its buffer of one
+	// coalesces a burst of appends into one NOTIFY.
+	notify chan struct{}
+
+	startListener sync.Once
+	ctx           context.Context
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+
+	// ignoreHorizon is for one test only: it proves that the late-commit
+	// test fails without the horizon.
+	ignoreHorizon bool
+}
+
+var _ eventstore.Store = (*EventStore)(nil)
+
+// NewEventStore returns an event store on pool, whose schema must be
+// migrated. Close stops its background work; it does not close the pool.
+func NewEventStore(pool *pgxpool.Pool, cfg EventStoreConfig) (*EventStore, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &EventStore{pool: pool, cfg: cfg, notify: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	s.appended.init()
+	s.wg.Add(1)
+	go s.runNotifier()
+	return s, nil
+}
+
+// Close stops the notifier and the listener.
+func (s *EventStore) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// expectedCode encodes an expected revision the way eventstore.append
+// takes it (EventStoreDB's own numbers).
+func expectedCode(e eventstore.ExpectedRevision) int64 {
+	switch {
+	case e.IsNoStream():
+		return -1
+	case e.IsAny():
+		return -2
+	case e.IsStreamExists():
+		return -4
+	}
+	rev, _ := e.Revision()
+	if rev > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(rev)
+}
+
+// Append implements eventstore.Store.
+func (s *EventStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	ids := make([]uuid.UUID, len(events))
+	types := make([]string, len(events))
+	data := make([]string, len(events))
+	metadata := make([]*string, len(events))
+	for i, e := range events {
+		ids[i], types[i], data[i] = e.ID, e.Type, string(e.Data)
+		if len(e.Metadata) > 0 {
+			m := string(e.Metadata)
+			metadata[i] = &m
+		}
+	}
+	var (
+		outcome  string
+		revision int64
+		position *int64
+	)
+	err := s.pool.QueryRow(ctx,
+		`SELECT outcome, revision, position FROM eventstore.append($1, $2, $3, $4, $5::json[], $6::json[])`,
+		stream, expectedCode(expected), ids, types, data, metadata,
+	).Scan(&outcome, &revision, &position)
+	if err != nil {
+		return eventstore.AppendResult{}, classify("append", err)
+	}
+	if outcome != "ok" {
+		return eventstore.AppendResult{}, &eventstore.WrongExpectedRevisionError{Stream: stream, Expected: expected, Current: revision}
+	}
+	s.appended.broadcast()
+	select {
+	case s.notify <- struct{}{}:
+	default: // a notification is already pending; it covers this append
+	}
+	return eventstore.AppendResult{Revision: uint64(revision), Position: eventstore.Position(*position)}, nil
+}
+
+const eventColumns = `position, stream, revision, event_id, event_type, data, metadata, recorded_at`
+
+func scanEvent(row pgx.Row) (eventstore.RecordedEvent, error) {
+	var (
+		e        eventstore.RecordedEvent
+		position int64
+		revision int64
+	)
+	if err := row.Scan(&position, &e.Stream, &revision, &e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
+		return e, err
+	}
+	e.Position, e.Revision = eventstore.Position(position), uint64(revision)
+	return e, nil
+}
+
+func collectEvents(rows pgx.Rows) ([]eventstore.RecordedEvent, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.RecordedEvent, error) { return scanEvent(row) })
+}
+
+// clampInt64 maps the port's unsigned revisions and positions onto
+// Postgres bigint; the largest values mean "the end".
+func clampInt64(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
+}
+
+// ReadStream implements eventstore.Store.
+func (s *EventStore) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
+	if opts.Limit < 1 {
+		return nil, errors.New("postgres: read stream: limit must be positive")
+	}
+	query := `SELECT ` + eventColumns + ` FROM eventstore.events WHERE stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3`
+	if opts.Direction == eventstore.Backwards {
+		query = `SELECT ` + eventColumns + ` FROM eventstore.events WHERE stream = $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3`
+	}
+	rows, err := s.pool.Query(ctx, query, stream, clampInt64(opts.From), opts.Limit)
+	if err != nil {
+		return nil, classify("read stream", err)
+	}
+	events, err := collectEvents(rows)
+	if err != nil {
+		return nil, classify("read stream", err)
+	}
+	if len(events) == 0 {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM eventstore.events WHERE stream = $1)`, stream).Scan(&exists); err != nil {
+			return nil, classify("read stream", err)
+		}
+		if !exists {
+			return nil, fmt.Errorf("%w: %s", eventstore.ErrStreamNotFound, stream)
+		}
+	}
+	return events, nil
+}
+
+// ReadAll implements eventstore.Store. It reads below the horizon only, so
+// that a reader paging through the log never passes an append that is
+// still committing; an event becomes visible to it once every write
+// transaction older than its own has ended.
+func (s *EventStore) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions) ([]eventstore.RecordedEvent, error) {
+	if opts.Limit < 1 {
+		return nil, errors.New("postgres: read all: limit must be positive")
+	}
+	horizon := `eventstore.horizon()`
+	if s.ignoreHorizon {
+		horizon = `9223372036854775807`
+	}
+	query := `SELECT ` + eventColumns + ` FROM eventstore.events WHERE position > $1 AND position < ` + horizon + ` ORDER BY position LIMIT $2`
+	if opts.Direction == eventstore.Backwards {
+		query = `SELECT ` + eventColumns + ` FROM eventstore.events WHERE position < least($1, ` + horizon + `) ORDER BY position DESC LIMIT $2`
+	}
+	rows, err := s.pool.Query(ctx, query, clampInt64(uint64(opts.From)), opts.Limit)
+	if err != nil {
+		return nil, classify("read all", err)
+	}
+	events, err := collectEvents(rows)
+	if err != nil {
+		return nil, classify("read all", err)
+	}
+	return events, nil
+}
+
+// HeadPosition returns the position of the last event readers can see, or
+// eventstore.Start when there is none.
+func (s *EventStore) HeadPosition(ctx context.Context) (eventstore.Position, error) {
+	var head *int64
+	if err := s.pool.QueryRow(ctx, `SELECT max(position) FROM eventstore.events WHERE position < eventstore.horizon()`).Scan(&head); err != nil {
+		return 0, classify("head position", err)
+	}
+	if head == nil {
+		return eventstore.Start, nil
+	}
+	return eventstore.Position(*head), nil
+}
+
+// CountAfter counts the events after position that streams with one of the
+// prefixes hold (every stream when there is none): a projection's lag.
+func (s *EventStore) CountAfter(ctx context.Context, after eventstore.Position, prefixes []string) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx,
+		`SELECT count(*) FROM eventstore.events WHERE position > $1 AND ($2::text[] IS NULL OR stream LIKE ANY ($2))`,
+		clampInt64(uint64(after)), likePatterns(prefixes),
+	).Scan(&n)
+	if err != nil {
+		return 0, classify("count", err)
+	}
+	return n, nil
+}
+
+// likePatterns turns stream prefixes into LIKE patterns, or nil for "all".
+func likePatterns(prefixes []string) []string {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	escape := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	patterns := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		patterns[i] = escape.Replace(p) + "%"
+	}
+	return patterns
+}
+
+// classify wraps err with the operation and marks connection failures as
+// eventstore.ErrUnavailable, whose outcome callers must treat as unknown.
+func classify(op string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	if isConnectionError(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, eventstore.ErrUnavailable, err)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// isConnectionError reports errors after which the database may or may not
+// have done the work: the connection broke or the server is going away.
+func isConnectionError(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, crash, cannot connect now
+			pgErr.Code == "53300": // too many connections
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &connectErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "unexpected EOF") ||
+		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe") ||
+		strings.Contains(err.Error(), "connection refused")
+}
+
+// broadcaster wakes every waiter at once: waiters take the current channel,
+// broadcast closes it and installs a new one.
+type broadcaster struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *broadcaster) init() { b.ch = make(chan struct{}) }
+
+func (b *broadcaster) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcaster) broadcast() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+}
+
+// runNotifier tells other processes about appends, one NOTIFY per burst:
+// NOTIFY serialises committing transactions on a global lock, so it is
+// kept out of the append transaction and coalesced.
+func (s *EventStore) runNotifier() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.notify:
+		}
+		if _, err := s.pool.Exec(s.ctx, `SELECT pg_notify($1, '')`, notifyChannel); err != nil && s.ctx.Err() == nil {
+			// Subscribers of other processes fall back to polling.
+			s.cfg.Logger.Warn("postgres: notify subscribers", "err", err)
+		}
+	}
+}
+
+// runListener wakes this process's subscriptions on notifications from
+// other processes, reconnecting with backoff; while it is down the
+// subscriptions poll.
+func (s *EventStore) runListener() {
+	defer s.wg.Done()
+	backoff := 100 * time.Millisecond
+	for s.ctx.Err() == nil {
+		err := s.listen()
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.cfg.Logger.Warn("postgres: event listener lost its connection; subscriptions poll meanwhile", "err", err, "retry_in", backoff)
+		s.appended.broadcast()
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (s *EventStore) listen() error {
+	conn, err := pgx.ConnectConfig(s.ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(s.ctx, `LISTEN `+notifyChannel); err != nil {
+		return err
+	}
+	// Events appended while we were not listening are found by this
+	// wake-up's poll.
+	s.appended.broadcast()
+	for {
+		if _, err := conn.WaitForNotification(s.ctx); err != nil {
+			return err
+		}
+		s.appended.broadcast()
+	}
+}
+
+// SubscribeAll implements eventstore.Store.
+func (s *EventStore) SubscribeAll(ctx context.Context, opts eventstore.SubscribeOptions) (eventstore.Subscription, error) {
+	s.startListener.Do(func() {
+		s.wg.Add(1)
+		go s.runListener()
+	})
+	ctx, cancel := context.WithCancelCause(ctx)
+	return &subscription{
+		store:    s,
+		ctx:      ctx,
+		cancel:   cancel,
+		last:     opts.From,
+		patterns: likePatterns(opts.StreamPrefixes),
+	}, nil
+}
+
+// subscription polls the log below the horizon, woken by appends.
+type subscription struct {
+	store    *EventStore
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	patterns []string
+
+	last           eventstore.Position // everything up to here was delivered
+	pending        []eventstore.Message
+	caughtUp       bool
+	lastCheckpoint time.Time
+	heldBackWait   time.Duration
+}
+
+// poll reads the next page below the horizon. It also returns the horizon
+// and whether committed events wait above it (held back by an older
+// transaction still in flight), in one round trip.
+func (sub *subscription) poll(ctx context.Context) (events []eventstore.RecordedEvent, horizon int64, heldBack bool, err error) {
+	s := sub.store
+	horizonExpr := `eventstore.horizon()`
+	if s.ignoreHorizon {
+		horizonExpr = `9223372036854775807`
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT h.horizon, (SELECT max(position) FROM eventstore.events) >= h.horizon,
+		       e.position, e.stream, e.revision, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
+		FROM (SELECT `+horizonExpr+` AS horizon) h
+		LEFT JOIN LATERAL (
+			SELECT * FROM eventstore.events ev
+			WHERE ev.position > $1 AND ev.position < h.horizon
+			  AND ($3::text[] IS NULL OR ev.stream LIKE ANY ($3))
+			ORDER BY ev.position
+			LIMIT $2
+		) e ON true
+		ORDER BY e.position`,
+		clampInt64(uint64(sub.last)), s.cfg.PageSize, sub.patterns)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			position, revision *int64
+			held               *bool
+			e                  eventstore.RecordedEvent
+			stream, typ        *string
+			id                 *uuid.UUID
+			recordedAt         *time.Time
+		)
+		if err := rows.Scan(&horizon, &held, &position, &stream, &revision, &id, &typ, &e.Data, &e.Metadata, &recordedAt); err != nil {
+			return nil, 0, false, err
+		}
+		heldBack = held != nil && *held
+		if position == nil {
+			continue // no event: the row only carries the horizon
+		}
+		e.Position, e.Stream, e.Revision, e.ID, e.Type, e.RecordedAt = eventstore.Position(*position), *stream, uint64(*revision), *id, *typ, *recordedAt
+		events = append(events, e)
+	}
+	return events, horizon, heldBack, rows.Err()
+}
+
+// Next implements eventstore.Subscription.
+func (sub *subscription) Next(ctx context.Context) (eventstore.Message, error) {
+	s := sub.store
+	retry := 100 * time.Millisecond
+	for {
+		if len(sub.pending) > 0 {
+			msg := sub.pending[0]
+			sub.pending = sub.pending[1:]
+			return msg, nil
+		}
+		if err := sub.done(ctx); err != nil {
+			return eventstore.Message{}, err
+		}
+		// Take the wake-up channel before reading, so that an append that
+		// commits during the read still wakes the wait below.
+		woken := s.appended.wait()
+		events, horizon, heldBack, err := sub.poll(ctx)
+		if err != nil {
+			if err := sub.done(ctx); err != nil {
+				return eventstore.Message{}, err
+			}
+			// The database is unreachable: keep trying, the position is
+			// safe in memory.
+			s.cfg.Logger.Warn("postgres: subscription read failed; retrying", "err", err, "retry_in", retry)
+			if err := sub.sleep(ctx, retry, nil); err != nil {
+				return eventstore.Message{}, err
+			}
+			retry = min(retry*2, 5*time.Second)
+			continue
+		}
+		retry = 100 * time.Millisecond
+		for _, e := range events {
+			sub.pending = append(sub.pending, eventstore.Message{Kind: eventstore.EventAppeared, Event: e, Position: e.Position})
+			sub.last = e.Position
+		}
+		if len(events) == s.cfg.PageSize {
+			sub.caughtUp = false // more to read straight away
+			continue
+		}
+		if !sub.caughtUp {
+			sub.caughtUp = true
+			sub.pending = append(sub.pending, eventstore.Message{Kind: eventstore.CaughtUp, Position: sub.last})
+			sub.lastCheckpoint = time.Now()
+			continue
+		}
+		if len(events) > 0 {
+			continue
+		}
+		// Nothing to deliver. A filtered subscription reports how far it
+		// has looked: nothing below the horizon matched.
+		if sub.patterns != nil && horizon > 0 && eventstore.Position(horizon-1) > sub.last &&
+			time.Since(sub.lastCheckpoint) >= s.cfg.CheckpointInterval {
+			sub.last = eventstore.Position(horizon - 1)
+			sub.lastCheckpoint = time.Now()
+			return eventstore.Message{Kind: eventstore.CheckpointReached, Position: sub.last}, nil
+		}
+		wait := s.cfg.PollInterval
+		if heldBack {
+			// Committed events wait behind an older transaction that has
+			// not ended; it may not be an append, so nothing will notify.
+			sub.heldBackWait = min(max(2*sub.heldBackWait, time.Millisecond), 50*time.Millisecond)
+			wait = sub.heldBackWait
+		} else {
+			sub.heldBackWait = 0
+		}
+		if sub.patterns != nil && wait > s.cfg.CheckpointInterval {
+			wait = s.cfg.CheckpointInterval
+		}
+		if err := sub.sleep(ctx, wait, woken); err != nil {
+			return eventstore.Message{}, err
+		}
+	}
+}
+
+// done reports why the subscription must end, if it must: Close, or the
+// end of the context it was created with or of the one Next got.
+func (sub *subscription) done(ctx context.Context) error {
+	if sub.ctx.Err() != nil {
+		return context.Cause(sub.ctx)
+	}
+	return ctx.Err()
+}
+
+func (sub *subscription) sleep(ctx context.Context, d time.Duration, woken <-chan struct{}) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-woken:
+	case <-ctx.Done():
+	case <-sub.ctx.Done():
+	}
+	return sub.done(ctx)
+}
+
+// Close implements eventstore.Subscription.
+func (sub *subscription) Close() error {
+	sub.cancel(eventstore.ErrSubscriptionClosed)
+	return nil
+}
