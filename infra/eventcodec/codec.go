@@ -1,0 +1,307 @@
+// Package eventcodec turns domain events into stored events and back: the
+// JSON payload, the metadata every event carries, the encryption of personal
+// fields with the customer's data key (crypto-shredding), and the hash chain
+// that makes a stream's history tamper-evident. The command side encodes;
+// projections, audits and the command side's loader decode.
+package eventcodec
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/infra/eventstore"
+)
+
+// Metadata is what every stored event carries besides its payload
+// (PRODUCT.md: event id, type, schema version, customer id, occurred_at,
+// recorded_at, actor, correlation id, causation id), plus the request
+// fingerprint that makes retries safe and the hash chain.
+//
+// The chain hash covers the JSON encoding of this struct with Hash blank,
+// so a field added later must be tagged omitempty: old events then encode
+// as they did when they were hashed.
+type Metadata struct {
+	SchemaVersion int       `json:"schema_version"`
+	CustomerID    uuid.UUID `json:"customer_id"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	RecordedAt    time.Time `json:"recorded_at"`
+	Actor         string    `json:"actor"`
+	CorrelationID string    `json:"correlation_id"`
+	// CausationID is the command that caused the event. Every event of one
+	// command has the same causation id.
+	CausationID uuid.UUID `json:"causation_id"`
+	// RequestHash fingerprints the request that carried the command, so
+	// that a retry with the same idempotency key but another body is told
+	// apart from a true retry.
+	RequestHash string `json:"request_hash,omitempty"`
+	// PrevHash is the Hash of the stream's previous event ("" for the
+	// first); Hash chains this event to it.
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}
+
+// Keyring holds the customers' data keys outside the event log; destroying
+// a key makes the customer's personal fields unreadable in every copy of
+// the log.
+type Keyring interface {
+	// DataKey returns the customer's 32-byte data key, creating it if
+	// create is true and there is none. It returns ErrKeyDestroyed after
+	// the customer's data was erased.
+	DataKey(ctx context.Context, customerID uuid.UUID, create bool) ([]byte, error)
+}
+
+// ErrKeyDestroyed says that the customer's data key was destroyed: its
+// personal data is gone for good.
+var ErrKeyDestroyed = errors.New("eventcodec: data key destroyed")
+
+// Codec encodes and decodes the events of customer streams.
+type Codec struct {
+	registry *domain.Registry
+	keys     Keyring
+}
+
+// New returns a codec that encrypts personal fields with keys from keys.
+func New(registry *domain.Registry, keys Keyring) *Codec {
+	return &Codec{registry: registry, keys: keys}
+}
+
+// Registry returns the codec's event registry.
+func (c *Codec) Registry() *domain.Registry { return c.registry }
+
+// Batch describes the events of one command, to be appended after the
+// stream's current revision.
+type Batch struct {
+	Stream string
+	// FirstRevision is the revision the first event will get.
+	FirstRevision uint64
+	// PrevHash is the hash of the stream's last event ("" for a new stream).
+	PrevHash string
+	// Metadata common to every event; OccurredAt, SchemaVersion and the
+	// hashes are filled per event.
+	Metadata Metadata
+	Events   []domain.Event
+	// IDs are the event ids, one per event.
+	IDs []uuid.UUID
+}
+
+// Encode encrypts, serialises and chains the events of a batch. It returns
+// what to append and the hash of the last event.
+func (c *Codec) Encode(ctx context.Context, b Batch) ([]eventstore.EventData, string, error) {
+	if len(b.IDs) != len(b.Events) {
+		return nil, "", fmt.Errorf("eventcodec: %d ids for %d events", len(b.IDs), len(b.Events))
+	}
+	var key []byte
+	out := make([]eventstore.EventData, len(b.Events))
+	prev := b.PrevHash
+	for i, e := range b.Events {
+		if hasPersonalFields(e) {
+			if key == nil {
+				var err error
+				if key, err = c.keys.DataKey(ctx, b.Metadata.CustomerID, true); err != nil {
+					return nil, "", fmt.Errorf("eventcodec: data key: %w", err)
+				}
+			}
+			var err error
+			e, err = domain.RewritePersonalFields(e, func(plain string) (string, error) {
+				return encrypt(key, b.Metadata.CustomerID, plain)
+			})
+			if err != nil {
+				return nil, "", fmt.Errorf("eventcodec: encrypt %s: %w", e.EventType(), err)
+			}
+		}
+		data, err := domain.Marshal(e)
+		if err != nil {
+			return nil, "", fmt.Errorf("eventcodec: marshal %s: %w", e.EventType(), err)
+		}
+		meta := b.Metadata
+		meta.SchemaVersion = SchemaVersion(e.EventType())
+		meta.OccurredAt = e.BusinessTime().UTC()
+		meta.PrevHash = prev
+		meta.Hash = ""
+		record := eventstore.RecordedEvent{ID: b.IDs[i], Type: e.EventType(), Data: data, Stream: b.Stream, Revision: b.FirstRevision + uint64(i)}
+		meta.Hash, err = chainHash(record, meta)
+		if err != nil {
+			return nil, "", err
+		}
+		metaJSON, err := json.Marshal(meta)
+		if err != nil {
+			return nil, "", fmt.Errorf("eventcodec: marshal metadata: %w", err)
+		}
+		out[i] = eventstore.EventData{ID: b.IDs[i], Type: e.EventType(), Data: data, Metadata: metaJSON}
+		prev = meta.Hash
+	}
+	return out, prev, nil
+}
+
+// hasPersonalFields reports whether e carries personal fields: domain
+// events implement PersonalData on their pointer.
+func hasPersonalFields(e domain.Event) bool {
+	if _, ok := e.(domain.PersonalData); ok {
+		return true
+	}
+	_, ok := reflect.New(reflect.TypeOf(e)).Interface().(domain.PersonalData)
+	return ok
+}
+
+// SchemaVersion is the version suffix of a type name: 1 for
+// "rapport.ContactLogged.v1".
+func SchemaVersion(typeName string) int {
+	i := strings.LastIndex(typeName, ".v")
+	if i < 0 {
+		return 0
+	}
+	v, err := strconv.Atoi(typeName[i+2:])
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// Decoded is a stored event made readable again.
+type Decoded struct {
+	Record   eventstore.RecordedEvent
+	Metadata Metadata
+	Event    domain.Event
+	// Erased says the customer's data key was destroyed: the personal
+	// fields of Event are empty.
+	Erased bool
+}
+
+// Decode parses, upcasts and decrypts a stored event.
+func (c *Codec) Decode(ctx context.Context, rec eventstore.RecordedEvent) (Decoded, error) {
+	d := Decoded{Record: rec}
+	if len(rec.Metadata) > 0 {
+		if err := json.Unmarshal(rec.Metadata, &d.Metadata); err != nil {
+			return d, fmt.Errorf("eventcodec: metadata of %s@%d: %w", rec.Stream, rec.Revision, err)
+		}
+	}
+	e, err := c.registry.Decode(rec.Type, rec.Data)
+	if err != nil {
+		return d, fmt.Errorf("eventcodec: %s@%d: %w", rec.Stream, rec.Revision, err)
+	}
+	if hasPersonalFields(e) {
+		if e, err = c.decrypt(ctx, &d, e); err != nil {
+			return d, fmt.Errorf("eventcodec: decrypt %s@%d: %w", rec.Stream, rec.Revision, err)
+		}
+	}
+	d.Event = e
+	return d, nil
+}
+
+// decrypt returns a copy of e with its personal fields in clear, or empty
+// (and d.Erased set) when the customer's key was destroyed.
+func (c *Codec) decrypt(ctx context.Context, d *Decoded, e domain.Event) (domain.Event, error) {
+	customerID := d.Metadata.CustomerID
+	if customerID == uuid.Nil {
+		customerID, _ = domain.CustomerIDFromStream(d.Record.Stream)
+	}
+	var key []byte
+	return domain.RewritePersonalFields(e, func(stored string) (string, error) {
+		if !IsEncrypted(stored) {
+			return stored, nil
+		}
+		if key == nil && !d.Erased {
+			k, err := c.keys.DataKey(ctx, customerID, false)
+			switch {
+			case errors.Is(err, ErrKeyDestroyed):
+				d.Erased = true
+			case err != nil:
+				return "", fmt.Errorf("data key: %w", err)
+			default:
+				key = k
+			}
+		}
+		if d.Erased {
+			return "", nil
+		}
+		return decrypt(key, customerID, stored)
+	})
+}
+
+// chainHash is SHA-256 over a length-prefixed encoding of the previous hash,
+// the event's place (stream, revision), identity (id, type), payload bytes
+// and metadata (with Hash blank). Length prefixes make the encoding
+// unambiguous, so no two different events share an input.
+func chainHash(rec eventstore.RecordedEvent, meta Metadata) (string, error) {
+	meta.Hash = ""
+	metaJSON, err := json.Marshal(meta)
+	if err != nil {
+		return "", fmt.Errorf("eventcodec: marshal metadata: %w", err)
+	}
+	h := sha256.New()
+	write := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	h.Write([]byte("rapport-chain-v1"))
+	write([]byte(meta.PrevHash))
+	write([]byte(rec.Stream))
+	write([]byte(strconv.FormatUint(rec.Revision, 10)))
+	write(rec.ID[:])
+	write([]byte(rec.Type))
+	write(rec.Data)
+	write(metaJSON)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// LinkError describes the first event of a stream whose hash does not
+// follow from the events before it.
+type LinkError struct {
+	Revision uint64
+	EventID  uuid.UUID
+	Reason   string
+}
+
+func (e *LinkError) Error() string {
+	return fmt.Sprintf("eventcodec: chain broken at revision %d (event %s): %s", e.Revision, e.EventID, e.Reason)
+}
+
+// Verifier recomputes a stream's hash chain one event at a time, so that a
+// history of any length is checked in constant memory.
+type Verifier struct {
+	next     uint64
+	prevHash string
+	// LastHash is the hash of the last event verified.
+	LastHash string
+}
+
+// Verify checks the next event of the stream; it returns a *LinkError for
+// the first event that does not chain.
+func (v *Verifier) Verify(rec eventstore.RecordedEvent) error {
+	fail := func(reason string) error { return &LinkError{Revision: rec.Revision, EventID: rec.ID, Reason: reason} }
+	if rec.Revision != v.next {
+		return fail(fmt.Sprintf("revision %d follows revision %d: an event is missing or out of place", rec.Revision, int64(v.next)-1))
+	}
+	var meta Metadata
+	if err := json.Unmarshal(rec.Metadata, &meta); err != nil {
+		return fail("metadata is not readable: " + err.Error())
+	}
+	if meta.PrevHash != v.prevHash {
+		return fail("its previous hash does not match the event before it")
+	}
+	want, err := chainHash(rec, meta)
+	if err != nil {
+		return err
+	}
+	if meta.Hash != want {
+		return fail("its content does not match its hash")
+	}
+	v.next++
+	v.prevHash = meta.Hash
+	v.LastHash = meta.Hash
+	return nil
+}
