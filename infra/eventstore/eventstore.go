@@ -151,6 +151,14 @@ type Subscription interface {
 	Close() error
 }
 
+// Buffered is implemented by subscriptions that can tell how many messages
+// Next would return without waiting. Consumers use it to size batches: keep
+// collecting while more is buffered, commit when the subscription would
+// block.
+type Buffered interface {
+	Buffered() int
+}
+
 // MessageKind says what a subscription message carries.
 type MessageKind int
 

@@ -585,6 +585,9 @@ func (sub *subscription) sleep(ctx context.Context, d time.Duration, woken <-cha
 	return sub.done(ctx)
 }
 
+// Buffered implements eventstore.Buffered.
+func (sub *subscription) Buffered() int { return len(sub.pending) }
+
 // Close implements eventstore.Subscription.
 func (sub *subscription) Close() error {
 	sub.cancel(eventstore.ErrSubscriptionClosed)
