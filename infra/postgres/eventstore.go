@@ -211,24 +211,31 @@ func (s *EventStore) ReadStream(ctx context.Context, stream string, opts eventst
 	if opts.Direction == eventstore.Backwards {
 		query = `SELECT ` + eventColumns + ` FROM eventstore.events WHERE stream = $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3`
 	}
-	rows, err := s.pool.Query(ctx, query, stream, clampInt64(opts.From), opts.Limit)
-	if err != nil {
-		return nil, classify("read stream", err)
-	}
-	events, err := collectEvents(rows)
-	if err != nil {
-		return nil, classify("read stream", err)
-	}
-	if len(events) == 0 {
-		var exists bool
-		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM eventstore.events WHERE stream = $1)`, stream).Scan(&exists); err != nil {
+	read := func() ([]eventstore.RecordedEvent, error) {
+		rows, err := s.pool.Query(ctx, query, stream, clampInt64(opts.From), opts.Limit)
+		if err != nil {
 			return nil, classify("read stream", err)
 		}
-		if !exists {
-			return nil, fmt.Errorf("%w: %s", eventstore.ErrStreamNotFound, stream)
+		events, err := collectEvents(rows)
+		if err != nil {
+			return nil, classify("read stream", err)
 		}
+		return events, nil
 	}
-	return events, nil
+	events, err := read()
+	if err != nil || len(events) > 0 {
+		return events, err
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM eventstore.events WHERE stream = $1)`, stream).Scan(&exists); err != nil {
+		return nil, classify("read stream", err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("%w: %s", eventstore.ErrStreamNotFound, stream)
+	}
+	// The stream's first events may have committed between the two
+	// statements: read again with a snapshot that sees them.
+	return read()
 }
 
 // ReadAll implements eventstore.Store. It reads below the horizon only, so
