@@ -1,0 +1,31 @@
+# The two commands of the README: `make run` and `make test`. Both find or
+# start PostgreSQL themselves (see infra/pgboot).
+
+GO ?= go
+# Fuzz time per target in `make test`; raise it for a longer hunt.
+FUZZTIME ?= 5s
+
+.PHONY: run test build vet fuzz bench clean
+
+build:
+	$(GO) build -o bin/rapport ./cmd/rapport
+
+# A development instance on http://localhost:8080 with the embedded
+# Postgres event store; prints an admin API key.
+run: build
+	./bin/rapport dev
+
+# The whole suite. DATABASE_URL, if set, names the server to test against.
+test: build vet
+	./bin/rapport devdb -- $(GO) test -count=1 -timeout 20m ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+
+# Benchmarks of the event stores and the command side.
+bench: build
+	./bin/rapport devdb -- $(GO) test -run XXX -bench . -benchtime 2s ./infra/postgres/ ./infra/esdb/ ./commands/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rapport-crm/rapport/infra/app"
+)
+
+// flagSet returns a flag set whose usage lists each flag with the
+// environment variable that also sets it.
+func flagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: rapport %s [flags]\n\n%s\n\nFlags (each also read from the environment variable in brackets):\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func envString(name, fallback string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return fallback
+}
+
+func envBool(name string, fallback bool) bool {
+	if v, err := strconv.ParseBool(os.Getenv(name)); err == nil {
+		return v
+	}
+	return fallback
+}
+
+func envFloat(name string, fallback float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return v
+	}
+	return fallback
+}
+
+func envInt(name string, fallback int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return fallback
+}
+
+func envDuration(name string, fallback time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return fallback
+}
+
+// serviceFlags are the settings of a running service (serve, dev, project).
+type serviceFlags struct {
+	databaseURL     string
+	eventStore      string
+	addr            string
+	masterKey       string
+	publicMetrics   bool
+	rateLimit       float64
+	rateBurst       int
+	maxBodyBytes    int
+	minPositionWait time.Duration
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+}
+
+func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
+	if withDatabase {
+		fs.StringVar(&f.databaseURL, "database-url", envString("DATABASE_URL", ""), "PostgreSQL URL for read models, keys and the embedded event store [DATABASE_URL]")
+	}
+	fs.StringVar(&f.eventStore, "event-store", envString("RAPPORT_EVENT_STORE", "postgres"), "event store: postgres (embedded) or an EventStoreDB URL such as esdb://localhost:2113?tls=false [RAPPORT_EVENT_STORE]")
+	fs.StringVar(&f.addr, "addr", envString("RAPPORT_ADDR", ":8080"), "HTTP listen address [RAPPORT_ADDR]")
+	fs.StringVar(&f.masterKey, "master-key", envString("RAPPORT_MASTER_KEY", ""), "base64 of 32 random bytes wrapping the customers' data keys (openssl rand -base64 32) [RAPPORT_MASTER_KEY]")
+	fs.BoolVar(&f.publicMetrics, "public-metrics", envBool("RAPPORT_PUBLIC_METRICS", false), "serve /metrics without an API key [RAPPORT_PUBLIC_METRICS]")
+	fs.Float64Var(&f.rateLimit, "rate-limit", envFloat("RAPPORT_RATE_LIMIT", 200), "requests per second per API key, sustained [RAPPORT_RATE_LIMIT]")
+	fs.IntVar(&f.rateBurst, "rate-burst", envInt("RAPPORT_RATE_BURST", 400), "requests per API key in a burst [RAPPORT_RATE_BURST]")
+	fs.IntVar(&f.maxBodyBytes, "max-body-bytes", envInt("RAPPORT_MAX_BODY_BYTES", 1<<20), "largest request body accepted [RAPPORT_MAX_BODY_BYTES]")
+	fs.DurationVar(&f.minPositionWait, "min-position-wait", envDuration("RAPPORT_MIN_POSITION_WAIT", 5*time.Second), "longest wait of a query for min_position [RAPPORT_MIN_POSITION_WAIT]")
+	fs.StringVar(&f.logLevel, "log-level", envString("RAPPORT_LOG_LEVEL", "info"), "debug, info, warn or error [RAPPORT_LOG_LEVEL]")
+	fs.StringVar(&f.logFormat, "log-format", envString("RAPPORT_LOG_FORMAT", "json"), "json or text [RAPPORT_LOG_FORMAT]")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
+}
+
+func (f *serviceFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", f.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(f.logFormat) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use json or text", f.logFormat)
+}
+
+func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
+	if f.masterKey == "" {
+		return app.Config{}, fmt.Errorf("no master key: set RAPPORT_MASTER_KEY to base64 of 32 random bytes (openssl rand -base64 32)")
+	}
+	key, err := app.ParseMasterKey(f.masterKey)
+	if err != nil {
+		return app.Config{}, err
+	}
+	return app.Config{
+		DatabaseURL:     f.databaseURL,
+		EventStore:      f.eventStore,
+		Addr:            f.addr,
+		MasterKey:       key,
+		PublicMetrics:   f.publicMetrics,
+		RateLimit:       f.rateLimit,
+		RateBurst:       f.rateBurst,
+		MaxBodyBytes:    int64(f.maxBodyBytes),
+		MinPositionWait: f.minPositionWait,
+		ServeHTTP:       true,
+		Logger:          logger,
+	}, nil
+}

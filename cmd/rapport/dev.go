@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rapport-crm/rapport/infra/app"
+	"github.com/rapport-crm/rapport/infra/pgboot"
+	"github.com/rapport-crm/rapport/infra/postgres"
+)
+
+// devAdminKeyName names the admin key that each `rapport dev` replaces.
+const devAdminKeyName = "dev-admin"
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flagSet("dev", "Runs a development instance: PostgreSQL from DATABASE_URL, localhost:5432 or a cluster\nit starts in --data-dir (installing PostgreSQL if it must), the embedded event store,\nand a fresh admin API key printed at start.", stderr)
+	var f serviceFlags
+	f.register(fs, false)
+	dataDir := fs.String("data-dir", envString("RAPPORT_DATA_DIR", ".data"), "where the development cluster and master key live [RAPPORT_DATA_DIR]")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if f.logFormat == "json" && os.Getenv("RAPPORT_LOG_FORMAT") == "" {
+		f.logFormat = "text" // readable in a terminal
+	}
+	logger, err := f.logger(stderr)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	server, err := pgboot.Ensure(ctx, pgboot.Config{
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		DataDir:     filepath.Join(dir, "postgres"),
+		Logger:      logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := server.Stop(context.WithoutCancel(ctx)); err != nil {
+			logger.Warn("rapport: stop PostgreSQL", "err", err)
+		}
+	}()
+	f.databaseURL = server.URL
+	if os.Getenv("DATABASE_URL") == "" {
+		if f.databaseURL, err = pgboot.CreateDatabase(ctx, server.URL, "rapport"); err != nil {
+			return err
+		}
+	}
+	if f.masterKey == "" {
+		if f.masterKey, err = devMasterKey(filepath.Join(dir, "master.key")); err != nil {
+			return err
+		}
+	}
+	cfg, err := f.appConfig(logger)
+	if err != nil {
+		return err
+	}
+	m, err := app.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err := m.Close(context.WithoutCancel(ctx)); err != nil {
+			logger.Warn("rapport: close", "err", err)
+		}
+	}()
+	if err := m.APIKeys.Revoke(ctx, devAdminKeyName); err != nil && !errors.Is(err, postgres.ErrAPIKeyNotFound) {
+		return err
+	}
+	_, secret, err := m.APIKeys.Create(ctx, devAdminKeyName, []string{"admin"})
+	if err != nil {
+		return err
+	}
+	url := m.HTTP.URL()
+	fmt.Fprintf(stdout, `
+Rapport is running (development instance)
+
+  HTTP API      %s   (OpenAPI: %s/openapi.json)
+  PostgreSQL    %s
+                %s
+  Event store   %s
+  Master key    %s
+  Admin API key %s   (name %q; replaced at every start)
+
+Try:
+  export RAPPORT_KEY=%s
+  curl -s -H "Authorization: Bearer $RAPPORT_KEY" -H 'Content-Type: application/json' \
+       -d '{"name":"Ada Lovelace","email":"ada@example.com"}' %s/v1/customers
+
+Stop with Ctrl-C.
+`, url, url, server.Source, pgboot.Redact(f.databaseURL), cfg.EventStore, masterKeySource(f, dir), secret, devAdminKeyName, secret, url)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nRapport: stopping")
+	return nil
+}
+
+func masterKeySource(f serviceFlags, dir string) string {
+	if os.Getenv("RAPPORT_MASTER_KEY") != "" {
+		return "from RAPPORT_MASTER_KEY"
+	}
+	return filepath.Join(dir, "master.key") + " (development only)"
+}
+
+// devMasterKey reads the development master key, making it on first use.
+// Losing it makes every customer's personal data unreadable, exactly as
+// erasure would: fine for development, never for production.
+func devMasterKey(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	encoded := base64.StdEncoding.EncodeToString(key)
+	if err := os.WriteFile(path, []byte(encoded+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save the development master key: %w", err)
+	}
+	return encoded, nil
+}

@@ -1,0 +1,244 @@
+// Package app assembles Rapport from its parts: the database, the event
+// store chosen by configuration, the command side, the projections and the
+// HTTP server. The rapport command and the end-to-end tests both run the
+// service through Main, so that what is tested is what runs.
+package app
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rapport-crm/rapport/commands"
+	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/infra/esdb"
+	"github.com/rapport-crm/rapport/infra/eventcodec"
+	"github.com/rapport-crm/rapport/infra/eventstore"
+	rhttp "github.com/rapport-crm/rapport/infra/http"
+	"github.com/rapport-crm/rapport/infra/postgres"
+)
+
+// Config is the service's configuration; cmd/rapport fills it from flags
+// and environment variables, which document each field.
+type Config struct {
+	// DatabaseURL is the PostgreSQL database for read models, keys and
+	// (with the embedded store) events.
+	DatabaseURL string
+	// EventStore is "postgres" (embedded, the default) or an EventStoreDB
+	// connection string (esdb://…).
+	EventStore string
+	// Addr is the HTTP listen address.
+	Addr string
+	// MasterKey wraps the customers' data keys: 32 bytes.
+	MasterKey []byte
+	// HTTP limits; zero values take the http package's defaults.
+	PublicMetrics   bool
+	RateLimit       float64
+	RateBurst       int
+	MaxBodyBytes    int64
+	MinPositionWait time.Duration
+	// ServeHTTP starts the HTTP server (false for `rapport project`).
+	ServeHTTP bool
+	Logger    *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.EventStore == "" {
+		c.EventStore = "postgres"
+	}
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.DatabaseURL == "":
+		return errors.New("app: DATABASE_URL is required")
+	case len(c.MasterKey) != 32:
+		return fmt.Errorf("app: the master key must be 32 bytes (base64 of 32 random bytes), got %d", len(c.MasterKey))
+	case c.EventStore != "postgres" && !strings.HasPrefix(c.EventStore, "esdb://") && !strings.HasPrefix(c.EventStore, "esdb+discover://"):
+		return fmt.Errorf("app: unknown event store %q: use postgres or an esdb:// URL", c.EventStore)
+	}
+	return nil
+}
+
+// ParseMasterKey decodes a base64 master key.
+func ParseMasterKey(s string) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("app: master key is not base64: %w", err)
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("app: master key must decode to 32 bytes, got %d", len(key))
+	}
+	return key, nil
+}
+
+// Main is the running service.
+type Main struct {
+	cfg Config
+
+	Pool     *pgxpool.Pool
+	Store    eventstore.Store
+	Keyring  *postgres.Keyring
+	APIKeys  *postgres.APIKeys
+	Codec    *eventcodec.Codec
+	Commands commands.Handler
+	HTTP     *rhttp.Server
+	Registry *prometheus.Registry
+
+	closers []func(context.Context) error
+}
+
+// New returns the service, not yet running.
+func New(cfg Config) (*Main, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Main{cfg: cfg}, nil
+}
+
+// Open connects to everything and starts serving. On error, what was
+// opened is closed again.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = m.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	logger := m.cfg.Logger
+	if m.Pool, err = postgres.OpenPool(ctx, m.cfg.DatabaseURL); err != nil {
+		return err
+	}
+	m.closers = append(m.closers, func(context.Context) error { m.Pool.Close(); return nil })
+	if err := postgres.Migrate(ctx, m.Pool, logger); err != nil {
+		return err
+	}
+	if err := m.openEventStore(ctx); err != nil {
+		return err
+	}
+	if m.Keyring, err = postgres.NewKeyring(m.Pool, m.cfg.MasterKey, postgres.KeyringConfig{}); err != nil {
+		return err
+	}
+	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring)
+	m.APIKeys = postgres.NewAPIKeys(m.Pool)
+	customers, err := commands.NewCustomers(commands.Config{
+		Store:  m.Store,
+		Codec:  m.Codec,
+		Emails: postgres.NewEmailRegistry(m.Pool, m.cfg.MasterKey),
+		Keys:   m.Keyring,
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	m.Commands = commands.Decorate(customers, commands.WithLogging(logger))
+
+	m.Registry = prometheus.NewRegistry()
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if !m.cfg.ServeHTTP {
+		return nil
+	}
+	m.HTTP, err = rhttp.NewServer(rhttp.Config{
+		Addr:            m.cfg.Addr,
+		Commands:        m.Commands,
+		Keys:            apiKeyAuthenticator{m.APIKeys},
+		Registry:        m.Registry,
+		PublicMetrics:   m.cfg.PublicMetrics,
+		RateLimit:       m.cfg.RateLimit,
+		RateBurst:       m.cfg.RateBurst,
+		MaxBodyBytes:    m.cfg.MaxBodyBytes,
+		MinPositionWait: m.cfg.MinPositionWait,
+		Readiness: []rhttp.Check{
+			{Name: "postgres", Check: m.Pool.Ping},
+			{Name: "event store", Check: m.pingEventStore},
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.HTTP.Open(); err != nil {
+		return err
+	}
+	m.closers = append(m.closers, m.HTTP.Close)
+	logger.Info("rapport: serving", "url", m.HTTP.URL(), "event_store", m.eventStoreName())
+	return nil
+}
+
+func (m *Main) openEventStore(ctx context.Context) error {
+	if m.cfg.EventStore != "postgres" {
+		store, err := esdb.New(esdb.Config{ConnectionString: m.cfg.EventStore, Logger: m.cfg.Logger})
+		if err != nil {
+			return err
+		}
+		m.Store = store
+		m.closers = append(m.closers, func(context.Context) error { return store.Close() })
+		return nil
+	}
+	store, err := postgres.NewEventStore(m.Pool, postgres.EventStoreConfig{Logger: m.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	m.Store = store
+	m.closers = append(m.closers, func(context.Context) error { store.Close(); return nil })
+	return nil
+}
+
+func (m *Main) eventStoreName() string {
+	if m.cfg.EventStore == "postgres" {
+		return "postgres (embedded)"
+	}
+	return "eventstoredb"
+}
+
+// pingEventStore checks that the event store answers a read.
+func (m *Main) pingEventStore(ctx context.Context) error {
+	_, err := m.Store.ReadAll(ctx, eventstore.ReadAllOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+	return err
+}
+
+// Close stops serving (letting requests in flight finish) and disconnects,
+// in the reverse order of Open.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		if err := m.closers[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
+
+// apiKeyAuthenticator adapts the key store to the HTTP layer.
+type apiKeyAuthenticator struct{ keys *postgres.APIKeys }
+
+func (a apiKeyAuthenticator) Authenticate(ctx context.Context, secret string) (rhttp.Principal, error) {
+	key, err := a.keys.Authenticate(ctx, secret)
+	if errors.Is(err, postgres.ErrInvalidAPIKey) {
+		return rhttp.Principal{}, rhttp.ErrUnauthenticated
+	}
+	if err != nil {
+		return rhttp.Principal{}, err
+	}
+	roles := make([]rhttp.Role, len(key.Roles))
+	for i, r := range key.Roles {
+		roles[i] = rhttp.Role(r)
+	}
+	return rhttp.Principal{Name: key.Name, Roles: roles}, nil
+}

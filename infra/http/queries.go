@@ -1,0 +1,6 @@
+package http
+
+// queryRoutes lists the query endpoints.
+func (s *Server) queryRoutes() []Route {
+	return nil
+}

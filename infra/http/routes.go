@@ -1,0 +1,29 @@
+package http
+
+import (
+	_ "embed"
+	"net/http"
+)
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// routeTable is every endpoint with who may call it. Tests walk it to check
+// the whole role matrix and the OpenAPI document against it.
+func (s *Server) routeTable() []Route {
+	routes := []Route{
+		{Name: "healthz", Method: http.MethodGet, Path: "/healthz", Public: true, handler: s.healthz},
+		{Name: "readyz", Method: http.MethodGet, Path: "/readyz", Public: true, handler: s.readyz},
+		{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Public: s.cfg.PublicMetrics, Roles: []Role{RoleAdmin}, handler: s.metricsHandler()},
+		{Name: "openapi", Method: http.MethodGet, Path: "/openapi.json", handler: serveOpenAPI},
+	}
+	routes = append(routes, s.commandRoutes()...)
+	routes = append(routes, s.queryRoutes()...)
+	return routes
+}
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(openAPIDocument)
+	return err
+}

@@ -1,0 +1,239 @@
+// Package http is Rapport's HTTP interface: the command and query API
+// under /v1, problem+json errors, API-key authentication with roles, rate
+// limits, metrics and health. It translates between HTTP and the
+// application layer and holds no business rule.
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rapport-crm/rapport/commands"
+)
+
+// Config configures the server. Zero values take the documented defaults.
+type Config struct {
+	// Addr is where to listen. Default ":8080".
+	Addr string
+	// Commands handles every command.
+	Commands commands.Handler
+	// Keys authenticates API keys.
+	Keys Authenticator
+	// Readiness lists what /readyz checks.
+	Readiness []Check
+	// Registry receives the HTTP metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// PublicMetrics serves /metrics without a key (for a scraper inside
+	// the network). Default false: /metrics needs an admin key.
+	PublicMetrics bool
+	// MaxBodyBytes bounds request bodies. Default 1 MiB.
+	MaxBodyBytes int64
+	// RateLimit is each key's sustained requests per second, RateBurst its
+	// burst. Defaults 200 and 400.
+	RateLimit float64
+	RateBurst int
+	// MinPositionWait bounds how long a query waits for min_position.
+	// Default 5 s.
+	MinPositionWait time.Duration
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound
+	// slow clients. Defaults 5 s, 30 s, 60 s, 120 s. Streaming answers
+	// extend their own write deadline.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	Logger            *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 200
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = 400
+	}
+	if c.MinPositionWait == 0 {
+		c.MinPositionWait = 5 * time.Second
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 5 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 60 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Commands == nil:
+		return errors.New("http: Commands is required")
+	case c.Keys == nil:
+		return errors.New("http: Keys is required")
+	case c.MaxBodyBytes < 1 || c.RateLimit <= 0 || c.RateBurst < 1:
+		return errors.New("http: MaxBodyBytes, RateLimit and RateBurst must be positive")
+	}
+	return nil
+}
+
+// Check is one readiness check.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Server serves the API.
+type Server struct {
+	cfg      Config
+	logger   *slog.Logger
+	router   *mux.Router
+	routes   []Route
+	limiter  *keyLimiter
+	metrics  *httpMetrics
+	server   *http.Server
+	listener net.Listener
+}
+
+// NewServer builds the server; Open starts it.
+func NewServer(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger, router: mux.NewRouter(), limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst)}
+	var err error
+	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
+		return nil, err
+	}
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.router.Handle(rt.Path, s.wrap(rt)).Methods(rt.Method).Name(rt.Name)
+	}
+	s.router.NotFoundHandler = s.fallback(http.StatusNotFound, "route_not_found", "no such endpoint")
+	s.router.MethodNotAllowedHandler = s.fallback(http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not take this method")
+	s.server = &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Handler returns the server's handler, for tests that drive it directly.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Routes returns the route table (the role-matrix test walks it).
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+// Open starts listening and serving in the background.
+func (s *Server) Open() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("http: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.listener = ln
+	go func() {
+		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("http: serve", "err", err)
+		}
+	}()
+	return nil
+}
+
+// URL is where the server listens, once open.
+func (s *Server) URL() string {
+	addr := s.listener.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return fmt.Sprintf("http://%s", net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+}
+
+// Close stops accepting requests and waits, up to ctx, for those in flight.
+func (s *Server) Close(ctx context.Context) error {
+	if err := s.server.Shutdown(ctx); err != nil {
+		return fmt.Errorf("http: shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) fallback(status int, reason, detail string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = withRequestIDs(w, r)
+		s.writeError(w, r, newProblem(status, reason, detail))
+	})
+}
+
+// metricsHandler serves the Prometheus registry.
+func (s *Server) metricsHandler() handlerFunc {
+	h := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry})
+	return func(w http.ResponseWriter, r *http.Request) error {
+		h.ServeHTTP(w, r)
+		return nil
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readyz answers 200 when every check passes, 503 naming those that fail.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	type result struct {
+		Name  string `json:"name"`
+		OK    bool   `json:"ok"`
+		Error string `json:"error,omitempty"`
+	}
+	results := make([]result, len(s.cfg.Readiness))
+	ready := true
+	for i, c := range s.cfg.Readiness {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		err := c.Check(ctx)
+		cancel()
+		results[i] = result{Name: c.Name, OK: err == nil}
+		if err != nil {
+			results[i].Error = err.Error()
+			ready = false
+		}
+	}
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": ready, "checks": results})
+	return nil
+}
