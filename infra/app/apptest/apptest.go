@@ -1,0 +1,176 @@
+// Package apptest runs the whole service for end-to-end tests: a fresh
+// database, the real event store, the HTTP server on a free port, and an API
+// key for every role.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rapport-crm/rapport/infra/app"
+	"github.com/rapport-crm/rapport/infra/pgtest"
+)
+
+// Main is a running service under test.
+type Main struct {
+	*app.Main
+	// URL is the HTTP server's base URL.
+	URL string
+	// DatabaseURL is the test's own database.
+	DatabaseURL string
+	// Keys holds an API key per role name (writer, analyst, auditor,
+	// admin); each key is named after its role.
+	Keys   map[string]string
+	Client *http.Client
+}
+
+// MustOpen starts the service on a fresh database; it stops at cleanup.
+// Options adjust the configuration before it starts.
+func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
+	tb.Helper()
+	master := make([]byte, 32)
+	if _, err := rand.Read(master); err != nil {
+		tb.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("RAPPORT_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	cfg := app.Config{
+		DatabaseURL: pgtest.NewDatabase(tb),
+		Addr:        "127.0.0.1:0",
+		MasterKey:   master,
+		ServeHTTP:   true,
+		RateLimit:   100_000,
+		RateBurst:   100_000,
+		Logger:      logger,
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	m, err := app.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := m.Open(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.Close(ctx); err != nil {
+			tb.Errorf("close: %v", err)
+		}
+	})
+	main := &Main{Main: m, DatabaseURL: cfg.DatabaseURL, Keys: map[string]string{}, Client: &http.Client{Timeout: 30 * time.Second}}
+	if m.HTTP != nil {
+		main.URL = m.HTTP.URL()
+	}
+	for _, role := range []string{"writer", "analyst", "auditor", "admin"} {
+		_, secret, err := m.APIKeys.Create(ctx, role, []string{role})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		main.Keys[role] = secret
+	}
+	return main
+}
+
+// Response is an HTTP answer, read whole.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v.
+func (r *Response) JSON(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		tb.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// Map decodes the body as a JSON object.
+func (r *Response) Map(tb testing.TB) map[string]any {
+	tb.Helper()
+	var m map[string]any
+	r.JSON(tb, &m)
+	return m
+}
+
+// Request describes a request for Do.
+type Request struct {
+	Method string
+	Path   string
+	// Key is the API key; empty sends none.
+	Key string
+	// Body is sent as JSON unless it is a []byte or string (sent as is).
+	Body any
+	// Header adds headers; Content-Type defaults to application/json when
+	// there is a body.
+	Header map[string]string
+}
+
+// Do sends a request and reads the whole answer.
+func (m *Main) Do(tb testing.TB, req Request) *Response {
+	tb.Helper()
+	var body io.Reader
+	switch b := req.Body.(type) {
+	case nil:
+	case []byte:
+		body = bytes.NewReader(b)
+	case string:
+		body = bytes.NewReader([]byte(b))
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	r, err := http.NewRequest(req.Method, m.URL+req.Path, body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if body != nil {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if req.Key != "" {
+		r.Header.Set("Authorization", "Bearer "+req.Key)
+	}
+	for k, v := range req.Header {
+		r.Header.Set(k, v)
+	}
+	resp, err := m.Client.Do(r)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", req.Method, req.Path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// Post sends a JSON body as the writer.
+func (m *Main) Post(tb testing.TB, path string, body any) *Response {
+	tb.Helper()
+	return m.Do(tb, Request{Method: http.MethodPost, Path: path, Key: m.Keys["writer"], Body: body})
+}
+
+// Get reads as the given role.
+func (m *Main) Get(tb testing.TB, role, path string) *Response {
+	tb.Helper()
+	return m.Do(tb, Request{Method: http.MethodGet, Path: path, Key: m.Keys[role]})
+}
