@@ -23,10 +23,6 @@ CREATE TABLE eventstore.events (
     CONSTRAINT events_revision_check CHECK (revision >= 0)
 );
 
--- Finds an event id within a stream for idempotent retries with any
--- expected revision.
-CREATE INDEX events_event_id_idx ON eventstore.events (event_id);
-
 -- horizon is the first position that a transaction still in flight could
 -- write. Everything below it is final: no append can commit there any more.
 -- +goose StatementBegin
