@@ -18,6 +18,11 @@ run: build
 # The whole suite. DATABASE_URL, if set, names the server to test against.
 test: build vet
 	./bin/rapport devdb -- $(GO) test -count=1 -timeout 20m ./...
+	FUZZTIME=$(FUZZTIME) ./.ci/fuzz
+
+# Every fuzz target for FUZZTIME each.
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./.ci/fuzz
 
 vet:
 	$(GO) vet ./...

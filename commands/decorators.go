@@ -48,17 +48,55 @@ func WithLogging(logger *slog.Logger) Decorator {
 				"correlation_id", req.CorrelationID,
 				"duration", time.Since(start),
 			}
-			var domainErr *domain.Error
-			var mismatch *RevisionMismatchError
-			switch {
-			case err == nil:
-				logger.DebugContext(ctx, "command handled", append(attrs, "revision", res.Revision, "appended", res.Appended, "replayed", res.Replayed)...)
-			case errors.As(err, &domainErr), errors.As(err, &mismatch), errors.Is(err, ErrIdempotencyKeyReused):
+			switch Outcome(res, err) {
+			case "failed":
+				logger.ErrorContext(ctx, "command failed", append(attrs, "err", err)...)
+			case "refused":
 				logger.DebugContext(ctx, "command refused", append(attrs, "reason", err)...)
 			default:
-				logger.ErrorContext(ctx, "command failed", append(attrs, "err", err)...)
+				logger.DebugContext(ctx, "command handled", append(attrs, "revision", res.Revision, "appended", res.Appended, "replayed", res.Replayed)...)
 			}
 			return res, err
 		})
 	}
+}
+
+// Metrics records what the command side does; infra/app implements it
+// with Prometheus. It is declared here, where it is used, so the
+// application layer does not depend on a metrics library.
+type Metrics interface {
+	// CommandHandled records one command: its name, outcome (accepted,
+	// noop, replayed, refused or failed) and duration.
+	CommandHandled(command, outcome string, d time.Duration)
+	// Appended records one append to the event store.
+	Appended(events int, d time.Duration, err error)
+}
+
+// WithMetrics records each command's outcome and duration.
+func WithMetrics(m Metrics) Decorator {
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, req Request) (Result, error) {
+			start := time.Now()
+			res, err := next.Handle(ctx, req)
+			m.CommandHandled(CommandName(req.Command), Outcome(res, err), time.Since(start))
+			return res, err
+		})
+	}
+}
+
+// Outcome names how a command ended, for logs and metrics.
+func Outcome(res Result, err error) string {
+	var domainErr *domain.Error
+	var mismatch *RevisionMismatchError
+	switch {
+	case err == nil && res.Replayed:
+		return "replayed"
+	case err == nil && res.Appended == 0:
+		return "noop"
+	case err == nil:
+		return "accepted"
+	case errors.As(err, &domainErr), errors.As(err, &mismatch), errors.Is(err, ErrIdempotencyKeyReused), errors.Is(err, ErrTooManyConflicts):
+		return "refused"
+	}
+	return "failed"
 }

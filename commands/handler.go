@@ -114,6 +114,8 @@ type Config struct {
 	Codec  *eventcodec.Codec
 	Emails EmailRegistry
 	Keys   KeyShredder
+	// Metrics records appends; optional.
+	Metrics Metrics
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// MaxConflictRetries bounds how often an unconditional command is
@@ -188,7 +190,7 @@ func (h *Customers) Handle(ctx context.Context, req Request) (Result, error) {
 	if req.CommandID == uuid.Nil {
 		return Result{}, errors.New("commands: request without command id")
 	}
-	cmd, created := withDerivedIDs(req.Command, req.CommandID)
+	cmd, created := WithDerivedIDs(req.Command, req.CommandID)
 	customerID := req.CustomerID
 	if _, ok := cmd.(domain.RegisterCustomer); ok {
 		customerID = created
@@ -274,7 +276,11 @@ func (h *Customers) handleOnce(ctx context.Context, customerID uuid.UUID, cmd do
 	if entry.revision >= 0 {
 		expected = eventstore.Exact(uint64(entry.revision))
 	}
+	appendStart := time.Now()
 	appended, err := h.cfg.Store.Append(ctx, batch.Stream, expected, data)
+	if h.cfg.Metrics != nil {
+		h.cfg.Metrics.Appended(len(data), time.Since(appendStart), err)
+	}
 	if err != nil {
 		if !errors.Is(err, eventstore.ErrUnavailable) {
 			// The append certainly did not happen. When the store was
@@ -351,8 +357,9 @@ func createdID(commandID uuid.UUID, kind string) uuid.UUID {
 	return uuid.NewSHA1(commandID, []byte(kind))
 }
 
-// withDerivedIDs fills the ids of what the command creates.
-func withDerivedIDs(cmd domain.Command, commandID uuid.UUID) (domain.Command, uuid.UUID) {
+// WithDerivedIDs fills the ids of what the command creates, derived from
+// the command id, and returns the id created (uuid.Nil if none).
+func WithDerivedIDs(cmd domain.Command, commandID uuid.UUID) (domain.Command, uuid.UUID) {
 	switch c := cmd.(type) {
 	case domain.RegisterCustomer:
 		c.CustomerID = createdID(commandID, "customer")

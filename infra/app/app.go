@@ -136,20 +136,21 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring)
 	m.APIKeys = postgres.NewAPIKeys(m.Pool)
+	m.Registry = prometheus.NewRegistry()
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := newCommandMetrics(m.Registry)
 	customers, err := commands.NewCustomers(commands.Config{
-		Store:  m.Store,
-		Codec:  m.Codec,
-		Emails: postgres.NewEmailRegistry(m.Pool, m.cfg.MasterKey),
-		Keys:   m.Keyring,
-		Logger: logger,
+		Store:   m.Store,
+		Codec:   m.Codec,
+		Emails:  postgres.NewEmailRegistry(m.Pool, m.cfg.MasterKey),
+		Keys:    m.Keyring,
+		Metrics: metrics,
+		Logger:  logger,
 	})
 	if err != nil {
 		return err
 	}
-	m.Commands = commands.Decorate(customers, commands.WithLogging(logger))
-
-	m.Registry = prometheus.NewRegistry()
-	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Commands = commands.Decorate(customers, commands.WithLogging(logger), commands.WithMetrics(metrics))
 	if !m.cfg.ServeHTTP {
 		return nil
 	}
