@@ -118,6 +118,10 @@ type Config struct {
 	Metrics Metrics
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Timeout bounds a command's whole run, store calls included, so that
+	// an unreachable store answers "unavailable" instead of holding the
+	// caller. Default 10 s.
+	Timeout time.Duration
 	// MaxConflictRetries bounds how often an unconditional command is
 	// decided again after losing a race with another writer. Default 5.
 	MaxConflictRetries int
@@ -137,6 +141,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConflictRetries == 0 {
 		c.MaxConflictRetries = 5
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 10_000
@@ -190,6 +197,8 @@ func (h *Customers) Handle(ctx context.Context, req Request) (Result, error) {
 	if req.CommandID == uuid.Nil {
 		return Result{}, errors.New("commands: request without command id")
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
 	cmd, created := WithDerivedIDs(req.Command, req.CommandID)
 	customerID := req.CustomerID
 	if _, ok := cmd.(domain.RegisterCustomer); ok {

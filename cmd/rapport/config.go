@@ -71,6 +71,7 @@ type serviceFlags struct {
 	rateBurst       int
 	maxBodyBytes    int
 	minPositionWait time.Duration
+	commandTimeout  time.Duration
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
@@ -88,6 +89,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.IntVar(&f.rateBurst, "rate-burst", envInt("RAPPORT_RATE_BURST", 400), "requests per API key in a burst [RAPPORT_RATE_BURST]")
 	fs.IntVar(&f.maxBodyBytes, "max-body-bytes", envInt("RAPPORT_MAX_BODY_BYTES", 1<<20), "largest request body accepted [RAPPORT_MAX_BODY_BYTES]")
 	fs.DurationVar(&f.minPositionWait, "min-position-wait", envDuration("RAPPORT_MIN_POSITION_WAIT", 5*time.Second), "longest wait of a query for min_position [RAPPORT_MIN_POSITION_WAIT]")
+	fs.DurationVar(&f.commandTimeout, "command-timeout", envDuration("RAPPORT_COMMAND_TIMEOUT", 10*time.Second), "longest a command may take, store calls included, before it answers 503 [RAPPORT_COMMAND_TIMEOUT]")
 	fs.StringVar(&f.logLevel, "log-level", envString("RAPPORT_LOG_LEVEL", "info"), "debug, info, warn or error [RAPPORT_LOG_LEVEL]")
 	fs.StringVar(&f.logFormat, "log-format", envString("RAPPORT_LOG_FORMAT", "json"), "json or text [RAPPORT_LOG_FORMAT]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
@@ -126,6 +128,7 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		RateBurst:       f.rateBurst,
 		MaxBodyBytes:    int64(f.maxBodyBytes),
 		MinPositionWait: f.minPositionWait,
+		CommandTimeout:  f.commandTimeout,
 		ServeHTTP:       true,
 		Logger:          logger,
 	}, nil

@@ -45,6 +45,8 @@ type Config struct {
 	RateBurst       int
 	MaxBodyBytes    int64
 	MinPositionWait time.Duration
+	// CommandTimeout bounds each command (default 10 s).
+	CommandTimeout time.Duration
 	// ServeHTTP starts the HTTP server (false for `rapport project`).
 	ServeHTTP bool
 	Logger    *slog.Logger
@@ -145,6 +147,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Emails:  postgres.NewEmailRegistry(m.Pool, m.cfg.MasterKey),
 		Keys:    m.Keyring,
 		Metrics: metrics,
+		Timeout: m.cfg.CommandTimeout,
 		Logger:  logger,
 	})
 	if err != nil {
