@@ -5,6 +5,7 @@
 //	rapport devdb -- CMD runs CMD with DATABASE_URL set to a PostgreSQL it finds or starts (make test)
 //	rapport migrate      applies the database migrations
 //	rapport apikey       creates, lists and revokes API keys
+//	rapport audit        verifies hash chains and replays a customer's history
 //
 // Run `rapport <command> --help` for a command's flags; every flag can also
 // be set by the environment variable named in its help.
@@ -57,6 +58,7 @@ func commandList() []command {
 		{"devdb", "run a command with DATABASE_URL set to a PostgreSQL found or started (make test)", runDevDB},
 		{"migrate", "apply the database migrations", runMigrate},
 		{"apikey", "create, list and revoke API keys", runAPIKey},
+		{"audit", "verify hash chains and replay a customer's history", runAudit},
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/rapport-crm/rapport/infra/eventstore"
 	rhttp "github.com/rapport-crm/rapport/infra/http"
 	"github.com/rapport-crm/rapport/infra/postgres"
+	"github.com/rapport-crm/rapport/readmodels/audit"
 )
 
 // Config is the service's configuration; cmd/rapport fills it from flags
@@ -160,6 +161,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.HTTP, err = rhttp.NewServer(rhttp.Config{
 		Addr:            m.cfg.Addr,
 		Commands:        m.Commands,
+		Auditor:         audit.New(m.Store, m.Codec),
 		Keys:            apiKeyAuthenticator{m.APIKeys},
 		Registry:        m.Registry,
 		PublicMetrics:   m.cfg.PublicMetrics,

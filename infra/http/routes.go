@@ -19,6 +19,7 @@ func (s *Server) routeTable() []Route {
 	}
 	routes = append(routes, s.commandRoutes()...)
 	routes = append(routes, s.queryRoutes()...)
+	routes = append(routes, s.auditRoutes()...)
 	return routes
 }
 

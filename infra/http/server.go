@@ -27,6 +27,8 @@ type Config struct {
 	Addr string
 	// Commands handles every command.
 	Commands commands.Handler
+	// Auditor answers the auditors' endpoints over the event log.
+	Auditor Auditor
 	// Keys authenticates API keys.
 	Keys Authenticator
 	// Readiness lists what /readyz checks.
