@@ -50,6 +50,10 @@ type Request struct {
 	// refused with *RevisionMismatchError unless the customer is at that
 	// revision (HTTP If-Match).
 	ExpectedRevision *uint64
+	// At, when set, is the time the command is decided at instead of the
+	// clock: imports and the seed generator replay history with it. The
+	// HTTP API never sets it.
+	At time.Time
 }
 
 // Result says where the command's events are.
@@ -244,7 +248,11 @@ func (h *Customers) handleOnce(ctx context.Context, customerID uuid.UUID, cmd do
 		}
 		entry.shredded = true
 	}
-	now := h.cfg.Now()
+	recordedAt := h.cfg.Now()
+	now := recordedAt
+	if !req.At.IsZero() {
+		now = req.At
+	}
 	events, err := domain.Decide(entry.state, cmd, now)
 	if err != nil {
 		return Result{}, err
@@ -267,7 +275,7 @@ func (h *Customers) handleOnce(ctx context.Context, customerID uuid.UUID, cmd do
 		PrevHash:      entry.lastHash,
 		Metadata: eventcodec.Metadata{
 			CustomerID:    customerID,
-			RecordedAt:    now.UTC(),
+			RecordedAt:    recordedAt.UTC(),
 			Actor:         req.Actor,
 			CorrelationID: req.CorrelationID,
 			CausationID:   req.CommandID,

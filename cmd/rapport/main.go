@@ -6,6 +6,7 @@
 //	rapport migrate      applies the database migrations
 //	rapport apikey       creates, lists and revokes API keys
 //	rapport audit        verifies hash chains and replays a customer's history
+//	rapport seed         generates a realistic data set through the command layer
 //
 // Run `rapport <command> --help` for a command's flags; every flag can also
 // be set by the environment variable named in its help.
@@ -59,6 +60,7 @@ func commandList() []command {
 		{"migrate", "apply the database migrations", runMigrate},
 		{"apikey", "create, list and revoke API keys", runAPIKey},
 		{"audit", "verify hash chains and replay a customer's history", runAudit},
+		{"seed", "generate a realistic data set through the command layer", runSeed},
 	}
 }
 
