@@ -43,6 +43,7 @@ type Event struct {
 	Revision      uint64          `json:"revision"`
 	Position      uint64          `json:"position"`
 	EventID       uuid.UUID       `json:"event_id"`
+	CustomerID    uuid.UUID       `json:"customer_id"`
 	Type          string          `json:"type"`
 	SchemaVersion int             `json:"schema_version"`
 	RecordedAt    time.Time       `json:"recorded_at"`
@@ -96,7 +97,7 @@ func (a *Auditor) event(ctx context.Context, customerID uuid.UUID, rec eventstor
 		return Event{}, fmt.Errorf("audit: payload of revision %d: %w", rec.Revision, err)
 	}
 	return Event{
-		Revision: rec.Revision, Position: uint64(rec.Position), EventID: rec.ID, Type: rec.Type,
+		Revision: rec.Revision, Position: uint64(rec.Position), EventID: rec.ID, CustomerID: customerID, Type: rec.Type,
 		SchemaVersion: meta.SchemaVersion, RecordedAt: rec.RecordedAt.UTC(), OccurredAt: meta.OccurredAt,
 		Actor: meta.Actor, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
 		Data: data, Erased: erased, PrevHash: meta.PrevHash, Hash: meta.Hash,

@@ -13,6 +13,7 @@ import (
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/infra/eventstore"
 	"github.com/rapport-crm/rapport/readmodels/audit"
 )
 
@@ -121,7 +122,24 @@ func TestVerificationDetectsTampering(t *testing.T) {
 	if v, err := a.Verify(ctx, intact); err != nil || !v.Intact || *v.LastRevision != 4 || v.Events != 5 {
 		t.Fatalf("intact customer: %+v %v", v, err)
 	}
-	// The whole log, read once.
+	// The whole log, read once: once the log's readers see our last event
+	// (the Postgres store shows appends to log readers once older
+	// transactions have ended).
+	last := handle(t, m, intact, domain.LogContact{Channel: domain.ChannelEmail, Direction: domain.DirectionOutbound, Summary: "last", By: "bob"})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		head, err := m.Store.ReadAll(ctx, eventstore.ReadAllOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(head) == 1 && head[0].Position >= last.Position {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the last event never became visible in the global log")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	results := map[uuid.UUID]audit.Verification{}
 	if err := a.VerifyAll(ctx, nil, func(v audit.Verification) error { results[v.CustomerID] = v; return nil }); err != nil {
 		t.Fatal(err)
