@@ -1,6 +1,7 @@
 // Package apptest runs the whole service for end-to-end tests: a fresh
-// database, the real event store, the HTTP server on a free port, and an API
-// key for every role.
+// database, the real event store, the HTTP server on a free port, an API
+// key for every role, and a client that validates every exchange against
+// the OpenAPI document.
 package apptest
 
 import (
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rapport-crm/rapport/infra/app"
+	"github.com/rapport-crm/rapport/infra/http/openapitest"
 	"github.com/rapport-crm/rapport/infra/pgtest"
 )
 
@@ -71,7 +73,10 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 			tb.Errorf("close: %v", err)
 		}
 	})
-	main := &Main{Main: m, DatabaseURL: cfg.DatabaseURL, Keys: map[string]string{}, Client: &http.Client{Timeout: 30 * time.Second}}
+	// Every answer of every end-to-end test is checked against the OpenAPI
+	// document: the document is a contract, not a brochure.
+	client := &http.Client{Timeout: 30 * time.Second, Transport: openapitest.Wrap(tb, http.DefaultTransport)}
+	main := &Main{Main: m, DatabaseURL: cfg.DatabaseURL, Keys: map[string]string{}, Client: client}
 	if m.HTTP != nil {
 		main.URL = m.HTTP.URL()
 	}
