@@ -47,6 +47,11 @@ CREATE TABLE projections.generations (
     last_recorded_at timestamptz,
     -- For a rebuild: how many events it had to go through when it started.
     rebuild_total    bigint,
+    -- A generation being built has unlogged tables (no WAL while it is
+    -- filled; made logged before it serves). A server crash empties
+    -- unlogged tables, so a rebuild is only resumed on the server start it
+    -- began under.
+    build_server_start timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     activated_at     timestamptz,
     retired_at       timestamptz,
@@ -62,6 +67,21 @@ CREATE TABLE projections.generations (
 );
 CREATE UNIQUE INDEX generations_one_active ON projections.generations (projector) WHERE state = 'active';
 CREATE UNIQUE INDEX generations_one_building ON projections.generations (projector) WHERE state = 'building';
+
+-- Trigram indexes make the read models' substring searches fast (the
+-- customer directory's q). The extension is optional: where the server
+-- does not ship it, or the role may not create it, searches scan instead.
+-- +goose StatementBegin
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'pg_trgm not installed: %', SQLERRM;
+END
+$$;
+-- +goose StatementEnd
 
 -- +goose Down
 -- +goose StatementBegin

@@ -1,0 +1,545 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rapport-crm/rapport/infra/eventcodec"
+	"github.com/rapport-crm/rapport/infra/eventstore"
+)
+
+// generation is a row of projections.generations.
+type generation struct {
+	Number        int
+	Version       int
+	Schema        string
+	State         string
+	Checkpoint    eventstore.Position
+	EventsApplied int64
+	RebuildTotal  int64
+	// Lost: a building generation whose unlogged tables a database
+	// restart emptied.
+	Lost bool
+}
+
+// worker runs one generation of one projector: a Watermill router with one
+// handler, fed by a Subscriber that resumes from the generation's
+// checkpoint. The handler collects messages into a batch and flushes it
+// (Apply and the checkpoint in one transaction on the locked connection)
+// when the batch is full, when nothing more is ready, or on a checkpoint
+// or caught-up notice.
+//
+// While catching up, flushing is pipelined one batch deep: the handler
+// decodes the next batch while the previous one commits, so that the
+// decoding (Go) and the writing (Postgres) use both cores. A batch's
+// messages are acknowledged before it commits; that is safe because the
+// checkpoint, not the acknowledgement, is what a restart resumes from, and
+// a batch whose commit failed is kept and retried before anything else.
+type worker struct {
+	rt     *runtime
+	gen    generation
+	topic  string
+	router *message.Router
+
+	// Handler state: Watermill hands one message at a time to the handler
+	// (the subscriber waits for each ack), so only one goroutine at a time
+	// touches these.
+	cur      *batch // being collected
+	inflight *batch // sealed, committing or failed to commit
+	seen     bool
+	lastPos  eventstore.Position
+	lastKind string
+
+	mu            sync.Mutex
+	committed     eventstore.Position // checkpoint committed
+	eventsApplied int64
+	caughtUp      bool
+	failure       *PoisonError
+	endErr        error
+	active        bool // the generation serves readers; commits wake WaitForPosition
+
+	caughtUpCh chan struct{} // closed after the first caught-up notice is committed
+	done       chan struct{} // closed when the worker has stopped
+	progressed chan struct{} // signalled after each commit
+}
+
+// batch is a run of messages committed together.
+type batch struct {
+	events  []eventstore.RecordedEvent // handled events
+	counts  []int64                    // counts[i]: messages of kind event in the batch up to events[i]
+	nEvents int64                      // events (handled or not) in the batch
+	end     eventstore.Position        // position of the last message
+	endAt   time.Time                  // recorded_at of the last event
+
+	decoded   []eventcodec.Decoded // set once decoded
+	decodeErr error
+	bad       int // index of the event that failed to decode
+
+	done chan struct{} // closed when an asynchronous commit ended
+	err  error         // why the last commit attempt failed
+}
+
+func newBatch(end eventstore.Position) *batch { return &batch{end: end} }
+
+func newWorker(rt *runtime, gen generation, active bool) *worker {
+	return &worker{
+		rt: rt, gen: gen, active: active,
+		topic:      fmt.Sprintf("%s.g%d", rt.p.Name(), gen.Number),
+		committed:  gen.Checkpoint,
+		cur:        newBatch(gen.Checkpoint),
+		caughtUpCh: make(chan struct{}),
+		done:       make(chan struct{}),
+		progressed: make(chan struct{}, 1),
+	}
+}
+
+// start runs the worker's router until ctx ends or stop is called.
+func (w *worker) start(ctx context.Context) error {
+	e := w.rt.e
+	sub, err := NewSubscriber(SubscriberConfig{
+		Store:          e.cfg.Store,
+		StreamPrefixes: e.cfg.StreamPrefixes,
+		ResumeFrom: func(context.Context, string) (eventstore.Position, error) {
+			return w.checkpoint(), nil
+		},
+		NackResendSleep: e.cfg.NackResendSleep,
+		ReadAhead:       max(2*e.cfg.RebuildBatchSize, 256),
+		Logger:          e.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: e.cfg.ShutdownTimeout + time.Minute}, e.wmLogger)
+	if err != nil {
+		return fmt.Errorf("projections: router: %w", err)
+	}
+	retry := middleware.Retry{
+		MaxRetries:      e.cfg.Retry.MaxRetries,
+		InitialInterval: e.cfg.Retry.InitialInterval,
+		MaxInterval:     e.cfg.Retry.MaxInterval,
+		Multiplier:      e.cfg.Retry.Multiplier,
+		ShouldRetry:     func(p middleware.RetryParams) bool { return IsTransient(p.Err) },
+		OnRetryHook: func(n int, delay time.Duration) {
+			e.cfg.Logger.Warn("projections: retrying after a transient error", "projector", w.rt.p.Name(), "generation", w.gen.Number, "retry", n, "delay", delay)
+		},
+	}
+	router.AddMiddleware(retry.Middleware, middleware.Recoverer)
+	router.AddConsumerHandler(w.topic, w.topic, sub, w.handle)
+	w.router = router
+	go func() {
+		err := router.Run(ctx)
+		w.finish(err)
+	}()
+	select {
+	case <-router.Running():
+	case <-w.done:
+	}
+	return nil
+}
+
+// stop closes the router; the batch in hand is committed before done is
+// closed.
+func (w *worker) stop() {
+	if w.router != nil {
+		_ = w.router.Close()
+	}
+	<-w.done
+}
+
+func (w *worker) finish(routerErr error) {
+	defer close(w.done)
+	w.mu.Lock()
+	failed := w.failure != nil || w.endErr != nil
+	w.mu.Unlock()
+	if !failed {
+		ctx, cancel := context.WithTimeout(context.Background(), w.rt.e.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := w.flush(ctx, false); err != nil {
+			w.rt.e.cfg.Logger.Warn("projections: could not commit the last batch at shutdown; it will be applied again", "projector", w.rt.p.Name(), "err", err)
+		}
+	}
+	w.mu.Lock()
+	if w.endErr == nil {
+		w.endErr = routerErr
+	}
+	w.mu.Unlock()
+}
+
+// err is why the worker stopped by itself (poison, lost lock), or nil.
+func (w *worker) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failure != nil {
+		return w.failure
+	}
+	return w.endErr
+}
+
+func (w *worker) checkpoint() eventstore.Position {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.committed
+}
+
+func (w *worker) progress() (eventstore.Position, int64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.committed, w.eventsApplied, w.caughtUp
+}
+
+// batchSize is the most events of one batch.
+func (w *worker) batchSize() int64 {
+	if w.isActive() {
+		return int64(w.rt.e.cfg.BatchSize)
+	}
+	return int64(w.rt.e.cfg.RebuildBatchSize)
+}
+
+func (w *worker) isActive() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.active
+}
+
+func (w *worker) setActive() {
+	w.mu.Lock()
+	w.active = true
+	w.mu.Unlock()
+}
+
+// handle is the Watermill handler.
+func (w *worker) handle(msg *message.Message) error {
+	if err := w.err(); err != nil {
+		return err
+	}
+	pos, err := MessagePosition(msg)
+	if err != nil {
+		return w.stopOnBadMessage(msg, err)
+	}
+	kind := msg.Metadata.Get(MetadataKind)
+	// A message seen before is a redelivery (a retry of this handler or a
+	// nack): it is already in a batch.
+	fresh := !w.seen || pos > w.lastPos || (pos == w.lastPos && kind != w.lastKind)
+	if fresh {
+		w.seen, w.lastPos, w.lastKind = true, pos, kind
+		b := w.cur
+		if kind == KindEvent && pos > b.end {
+			b.nEvents++
+			if w.rt.handles[msg.Metadata.Get(MetadataName)] {
+				rec, err := RecordFromMessage(msg)
+				if err != nil {
+					return w.stopOnBadMessage(msg, err)
+				}
+				b.events = append(b.events, rec)
+				b.counts = append(b.counts, b.nEvents)
+			}
+			if at, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetadataRecordedAt)); err == nil {
+				b.endAt = at
+			}
+		}
+		if pos > b.end {
+			b.end = pos
+		}
+	}
+	more := kind == KindEvent && msg.Metadata.Get(MetadataMore) == "true"
+	if more && w.cur.nEvents < w.batchSize() {
+		return nil
+	}
+	// A full batch with more to come commits in the background while the
+	// next one is collected; otherwise commit now, so that a live event is
+	// visible as soon as it is handled.
+	if err := w.flush(msg.Context(), more); err != nil {
+		return err
+	}
+	if kind == KindCaughtUp {
+		w.mu.Lock()
+		if !w.caughtUp {
+			w.caughtUp = true
+			close(w.caughtUpCh)
+		}
+		w.mu.Unlock()
+		w.rt.stateChanged()
+	}
+	return nil
+}
+
+// stopOnBadMessage stops the projector on a message it cannot even read.
+func (w *worker) stopOnBadMessage(msg *message.Message, cause error) error {
+	rec := eventstore.RecordedEvent{Stream: msg.Metadata.Get(MetadataStream), Type: msg.Metadata.Get(MetadataName)}
+	rec.Position, _ = MessagePosition(msg)
+	return w.poison(msg.Context(), rec, cause)
+}
+
+// flush seals the batch in hand and commits it: in the background when
+// async, else before returning. The batch committing before (if any) is
+// committed first, and retried here if its commit failed.
+func (w *worker) flush(ctx context.Context, async bool) error {
+	b := w.cur
+	if b.end <= w.lastSealedEnd() && len(b.events) == 0 {
+		return w.settle(ctx)
+	}
+	// Decode while the previous batch commits.
+	w.decode(ctx, b)
+	if err := w.settle(ctx); err != nil {
+		return err
+	}
+	w.cur = newBatch(b.end)
+	w.inflight = b
+	if !async {
+		return w.settle(ctx)
+	}
+	b.done = make(chan struct{})
+	go func() {
+		defer close(b.done)
+		b.err = w.apply(ctx, b)
+	}()
+	return nil
+}
+
+// lastSealedEnd is where the batches sealed so far end.
+func (w *worker) lastSealedEnd() eventstore.Position {
+	if w.inflight != nil {
+		return w.inflight.end
+	}
+	return w.checkpoint()
+}
+
+// settle waits for the batch in flight, and commits it again here if it
+// failed; it returns only when no batch is in flight, or with the error
+// that keeps one there.
+func (w *worker) settle(ctx context.Context) error {
+	b := w.inflight
+	if b == nil {
+		return nil
+	}
+	if b.done != nil {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b.done = nil
+		if b.err == nil {
+			w.inflight = nil
+			return nil
+		}
+		if errors.As(b.err, new(*PoisonError)) {
+			return b.err
+		}
+	}
+	if err := w.apply(ctx, b); err != nil {
+		b.err = err
+		return err
+	}
+	w.inflight = nil
+	return nil
+}
+
+func (w *worker) decode(ctx context.Context, b *batch) {
+	if b.decoded != nil || len(b.events) == 0 {
+		return
+	}
+	b.decoded, b.bad, b.decodeErr = w.rt.e.decode(ctx, b.events)
+}
+
+// apply commits a sealed batch. On a permanent error it finds the event
+// that fails on its own, commits everything before it and stops there.
+func (w *worker) apply(ctx context.Context, b *batch) error {
+	start := time.Now()
+	if b.decodeErr != nil && (IsTransient(b.decodeErr) || ctx.Err() != nil) {
+		b.decoded, b.decodeErr = nil, nil // decode again
+	}
+	w.decode(ctx, b)
+	if b.decodeErr != nil {
+		if IsTransient(b.decodeErr) || ctx.Err() != nil {
+			return b.decodeErr
+		}
+		// Commit what comes before the undecodable event, then stop on it.
+		if b.bad > 0 {
+			last := b.events[b.bad-1]
+			if err := w.commit(ctx, b.decoded[:b.bad], last.Position, b.counts[b.bad-1], last.RecordedAt); err != nil {
+				return err
+			}
+			b.dropFirst(b.bad)
+			b.decoded = b.decoded[b.bad:]
+			b.bad = 0
+		}
+		return w.poison(ctx, b.events[0], b.decodeErr)
+	}
+	decoded := b.decoded
+	err := w.commit(ctx, decoded, b.end, b.nEvents, b.endAt)
+	if err == nil {
+		took := time.Since(start)
+		w.rt.e.metrics.batch.WithLabelValues(w.rt.p.Name()).Observe(took.Seconds())
+		w.rt.e.cfg.Logger.Debug("projections: batch committed", "projector", w.rt.p.Name(), "generation", w.gen.Number,
+			"events", b.nEvents, "applied", len(decoded), "took", took)
+		return nil
+	}
+	if IsTransient(err) || ctx.Err() != nil || errors.Is(err, errLockLost) {
+		return err
+	}
+	// A permanent error: find the event that fails on its own. Everything
+	// before it is committed, one event per transaction.
+	w.rt.e.cfg.Logger.Warn("projections: batch failed; applying its events one by one to find the poison event", "projector", w.rt.p.Name(), "events", len(decoded), "err", err)
+	for len(decoded) > 0 {
+		d := decoded[0]
+		if err := w.commit(ctx, decoded[:1], d.Record.Position, b.counts[0], d.Record.RecordedAt); err != nil {
+			if IsTransient(err) || ctx.Err() != nil || errors.Is(err, errLockLost) {
+				return err
+			}
+			return w.poison(ctx, d.Record, err)
+		}
+		decoded = decoded[1:]
+		b.decoded = decoded
+		b.dropFirst(1)
+	}
+	// The failure did not come back event by event: commit the rest.
+	return w.commit(ctx, nil, b.end, b.nEvents, b.endAt)
+}
+
+// dropFirst removes the first n handled events after they were committed.
+func (b *batch) dropFirst(n int) {
+	done := b.counts[n-1]
+	b.events = b.events[n:]
+	b.counts = b.counts[n:]
+	for i := range b.counts {
+		b.counts[i] -= done
+	}
+	b.nEvents -= done
+}
+
+// commit applies decoded and moves the checkpoint to end in one transaction
+// on the locked connection. The checkpoint moves only from the value this
+// worker last committed: if it moved otherwise, either an earlier commit
+// whose outcome was unknown (the connection broke during COMMIT) did
+// happen, or another process wrote, and this one must stop.
+func (w *worker) commit(ctx context.Context, decoded []eventcodec.Decoded, end eventstore.Position, events int64, lastAt time.Time) error {
+	name := w.rt.p.Name()
+	from := w.checkpoint()
+	if end < from {
+		end = from
+	}
+	var already, applied bool
+	err := w.rt.lock.tx(ctx, w.gen.Schema, func(tx pgx.Tx) error {
+		if !w.isActive() {
+			// A generation that serves nobody yet commits asynchronously:
+			// a server crash may lose its last commits, but never half of
+			// one, since rows and checkpoint commit together; the lost
+			// batches are applied again. Rebuilds go faster for it.
+			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
+		}
+		var current int64
+		if err := tx.QueryRow(ctx, `SELECT checkpoint FROM projections.generations WHERE projector = $1 AND generation = $2 AND state IN ('active', 'building') FOR UPDATE`,
+			name, w.gen.Number).Scan(&current); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("%w: generation %d of %s is no longer in use", errLockLost, w.gen.Number, name)
+			}
+			return err
+		}
+		if eventstore.Position(current) != from {
+			if eventstore.Position(current) == end {
+				already = true
+				return nil
+			}
+			return fmt.Errorf("%w: checkpoint of %s generation %d is %d, this process expected %d", errLockLost, name, w.gen.Number, current, from)
+		}
+		if len(decoded) > 0 {
+			applied = true
+			if err := safeApply(withGeneration(ctx, w.gen.Schema), w.rt.p, tx, decoded); err != nil {
+				return err
+			}
+		}
+		var at any
+		if !lastAt.IsZero() {
+			at = lastAt
+		}
+		_, err := tx.Exec(ctx, `UPDATE projections.generations SET checkpoint = $3, events_applied = events_applied + $4,
+			last_recorded_at = coalesce($5, last_recorded_at), updated_at = now() WHERE projector = $1 AND generation = $2`,
+			name, w.gen.Number, int64(end), events, at)
+		return err
+	})
+	if c, ok := w.rt.p.(Cache); ok && applied {
+		c.AfterApply(w.gen.Schema, err == nil)
+	}
+	if err != nil {
+		return err
+	}
+	if already {
+		w.rt.e.cfg.Logger.Info("projections: a commit whose outcome was unknown had succeeded", "projector", name, "checkpoint", uint64(end))
+	}
+	w.mu.Lock()
+	w.committed = end
+	w.eventsApplied += events
+	active := w.active
+	w.mu.Unlock()
+	select {
+	case w.progressed <- struct{}{}:
+	default:
+	}
+	m := w.rt.e.metrics
+	m.applied.WithLabelValues(name).Add(float64(events))
+	if active {
+		m.checkpoint.WithLabelValues(name).Set(float64(end))
+		w.rt.e.commits.broadcast()
+	}
+	return nil
+}
+
+// safeApply turns a panic in a projector into a permanent error, so that
+// the poison event is isolated like for any other bug.
+func safeApply(ctx context.Context, p Projector, tx pgx.Tx, batch []eventcodec.Decoded) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("projector %s panicked: %v\n%s", p.Name(), r, debug.Stack())
+		}
+	}()
+	return p.Apply(ctx, tx, batch)
+}
+
+// poison records that rec stopped the generation, and stops the worker.
+// The checkpoint stays where it is, before rec.
+func (w *worker) poison(ctx context.Context, rec eventstore.RecordedEvent, cause error) error {
+	name := w.rt.p.Name()
+	pe := &PoisonError{Projector: name, Generation: w.gen.Number, Poison: Poison{
+		Position: rec.Position, Stream: rec.Stream, Revision: rec.Revision, EventID: rec.ID, EventType: rec.Type,
+		Err: cause.Error(), At: time.Now().UTC(),
+	}}
+	err := w.rt.lock.tx(ctx, "", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE projections.generations SET stopped_at = now(), poison_position = $3, poison_stream = $4,
+			poison_revision = $5, poison_event_id = $6, poison_type = $7, poison_error = $8, updated_at = now()
+			WHERE projector = $1 AND generation = $2`,
+			name, w.gen.Number, int64(rec.Position), rec.Stream, int64(rec.Revision), rec.ID, rec.Type, cause.Error())
+		return err
+	})
+	if err != nil && (IsTransient(err) || ctx.Err() != nil) {
+		return err // try again: the batch is still in hand
+	}
+	w.rt.e.cfg.Logger.Error("projections: projector stopped on a poison event", "projector", name, "generation", w.gen.Number,
+		"position", uint64(rec.Position), "stream", rec.Stream, "revision", rec.Revision, "type", rec.Type, "err", cause)
+	w.mu.Lock()
+	w.failure = pe
+	w.mu.Unlock()
+	w.rt.stateChanged()
+	go func() { _ = w.router.Close() }()
+	return pe
+}
+
+// newWatermillLogger adapts slog for Watermill, one level quieter: the
+// router's informational messages are debug noise here.
+func newWatermillLogger(logger *slog.Logger) watermill.LoggerAdapter {
+	return watermill.NewSlogLoggerWithLevelMapping(logger, map[slog.Level]slog.Level{
+		slog.LevelInfo: slog.LevelDebug,
+	})
+}
