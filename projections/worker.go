@@ -150,6 +150,15 @@ func (w *worker) start(ctx context.Context) error {
 // stop closes the router; the batch in hand is committed before done is
 // closed.
 func (w *worker) stop() {
+	select {
+	case <-w.done:
+		// The router already ended by itself. Closing it now would wait
+		// its whole CloseTimeout if it ended before its handler started
+		// (a failed Subscribe): Watermill counts such a handler as
+		// running forever.
+		return
+	default:
+	}
 	if w.router != nil {
 		_ = w.router.Close()
 	}

@@ -34,7 +34,7 @@ func openTool(ctx context.Context, f *serviceFlags, stderr io.Writer) (*app.Main
 	if err != nil {
 		return nil, err
 	}
-	cfg.ServeHTTP = false
+	cfg.ServeHTTP, cfg.RunProjections = false, false
 	m, err := app.New(cfg)
 	if err != nil {
 		return nil, err

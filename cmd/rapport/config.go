@@ -130,6 +130,7 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		MinPositionWait: f.minPositionWait,
 		CommandTimeout:  f.commandTimeout,
 		ServeHTTP:       true,
+		RunProjections:  true,
 		Logger:          logger,
 	}, nil
 }

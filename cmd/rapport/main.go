@@ -5,6 +5,8 @@
 //	rapport devdb -- CMD runs CMD with DATABASE_URL set to a PostgreSQL it finds or starts (make test)
 //	rapport migrate      applies the database migrations
 //	rapport apikey       creates, lists and revokes API keys
+//	rapport project      runs the projectors without the HTTP API
+//	rapport projections  shows, rebuilds and verifies the projectors
 //	rapport audit        verifies hash chains and replays a customer's history
 //	rapport seed         generates a realistic data set through the command layer
 //
@@ -59,6 +61,8 @@ func commandList() []command {
 		{"devdb", "run a command with DATABASE_URL set to a PostgreSQL found or started (make test)", runDevDB},
 		{"migrate", "apply the database migrations", runMigrate},
 		{"apikey", "create, list and revoke API keys", runAPIKey},
+		{"project", "run the projectors without the HTTP API", runProject},
+		{"projections", "status, rebuild and verify the projectors", runProjections},
 		{"audit", "verify hash chains and replay a customer's history", runAudit},
 		{"seed", "generate a realistic data set through the command layer", runSeed},
 	}

@@ -28,11 +28,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.DatabaseURL == "" {
 		return fmt.Errorf("no database: set DATABASE_URL (or use `make run` for a development instance)")
 	}
-	m, err := app.New(cfg)
+	m, err := openApp(ctx, cfg)
 	if err != nil {
-		return err
-	}
-	if err := m.Open(ctx); err != nil {
 		return err
 	}
 	if *bootstrap {
@@ -66,4 +63,13 @@ func bootstrapAdminKey(ctx context.Context, m *app.Main, stdout io.Writer) error
 	}
 	fmt.Fprintf(stdout, "rapport: created the first admin API key (shown once, keep it): %s\n", secret)
 	return nil
+}
+
+// openApp builds and opens the service.
+func openApp(ctx context.Context, cfg app.Config) (*app.Main, error) {
+	m, err := app.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return m, m.Open(ctx)
 }

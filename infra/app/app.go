@@ -24,7 +24,10 @@ import (
 	"github.com/rapport-crm/rapport/infra/eventstore"
 	rhttp "github.com/rapport-crm/rapport/infra/http"
 	"github.com/rapport-crm/rapport/infra/postgres"
+	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/audit"
+	"github.com/rapport-crm/rapport/readmodels/customers"
+	"github.com/rapport-crm/rapport/readmodels/history"
 )
 
 // Config is the service's configuration; cmd/rapport fills it from flags
@@ -50,7 +53,10 @@ type Config struct {
 	CommandTimeout time.Duration
 	// ServeHTTP starts the HTTP server (false for `rapport project`).
 	ServeHTTP bool
-	Logger    *slog.Logger
+	// RunProjections runs the projectors in this process (serve and
+	// project do; the tools do not, they only read their status).
+	RunProjections bool
+	Logger         *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -102,8 +108,10 @@ type Main struct {
 	Commands commands.Handler
 	HTTP     *rhttp.Server
 	Registry *prometheus.Registry
+	Engine   *projections.Engine
 
-	closers []func(context.Context) error
+	closers         []func(context.Context) error
+	projectionsDone chan struct{}
 }
 
 // New returns the service, not yet running.
@@ -155,6 +163,24 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	m.Commands = commands.Decorate(customers, commands.WithLogging(logger), commands.WithMetrics(metrics))
+
+	projectors, err := Projectors()
+	if err != nil {
+		return err
+	}
+	if m.Engine, err = projections.New(projections.Config{
+		Pool:       m.Pool,
+		Store:      m.Store,
+		Codec:      m.Codec,
+		Projectors: projectors,
+		Registerer: m.Registry,
+		Logger:     logger,
+	}); err != nil {
+		return err
+	}
+	if m.cfg.RunProjections {
+		m.startProjections(ctx)
+	}
 	if !m.cfg.ServeHTTP {
 		return nil
 	}
@@ -162,6 +188,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Addr:            m.cfg.Addr,
 		Commands:        m.Commands,
 		Auditor:         audit.New(m.Store, m.Codec),
+		History:         history.NewQueries(m.Pool),
+		Projections:     m.Engine,
 		Keys:            apiKeyAuthenticator{m.APIKeys},
 		Registry:        m.Registry,
 		PublicMetrics:   m.cfg.PublicMetrics,
@@ -172,6 +200,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Readiness: []rhttp.Check{
 			{Name: "postgres", Check: m.Pool.Ping},
 			{Name: "event store", Check: m.pingEventStore},
+			{Name: "projectors", Check: m.projectorsRunning},
 		},
 		Logger: logger,
 	})
@@ -210,6 +239,66 @@ func (m *Main) eventStoreName() string {
 		return "postgres (embedded)"
 	}
 	return "eventstoredb"
+}
+
+// Projectors returns every read model's projector.
+func Projectors() ([]projections.Projector, error) {
+	directory, err := customers.NewProjector(customers.Config{})
+	if err != nil {
+		return nil, err
+	}
+	return []projections.Projector{directory, history.NewProjector()}, nil
+}
+
+// startProjections runs the engine until Close, which waits for it to
+// commit its batches.
+func (m *Main) startProjections(ctx context.Context) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	m.projectionsDone = done
+	go func() {
+		defer close(done)
+		if err := m.Engine.Run(ctx); err != nil {
+			m.cfg.Logger.Error("rapport: projections stopped", "err", err)
+		}
+	}()
+	m.closers = append(m.closers, func(closeCtx context.Context) error {
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-closeCtx.Done():
+			return fmt.Errorf("app: projections did not stop in time: %w", closeCtx.Err())
+		}
+	})
+}
+
+// projectorsRunning is ready when this process runs its projectors and
+// none is stopped on a poison event (its read model would silently go
+// stale).
+func (m *Main) projectorsRunning(ctx context.Context) error {
+	if !m.cfg.RunProjections {
+		return nil // another process (rapport project) runs them
+	}
+	select {
+	case <-m.projectionsDone:
+		return errors.New("the projection engine is not running")
+	default:
+	}
+	statuses, err := m.Engine.Status(ctx)
+	if err != nil {
+		return err
+	}
+	var stopped []string
+	for _, st := range statuses {
+		if st.State == projections.StateStopped {
+			stopped = append(stopped, st.Name)
+		}
+	}
+	if len(stopped) > 0 {
+		return fmt.Errorf("projectors stopped on a poison event: %s (see GET /v1/projections)", strings.Join(stopped, ", "))
+	}
+	return nil
 }
 
 // pingEventStore checks that the event store answers a read.

@@ -20,6 +20,8 @@ func (s *Server) routeTable() []Route {
 	routes = append(routes, s.commandRoutes()...)
 	routes = append(routes, s.queryRoutes()...)
 	routes = append(routes, s.auditRoutes()...)
+	routes = append(routes, s.historyRoutes()...)
+	routes = append(routes, s.projectionRoutes()...)
 	return routes
 }
 

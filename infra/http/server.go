@@ -29,6 +29,11 @@ type Config struct {
 	Commands commands.Handler
 	// Auditor answers the auditors' endpoints over the event log.
 	Auditor Auditor
+	// History reads the audit-history read model.
+	History HistoryQueries
+	// Projections reports on and controls the projectors and serves
+	// min_position waits.
+	Projections Projections
 	// Keys authenticates API keys.
 	Keys Authenticator
 	// Readiness lists what /readyz checks.

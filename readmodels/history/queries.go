@@ -1,0 +1,125 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Entry is one line of a customer's audit history.
+type Entry struct {
+	Revision      uint64    `json:"revision"`
+	Position      uint64    `json:"position"`
+	EventID       uuid.UUID `json:"event_id"`
+	EventType     string    `json:"type"`
+	RecordedAt    time.Time `json:"recorded_at"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	Actor         string    `json:"actor"`
+	CorrelationID string    `json:"correlation_id"`
+	CausationID   uuid.UUID `json:"causation_id"`
+	Summary       string    `json:"summary"`
+	// Details are the event's non-personal fields; Personal its personal
+	// fields, null once the customer's data was erased.
+	Details  map[string]any `json:"details"`
+	Personal map[string]any `json:"personal"`
+	// Changes maps each changed field to {before, after}: classification
+	// changes in Changes, profile (personal) changes in PersonalChanges.
+	Changes         map[string]any `json:"changes"`
+	PersonalChanges map[string]any `json:"personal_changes"`
+}
+
+// Filter narrows a history.
+type Filter struct {
+	// Types keeps only these event types (full names).
+	Types []string
+	// From and To bound recorded_at (inclusive, exclusive); zero: open.
+	From, To time.Time
+	// AfterRevision continues a page: entries after this revision.
+	AfterRevision *uint64
+}
+
+// Page is a page of history, oldest first.
+type Page struct {
+	Items []Entry `json:"items"`
+	// NextCursor continues after the last item; nil at the end.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// Queries reads the audit history.
+type Queries struct{ pool *pgxpool.Pool }
+
+// NewQueries returns the history queries.
+func NewQueries(pool *pgxpool.Pool) *Queries { return &Queries{pool: pool} }
+
+// History returns a page of the customer's history in revision order; an
+// empty page when the customer has none (or none matching).
+func (q *Queries) History(ctx context.Context, customerID uuid.UUID, f Filter, limit int) (Page, error) {
+	var from, to *time.Time
+	if !f.From.IsZero() {
+		from = &f.From
+	}
+	if !f.To.IsZero() {
+		to = &f.To
+	}
+	after := int64(-1)
+	if f.AfterRevision != nil {
+		after = int64(*f.AfterRevision)
+	}
+	var types []string
+	if len(f.Types) > 0 {
+		types = f.Types
+	}
+	rows, err := q.pool.Query(ctx, `
+		SELECT revision, position, event_id, event_type, recorded_at, occurred_at, actor, correlation_id, causation_id,
+		       summary, details, personal, changes, personal_changes
+		FROM readmodels.history
+		WHERE customer_id = $1 AND revision > $2
+		  AND ($3::text[] IS NULL OR event_type = ANY($3))
+		  AND ($4::timestamptz IS NULL OR recorded_at >= $4)
+		  AND ($5::timestamptz IS NULL OR recorded_at < $5)
+		ORDER BY revision
+		LIMIT $6`,
+		customerID, after, types, from, to, limit+1)
+	if err != nil {
+		return Page{}, fmt.Errorf("history: query: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Entry, error) {
+		var (
+			e                                    Entry
+			rev, pos                             int64
+			details, personal, changes, pChanges []byte
+		)
+		if err := row.Scan(&rev, &pos, &e.EventID, &e.EventType, &e.RecordedAt, &e.OccurredAt, &e.Actor, &e.CorrelationID, &e.CausationID,
+			&e.Summary, &details, &personal, &changes, &pChanges); err != nil {
+			return e, err
+		}
+		e.Revision, e.Position = uint64(rev), uint64(pos)
+		e.RecordedAt, e.OccurredAt = e.RecordedAt.UTC(), e.OccurredAt.UTC()
+		for _, f := range []struct {
+			raw []byte
+			dst *map[string]any
+		}{{details, &e.Details}, {personal, &e.Personal}, {changes, &e.Changes}, {pChanges, &e.PersonalChanges}} {
+			if f.raw != nil {
+				if err := json.Unmarshal(f.raw, f.dst); err != nil {
+					return e, err
+				}
+			}
+		}
+		return e, nil
+	})
+	if err != nil {
+		return Page{}, fmt.Errorf("history: query: %w", err)
+	}
+	page := Page{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		next := fmt.Sprint(page.Items[limit-1].Revision)
+		page.NextCursor = &next
+	}
+	return page, nil
+}
