@@ -47,14 +47,14 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	cfg := app.Config{
-		DatabaseURL: pgtest.NewDatabase(tb),
-		Addr:        "127.0.0.1:0",
-		MasterKey:   master,
+		DatabaseURL:    pgtest.NewDatabase(tb),
+		Addr:           "127.0.0.1:0",
+		MasterKey:      master,
 		ServeHTTP:      true,
 		RunProjections: true,
-		RateLimit:   100_000,
-		RateBurst:   100_000,
-		Logger:      logger,
+		RateLimit:      100_000,
+		RateBurst:      100_000,
+		Logger:         logger,
 	}
 	for _, o := range options {
 		o(&cfg)
