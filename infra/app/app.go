@@ -28,6 +28,7 @@ import (
 	"github.com/rapport-crm/rapport/readmodels/audit"
 	"github.com/rapport-crm/rapport/readmodels/customers"
 	"github.com/rapport-crm/rapport/readmodels/history"
+	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
 // Config is the service's configuration; cmd/rapport fills it from flags
@@ -51,6 +52,8 @@ type Config struct {
 	MinPositionWait time.Duration
 	// CommandTimeout bounds each command (default 10 s).
 	CommandTimeout time.Duration
+	// ReadModels tunes what the read models compute.
+	ReadModels ReadModelSettings
 	// ServeHTTP starts the HTTP server (false for `rapport project`).
 	ServeHTTP bool
 	// RunProjections runs the projectors in this process (serve and
@@ -69,6 +72,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.ReadModels.setDefaults()
 }
 
 // Validate reports a configuration that cannot work.
@@ -82,6 +86,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("app: unknown event store %q: use postgres or an esdb:// URL", c.EventStore)
 	}
 	return nil
+}
+
+// ReadModelSettings are the configurable parts of the read models.
+type ReadModelSettings struct {
+	// SLA are the complaint targets by severity (default PRODUCT.md's).
+	SLA sla.Targets
+}
+
+func (r *ReadModelSettings) setDefaults() {
+	if r.SLA == nil {
+		r.SLA = sla.Defaults()
+	}
 }
 
 // ParseMasterKey decodes a base64 master key.
@@ -164,7 +180,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Commands = commands.Decorate(customers, commands.WithLogging(logger), commands.WithMetrics(metrics))
 
-	projectors, err := Projectors()
+	projectors, err := Projectors(m.cfg.ReadModels)
 	if err != nil {
 		return err
 	}
@@ -188,6 +204,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Addr:            m.cfg.Addr,
 		Commands:        m.Commands,
 		Auditor:         audit.New(m.Store, m.Codec),
+		Customers:       m.customerQueries(),
+		Activity:        m.activityQueries(),
+		Analytics:       m.analyticsQueries(),
 		History:         history.NewQueries(m.Pool),
 		Projections:     m.Engine,
 		Keys:            apiKeyAuthenticator{m.APIKeys},
@@ -242,12 +261,17 @@ func (m *Main) eventStoreName() string {
 }
 
 // Projectors returns every read model's projector.
-func Projectors() ([]projections.Projector, error) {
+func Projectors(settings ReadModelSettings) ([]projections.Projector, error) {
+	settings.setDefaults()
 	directory, err := customers.NewProjector(customers.Config{})
 	if err != nil {
 		return nil, err
 	}
-	return []projections.Projector{directory, history.NewProjector()}, nil
+	activity, err := activityProjectors(settings)
+	if err != nil {
+		return nil, err
+	}
+	return append([]projections.Projector{directory, history.NewProjector()}, activity...), nil
 }
 
 // startProjections runs the engine until Close, which waits for it to

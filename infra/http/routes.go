@@ -18,7 +18,9 @@ func (s *Server) routeTable() []Route {
 		{Name: "openapi", Method: http.MethodGet, Path: "/openapi.json", handler: serveOpenAPI},
 	}
 	routes = append(routes, s.commandRoutes()...)
-	routes = append(routes, s.queryRoutes()...)
+	routes = append(routes, s.customerRoutes()...)
+	routes = append(routes, s.activityRoutes()...)
+	routes = append(routes, s.analyticsRoutes()...)
 	routes = append(routes, s.auditRoutes()...)
 	routes = append(routes, s.historyRoutes()...)
 	routes = append(routes, s.projectionRoutes()...)

@@ -29,6 +29,12 @@ type Config struct {
 	Commands commands.Handler
 	// Auditor answers the auditors' endpoints over the event log.
 	Auditor Auditor
+	// Customers reads the customer directory and scores churn risk.
+	Customers CustomerQueries
+	// Activity reads contacts, follow-ups, complaints and surveys.
+	Activity ActivityQueries
+	// Analytics answers the analysts' figures.
+	Analytics AnalyticsQueries
 	// History reads the audit-history read model.
 	History HistoryQueries
 	// Projections reports on and controls the projectors and serves

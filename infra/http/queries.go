@@ -1,6 +1,0 @@
-package http
-
-// queryRoutes lists the query endpoints.
-func (s *Server) queryRoutes() []Route {
-	return nil
-}
