@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +90,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	url := m.HTTP.URL()
+	if err := writeDevInfo(filepath.Join(dir, "dev.json"), devInfo{URL: url, AdminKey: secret, DatabaseURL: f.databaseURL, EventStore: cfg.EventStore, MasterKey: f.masterKey}); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, `
 Rapport is running (development instance)
 
@@ -136,4 +140,32 @@ func devMasterKey(path string) (string, error) {
 		return "", fmt.Errorf("save the development master key: %w", err)
 	}
 	return encoded, nil
+}
+
+// devInfo is what a running development instance tells the other tools
+// (rapport bench) in .data/dev.json, so that they work without flags.
+type devInfo struct {
+	URL         string `json:"url"`
+	AdminKey    string `json:"admin_key"`
+	DatabaseURL string `json:"database_url"`
+	EventStore  string `json:"event_store"`
+	MasterKey   string `json:"master_key"`
+}
+
+func writeDevInfo(path string, info devInfo) error {
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o600)
+}
+
+// readDevInfo reads what `rapport dev` wrote, if it did.
+func readDevInfo(path string) (devInfo, error) {
+	var info devInfo
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return info, err
+	}
+	return info, json.Unmarshal(b, &info)
 }

@@ -9,6 +9,7 @@
 //	rapport projections  shows, rebuilds and verifies the projectors
 //	rapport audit        verifies hash chains and replays a customer's history
 //	rapport seed         generates a realistic data set through the command layer
+//	rapport bench        drives a realistic load over HTTP and reports the figures
 //
 // Run `rapport <command> --help` for a command's flags; every flag can also
 // be set by the environment variable named in its help.
@@ -65,6 +66,7 @@ func commandList() []command {
 		{"projections", "status, rebuild and verify the projectors", runProjections},
 		{"audit", "verify hash chains and replay a customer's history", runAudit},
 		{"seed", "generate a realistic data set through the command layer", runSeed},
+		{"bench", "drive a realistic load over HTTP and report throughput, latency and lag", runBench},
 	}
 }
 
