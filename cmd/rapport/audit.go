@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,8 +22,21 @@ const auditSummary = `Auditors' tools over the authoritative event log:
   rapport audit replay CUSTOMER_ID [--as-of RFC3339]
                                        print the customer's timeline and its state then`
 
-// openTool opens the service's stores without serving HTTP.
+// openTool opens the service's stores without serving HTTP. Without
+// DATABASE_URL it uses the running development instance's settings
+// (.data/dev.json, written by `rapport dev`).
 func openTool(ctx context.Context, f *serviceFlags, stderr io.Writer) (*app.Main, error) {
+	if f.databaseURL == "" {
+		if info, err := readDevInfo(filepath.Join(".data", "dev.json")); err == nil {
+			f.databaseURL = info.DatabaseURL
+			if f.masterKey == "" {
+				f.masterKey = info.MasterKey
+			}
+			if f.eventStore == "postgres" && info.EventStore != "" {
+				f.eventStore = info.EventStore
+			}
+		}
+	}
 	if f.logLevel == "info" {
 		f.logLevel = "warn" // a tool's output is its answer, not logs
 	}
