@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -14,8 +15,14 @@ import (
 	"github.com/rapport-crm/rapport/infra/postgres"
 )
 
-// openDatabase connects to DATABASE_URL (or --database-url) and migrates.
+// openDatabase connects to DATABASE_URL (or --database-url; else the
+// running development instance's database) and migrates.
 func openDatabase(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	if url == "" {
+		if info, err := readDevInfo(filepath.Join(".data", "dev.json")); err == nil {
+			url = info.DatabaseURL
+		}
+	}
 	if url == "" {
 		return nil, fmt.Errorf("no database: set DATABASE_URL")
 	}
