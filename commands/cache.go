@@ -52,6 +52,9 @@ type cacheEntry struct {
 	// lastHash chains the next event to the last one.
 	lastHash string
 	recent   recentCommands
+	// loaded says the state was read from the store at least once; stale
+	// that the store is known (or feared) to be ahead of it.
+	loaded, stale bool
 	// shredded says this process saw the erasure's shredding complete.
 	shredded bool
 }

@@ -224,41 +224,44 @@ func (h *Customers) Handle(ctx context.Context, req Request) (Result, error) {
 	}
 }
 
+// handleOnce decides the command on the cached state and appends. A
+// state cached by this process is trusted optimistically: the append
+// expects its revision, so if another process wrote meanwhile the store
+// refuses it, the entry is marked stale and the next attempt reads the
+// missing events first. Every answer that does not end in an append (a
+// refusal, a no-op, a replay, a 412) is only given on a state just read,
+// since a stale state could make it wrong.
 func (h *Customers) handleOnce(ctx context.Context, customerID uuid.UUID, cmd domain.Command, created uuid.UUID, req Request) (Result, error) {
 	entry := h.cache.entry(customerID)
 	entry.mu.Lock()
 	defer entry.mu.Unlock()
-	if err := h.refresh(ctx, entry); err != nil {
-		return Result{}, err
-	}
-	if seen, ok := entry.recent.find(req.CommandID); ok {
-		if req.RequestHash != "" && seen.requestHash != req.RequestHash {
-			return Result{}, ErrIdempotencyKeyReused
-		}
-		return Result{CustomerID: customerID, Revision: seen.revision, Position: seen.position, CreatedID: created, Replayed: true}, nil
-	}
-	if req.ExpectedRevision != nil && int64(*req.ExpectedRevision) != entry.revision {
-		return Result{}, &RevisionMismatchError{Expected: *req.ExpectedRevision, Current: entry.revision}
-	}
-	if entry.state.IsErased() && !entry.shredded {
-		// An erasure whose shredding did not finish (a crash, an outage)
-		// finishes with the next command, which is then refused (410).
-		if err := h.shred(ctx, customerID); err != nil {
+	fresh := false
+	if !entry.loaded || entry.stale {
+		if err := h.refresh(ctx, entry); err != nil {
 			return Result{}, err
 		}
-		entry.shredded = true
+		fresh = true
 	}
 	recordedAt := h.cfg.Now()
 	now := recordedAt
 	if !req.At.IsZero() {
 		now = req.At
 	}
-	events, err := domain.Decide(entry.state, cmd, now)
-	if err != nil {
-		return Result{}, err
-	}
-	if len(events) == 0 {
-		return Result{CustomerID: customerID, Revision: uint64(max(entry.revision, 0)), Position: entry.position, CreatedID: created}, nil
+	var events []domain.Event
+	for {
+		res, done, err := h.decide(ctx, entry, customerID, cmd, created, req, now, &events)
+		if done && !fresh {
+			// Not an append: make sure of it on the latest state.
+			if err := h.refresh(ctx, entry); err != nil {
+				return Result{}, err
+			}
+			fresh = true
+			continue
+		}
+		if done {
+			return res, err
+		}
+		break
 	}
 
 	undo, err := h.beforeAppend(ctx, customerID, entry.state, events)
@@ -299,6 +302,10 @@ func (h *Customers) handleOnce(ctx context.Context, customerID uuid.UUID, cmd do
 		h.cfg.Metrics.Appended(len(data), time.Since(appendStart), err)
 	}
 	if err != nil {
+		var wrong *eventstore.WrongExpectedRevisionError
+		if errors.As(err, &wrong) || errors.Is(err, eventstore.ErrUnavailable) {
+			entry.stale = true // someone else wrote, or we cannot know
+		}
 		if !errors.Is(err, eventstore.ErrUnavailable) {
 			// The append certainly did not happen. When the store was
 			// unreachable it may have: keep the reservation, a retry
@@ -324,6 +331,38 @@ func (h *Customers) handleOnce(ctx context.Context, customerID uuid.UUID, cmd do
 	return Result{CustomerID: customerID, Revision: appended.Revision, Position: appended.Position, CreatedID: created, Appended: len(events)}, nil
 }
 
+// decide answers the command on the entry's state: done is true with the
+// answer when there is nothing to append; otherwise events holds what to
+// append.
+func (h *Customers) decide(ctx context.Context, entry *cacheEntry, customerID uuid.UUID, cmd domain.Command, created uuid.UUID, req Request, now time.Time, events *[]domain.Event) (res Result, done bool, err error) {
+	if seen, ok := entry.recent.find(req.CommandID); ok {
+		if req.RequestHash != "" && seen.requestHash != req.RequestHash {
+			return Result{}, true, ErrIdempotencyKeyReused
+		}
+		return Result{CustomerID: customerID, Revision: seen.revision, Position: seen.position, CreatedID: created, Replayed: true}, true, nil
+	}
+	if req.ExpectedRevision != nil && int64(*req.ExpectedRevision) != entry.revision {
+		return Result{}, true, &RevisionMismatchError{Expected: *req.ExpectedRevision, Current: entry.revision}
+	}
+	if entry.state.IsErased() && !entry.shredded {
+		// An erasure whose shredding did not finish (a crash, an outage)
+		// finishes with the next command, which is then refused (410).
+		if err := h.shred(ctx, customerID); err != nil {
+			return Result{}, true, err
+		}
+		entry.shredded = true
+	}
+	decided, err := domain.Decide(entry.state, cmd, now)
+	if err != nil {
+		return Result{}, true, err
+	}
+	if len(decided) == 0 {
+		return Result{CustomerID: customerID, Revision: uint64(max(entry.revision, 0)), Position: entry.position, CreatedID: created}, true, nil
+	}
+	*events = decided
+	return Result{}, false, nil
+}
+
 // refresh brings a cached state up to date by reading only the events
 // after its revision: one round trip when nothing changed, however long
 // the customer's history.
@@ -333,6 +372,7 @@ func (h *Customers) refresh(ctx context.Context, entry *cacheEntry) error {
 	for {
 		events, err := h.cfg.Store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Forwards, From: uint64(entry.revision + 1), Limit: page})
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			entry.loaded, entry.stale = true, false
 			return nil
 		}
 		if err != nil {
@@ -350,6 +390,7 @@ func (h *Customers) refresh(ctx context.Context, entry *cacheEntry) error {
 			entry.recent.observe(d.Metadata.CausationID, d.Metadata.RequestHash, rec.Revision, rec.Position)
 		}
 		if len(events) < page {
+			entry.loaded, entry.stale = true, false
 			return nil
 		}
 	}

@@ -202,40 +202,55 @@ func clampInt64(v uint64) int64 {
 	return int64(v)
 }
 
-// ReadStream implements eventstore.Store.
+// ReadStream implements eventstore.Store. One statement reads the page and
+// whether the stream exists, in one snapshot: the common case of a
+// command layer catching up on a cached state ("anything after revision
+// n?") is a single round trip that usually returns nothing.
 func (s *EventStore) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
 	if opts.Limit < 1 {
 		return nil, errors.New("postgres: read stream: limit must be positive")
 	}
-	query := `SELECT ` + eventColumns + ` FROM eventstore.events WHERE stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3`
+	page := `SELECT * FROM eventstore.events WHERE stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3`
 	if opts.Direction == eventstore.Backwards {
-		query = `SELECT ` + eventColumns + ` FROM eventstore.events WHERE stream = $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3`
+		page = `SELECT * FROM eventstore.events WHERE stream = $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3`
 	}
-	read := func() ([]eventstore.RecordedEvent, error) {
-		rows, err := s.pool.Query(ctx, query, stream, clampInt64(opts.From), opts.Limit)
-		if err != nil {
+	rows, err := s.pool.Query(ctx, `
+		SELECT h.exists, e.position, e.stream, e.revision, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
+		FROM (SELECT EXISTS (SELECT 1 FROM eventstore.events WHERE stream = $1) AS exists) h
+		LEFT JOIN LATERAL (`+page+`) e ON true`,
+		stream, clampInt64(opts.From), opts.Limit)
+	if err != nil {
+		return nil, classify("read stream", err)
+	}
+	defer rows.Close()
+	var (
+		events []eventstore.RecordedEvent
+		exists bool
+	)
+	for rows.Next() {
+		var (
+			position, revision *int64
+			e                  eventstore.RecordedEvent
+			streamName, typ    *string
+			id                 *uuid.UUID
+			recordedAt         *time.Time
+		)
+		if err := rows.Scan(&exists, &position, &streamName, &revision, &id, &typ, &e.Data, &e.Metadata, &recordedAt); err != nil {
 			return nil, classify("read stream", err)
 		}
-		events, err := collectEvents(rows)
-		if err != nil {
-			return nil, classify("read stream", err)
+		if position == nil {
+			continue // no event: the row only says whether the stream exists
 		}
-		return events, nil
+		e.Position, e.Stream, e.Revision, e.ID, e.Type, e.RecordedAt = eventstore.Position(*position), *streamName, uint64(*revision), *id, *typ, *recordedAt
+		events = append(events, e)
 	}
-	events, err := read()
-	if err != nil || len(events) > 0 {
-		return events, err
-	}
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM eventstore.events WHERE stream = $1)`, stream).Scan(&exists); err != nil {
+	if err := rows.Err(); err != nil {
 		return nil, classify("read stream", err)
 	}
 	if !exists {
 		return nil, fmt.Errorf("%w: %s", eventstore.ErrStreamNotFound, stream)
 	}
-	// The stream's first events may have committed between the two
-	// statements: read again with a snapshot that sees them.
-	return read()
+	return events, nil
 }
 
 // ReadAll implements eventstore.Store. It reads below the horizon only, so
