@@ -13,7 +13,10 @@ import (
 )
 
 func TestAuditorEndpoints(t *testing.T) {
-	m := apptest.MustOpen(t)
+	apptest.ForEachStore(t, testAuditorEndpoints)
+}
+
+func testAuditorEndpoints(t *testing.T, m *apptest.Main) {
 	id := register(t, m, "audited@example.com")
 	base := "/v1/customers/" + id
 	for i := range 3 {

@@ -59,7 +59,10 @@ func requireProblem(t *testing.T, resp *apptest.Response, status int, reason, fi
 // app would, and checks the answer's shape: status, ETag = revision,
 // position growing, created ids.
 func TestEveryCommandOverHTTP(t *testing.T) {
-	m := apptest.MustOpen(t)
+	apptest.ForEachStore(t, testEveryCommandOverHTTP)
+}
+
+func testEveryCommandOverHTTP(t *testing.T, m *apptest.Main) {
 	resp := m.Post(t, "/v1/customers", map[string]any{
 		"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0000", "company": "Analytical Engines",
 		"segment": "enterprise", "tier": "A", "region": "emea", "industry": "computing", "tags": []string{"vip"},
@@ -120,7 +123,10 @@ func TestEveryCommandOverHTTP(t *testing.T) {
 }
 
 func TestCommandErrors(t *testing.T) {
-	m := apptest.MustOpen(t)
+	apptest.ForEachStore(t, testCommandErrors)
+}
+
+func testCommandErrors(t *testing.T, m *apptest.Main) {
 	id := register(t, m, "errors@example.com")
 	base := "/v1/customers/" + id
 	contact := map[string]any{"channel": "phone", "direction": "inbound", "summary": "hi", "by": "bob"}
@@ -172,7 +178,10 @@ func TestCommandErrors(t *testing.T) {
 }
 
 func TestIdempotentRetryOverHTTP(t *testing.T) {
-	m := apptest.MustOpen(t)
+	apptest.ForEachStore(t, testIdempotentRetryOverHTTP)
+}
+
+func testIdempotentRetryOverHTTP(t *testing.T, m *apptest.Main) {
 	id := register(t, m, "retry@example.com")
 	req := apptest.Request{Method: http.MethodPost, Path: "/v1/customers/" + id + "/complaints", Key: m.Keys["writer"],
 		Body:   map[string]any{"category": "delivery", "severity": "low", "description": "late"},
@@ -198,7 +207,10 @@ func TestIdempotentRetryOverHTTP(t *testing.T) {
 // commands to one customer at once: every command is accepted exactly once
 // or refused with 409/412, and the final revision counts the accepted.
 func TestConcurrentCommandsOverHTTP(t *testing.T) {
-	m := apptest.MustOpen(t)
+	apptest.ForEachStore(t, testConcurrentCommandsOverHTTP)
+}
+
+func testConcurrentCommandsOverHTTP(t *testing.T, m *apptest.Main) {
 	id := register(t, m, "busy@example.com")
 	const clients, each = 8, 10
 	var (
@@ -243,7 +255,10 @@ func TestConcurrentCommandsOverHTTP(t *testing.T) {
 }
 
 func TestEmailUniquenessRaceOverHTTP(t *testing.T) {
-	m := apptest.MustOpen(t)
+	apptest.ForEachStore(t, testEmailUniquenessRaceOverHTTP)
+}
+
+func testEmailUniquenessRaceOverHTTP(t *testing.T, m *apptest.Main) {
 	const racers = 6
 	var wg sync.WaitGroup
 	statuses := make(chan *apptest.Response, racers)

@@ -20,7 +20,10 @@ func historyOf(t *testing.T, m *apptest.Main, id string, position float64, query
 }
 
 func TestAuditHistory(t *testing.T) {
-	m := apptest.MustOpen(t)
+	apptest.ForEachStore(t, testAuditHistory)
+}
+
+func testAuditHistory(t *testing.T, m *apptest.Main) {
 	id := register(t, m, "history@example.com")
 	base := "/v1/customers/" + id
 	requireStatus(t, m.Do(t, apptest.Request{Method: http.MethodPatch, Path: base, Key: m.Keys["writer"], Body: map[string]any{"email": "new@example.com", "company": "Acme"}}), http.StatusOK)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rapport-crm/rapport/infra/app"
+	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
 	"github.com/rapport-crm/rapport/infra/http/openapitest"
 	"github.com/rapport-crm/rapport/infra/pgtest"
 )
@@ -179,4 +180,30 @@ func (m *Main) Post(tb testing.TB, path string, body any) *Response {
 func (m *Main) Get(tb testing.TB, role, path string) *Response {
 	tb.Helper()
 	return m.Do(tb, Request{Method: http.MethodGet, Path: path, Key: m.Keys[role]})
+}
+
+// WithEventStoreDB runs the service against EventStoreDB — the
+// protocol-faithful test server of infra/esdb/esdbtest, driven through the
+// official client — instead of the embedded Postgres store.
+func WithEventStoreDB(tb testing.TB) func(*app.Config) {
+	server := esdbtest.Start(tb)
+	return func(c *app.Config) { c.EventStore = server.ConnectionString() }
+}
+
+// Stores lists the event stores every end-to-end behaviour must hold on.
+var Stores = []struct {
+	Name   string
+	Option func(testing.TB) func(*app.Config)
+}{
+	{"postgres", func(testing.TB) func(*app.Config) { return func(*app.Config) {} }},
+	{"eventstoredb", WithEventStoreDB},
+}
+
+// ForEachStore runs test against a service on each event store.
+func ForEachStore(t *testing.T, test func(t *testing.T, m *Main)) {
+	for _, store := range Stores {
+		t.Run(store.Name, func(t *testing.T) {
+			test(t, MustOpen(t, store.Option(t)))
+		})
+	}
 }
