@@ -67,7 +67,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.AfterRevision = &rev
 	}
-	limit := p.int("limit", q.Get("limit"), 1, 1000, 100)
+	limit := p.int("limit", q.Get("limit"), 1, 200, 100)
 	if err := p.err(); err != nil {
 		return err
 	}
