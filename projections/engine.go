@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rapport-crm/rapport/infra/broadcast"
 	"sync"
 	"time"
 
@@ -45,7 +46,7 @@ type Engine struct {
 	byName   map[string]*runtime
 	metrics  *metrics
 	wmLogger watermill.LoggerAdapter
-	commits  broadcaster // wakes WaitForPosition after commits here
+	commits  broadcast.Signal // wakes WaitForPosition after commits here
 	runMu    sync.Mutex
 	running  bool
 }
@@ -62,7 +63,6 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, byName: map[string]*runtime{}, metrics: m}
 	e.wmLogger = newWatermillLogger(cfg.Logger)
-	e.commits.init()
 	for _, p := range cfg.Projectors {
 		rt := &runtime{e: e, p: p, handles: map[string]bool{}, kick: make(chan struct{}, 1)}
 		for _, t := range p.Handles() {
@@ -541,7 +541,7 @@ func (rt *runtime) switchOver(ctx context.Context, b *worker) error {
 	b.setActive()
 	pos, _, _ := b.progress()
 	rt.e.metrics.checkpoint.WithLabelValues(name).Set(float64(pos))
-	rt.e.commits.broadcast()
+	rt.e.commits.Broadcast()
 	rt.mu.Lock()
 	rt.live, rt.builder = b, nil
 	rt.mu.Unlock()
@@ -803,25 +803,4 @@ func (e *Engine) decode(ctx context.Context, recs []eventstore.RecordedEvent) ([
 		}
 	}
 	return out, 0, nil
-}
-
-// broadcaster wakes every waiter at once.
-type broadcaster struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (b *broadcaster) init() { b.ch = make(chan struct{}) }
-
-func (b *broadcaster) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *broadcaster) broadcast() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	close(b.ch)
-	b.ch = make(chan struct{})
 }

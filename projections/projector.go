@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
+	"github.com/rapport-crm/rapport/infra/postgres"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -157,28 +155,12 @@ func IsTransient(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch {
-		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			pgErr.Code == "40001",                                               // serialization_failure
-			pgErr.Code == "40P01",                                               // deadlock_detected
-			pgErr.Code == "55P03",                                               // lock_not_available
-			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // admin shutdown, crash, cannot connect now
-			pgErr.Code == "53300": // too_many_connections
-			return true
-		}
-		return false
-	}
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	if errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	msg := err.Error()
-	for _, s := range []string{"conn closed", "connection reset", "broken pipe", "connection refused", "unexpected EOF", "conn busy"} {
-		if strings.Contains(msg, s) {
+		switch pgErr.Code {
+		case "40001", // serialization_failure
+			"40P01", // deadlock_detected
+			"55P03": // lock_not_available
 			return true
 		}
 	}
-	return false
+	return postgres.IsConnectionError(err)
 }

@@ -58,7 +58,7 @@ func (e *Engine) WaitForPosition(ctx context.Context, position eventstore.Positi
 	defer ticker.Stop()
 	lagging := map[string]eventstore.Position{}
 	for {
-		woken := e.commits.wait()
+		woken := e.commits.Wait()
 		clear(lagging)
 		var remote []string
 		for _, n := range names {

@@ -501,7 +501,7 @@ func (w *worker) commit(ctx context.Context, decoded []eventcodec.Decoded, end e
 	m.applied.WithLabelValues(name).Add(float64(events))
 	if active {
 		m.checkpoint.WithLabelValues(name).Set(float64(end))
-		w.rt.e.commits.broadcast()
+		w.rt.e.commits.Broadcast()
 	}
 	return nil
 }

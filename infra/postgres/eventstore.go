@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rapport-crm/rapport/infra/broadcast"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -79,7 +82,7 @@ type EventStore struct {
 
 	// appended wakes this process's subscriptions after a local append or
 	// a notification from another process.
-	appended broadcaster
+	appended broadcast.Signal
 	// notify asks the notifier to tell other processes; its buffer of one
 	// coalesces a burst of appends into one NOTIFY.
 	notify chan struct{}
@@ -105,7 +108,6 @@ func NewEventStore(pool *pgxpool.Pool, cfg EventStoreConfig) (*EventStore, error
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &EventStore{pool: pool, cfg: cfg, notify: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
-	s.appended.init()
 	s.wg.Add(1)
 	go s.runNotifier()
 	return s, nil
@@ -166,7 +168,7 @@ func (s *EventStore) Append(ctx context.Context, stream string, expected eventst
 	if outcome != "ok" {
 		return eventstore.AppendResult{}, &eventstore.WrongExpectedRevisionError{Stream: stream, Expected: expected, Current: revision}
 	}
-	s.appended.broadcast()
+	s.appended.Broadcast()
 	select {
 	case s.notify <- struct{}{}:
 	default: // a notification is already pending; it covers this append
@@ -326,15 +328,17 @@ func classify(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
-	if isConnectionError(err) {
+	if IsConnectionError(err) {
 		return fmt.Errorf("postgres: %s: %w: %w", op, eventstore.ErrUnavailable, err)
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
 }
 
-// isConnectionError reports errors after which the database may or may not
-// have done the work: the connection broke or the server is going away.
-func isConnectionError(err error) bool {
+// IsConnectionError reports errors after which the database may or may
+// not have done the work: the connection broke, could not be made, or the
+// server is going away. Retrying is worth it; the outcome of a write that
+// failed this way is unknown.
+func IsConnectionError(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
@@ -346,32 +350,19 @@ func isConnectionError(err error) bool {
 		return false
 	}
 	var connectErr *pgconn.ConnectError
-	return errors.As(err, &connectErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
-		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "unexpected EOF") ||
-		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe") ||
-		strings.Contains(err.Error(), "connection refused")
-}
-
-// broadcaster wakes every waiter at once: waiters take the current channel,
-// broadcast closes it and installs a new one.
-type broadcaster struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (b *broadcaster) init() { b.ch = make(chan struct{}) }
-
-func (b *broadcaster) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *broadcaster) broadcast() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	close(b.ch)
-	b.ch = make(chan struct{})
+	var netErr net.Error
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	// pgx reports some broken connections only in words.
+	msg := err.Error()
+	for _, s := range []string{"conn closed", "connection reset", "broken pipe", "connection refused", "unexpected EOF", "conn busy"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // runNotifier tells other processes about appends, one NOTIFY per burst:
@@ -404,7 +395,7 @@ func (s *EventStore) runListener() {
 			return
 		}
 		s.cfg.Logger.Warn("postgres: event listener lost its connection; subscriptions poll meanwhile", "err", err, "retry_in", backoff)
-		s.appended.broadcast()
+		s.appended.Broadcast()
 		select {
 		case <-s.ctx.Done():
 			return
@@ -425,12 +416,12 @@ func (s *EventStore) listen() error {
 	}
 	// Events appended while we were not listening are found by this
 	// wake-up's poll.
-	s.appended.broadcast()
+	s.appended.Broadcast()
 	for {
 		if _, err := conn.WaitForNotification(s.ctx); err != nil {
 			return err
 		}
-		s.appended.broadcast()
+		s.appended.Broadcast()
 	}
 }
 
@@ -527,7 +518,7 @@ func (sub *subscription) Next(ctx context.Context) (eventstore.Message, error) {
 		}
 		// Take the wake-up channel before reading, so that an append that
 		// commits during the read still wakes the wait below.
-		woken := s.appended.wait()
+		woken := s.appended.Wait()
 		events, horizon, heldBack, err := sub.poll(ctx)
 		if err != nil {
 			if err := sub.done(ctx); err != nil {

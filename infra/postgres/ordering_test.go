@@ -201,7 +201,7 @@ func slowAppenders(t *testing.T) (delivered []uuid.UUID, committed map[uuid.UUID
 					t.Error(err)
 					return
 				}
-				store.appended.broadcast()
+				store.appended.Broadcast()
 				mu.Lock()
 				committed[id] = true
 				mu.Unlock()

@@ -1,0 +1,26 @@
+package broadcast_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/rapport-crm/rapport/infra/broadcast"
+)
+
+func TestBroadcastWakesEveryWaiterOnce(t *testing.T) {
+	var s broadcast.Signal
+	a, b := s.Wait(), s.Wait()
+	s.Broadcast()
+	for _, ch := range []<-chan struct{}{a, b} {
+		select {
+		case <-ch:
+		case <-time.After(time.Second):
+			t.Fatal("a waiter was not woken")
+		}
+	}
+	select {
+	case <-s.Wait():
+		t.Fatal("a waiter that came after the broadcast was woken by it")
+	default:
+	}
+}
