@@ -185,11 +185,12 @@ func TestVersionChangeRebuildsAtStartup(t *testing.T) {
 	waitFor(t, eng, last, time.Minute)
 	stop()
 
-	eng2 := e.newEngine(t, e.engineConfig(t, versioned{Projector: newCustomers(t), v: 2}))
+	next := newCustomers(t).Version() + 1
+	eng2 := e.newEngine(t, e.engineConfig(t, versioned{Projector: newCustomers(t), v: next}))
 	run(t, eng2)
 	eventually(t, time.Minute, "the new version to serve", func() bool {
 		st := statusOf(t, eng2, customers.Name)
-		return st.Version == 2 && st.Generation == 2 && st.State == projections.StateRunning
+		return st.Version == next && st.Generation == 2 && st.State == projections.StateRunning
 	})
 	_, last = e.load(t, 62, 50)
 	waitFor(t, eng2, last, time.Minute)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rapport-crm/rapport/infra/app"
+	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
@@ -74,6 +75,7 @@ type serviceFlags struct {
 	minPositionWait time.Duration
 	commandTimeout  time.Duration
 	slaTargets      string
+	riskWeights     string
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
@@ -93,6 +95,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.DurationVar(&f.minPositionWait, "min-position-wait", envDuration("RAPPORT_MIN_POSITION_WAIT", 5*time.Second), "longest wait of a query for min_position [RAPPORT_MIN_POSITION_WAIT]")
 	fs.DurationVar(&f.commandTimeout, "command-timeout", envDuration("RAPPORT_COMMAND_TIMEOUT", 10*time.Second), "longest a command may take, store calls included, before it answers 503 [RAPPORT_COMMAND_TIMEOUT]")
 	fs.StringVar(&f.slaTargets, "sla", envString("RAPPORT_SLA", sla.Defaults().String()), "complaint SLA targets by severity, first response/resolution [RAPPORT_SLA]")
+	fs.StringVar(&f.riskWeights, "risk-weights", envString("RAPPORT_RISK_WEIGHTS", risk.DefaultWeights().String()), "churn-risk points by factor, over the defaults; keys: "+strings.Join(risk.WeightKeys(), ", ")+" [RAPPORT_RISK_WEIGHTS]")
 	fs.StringVar(&f.logLevel, "log-level", envString("RAPPORT_LOG_LEVEL", "info"), "debug, info, warn or error [RAPPORT_LOG_LEVEL]")
 	fs.StringVar(&f.logFormat, "log-format", envString("RAPPORT_LOG_FORMAT", "json"), "json or text [RAPPORT_LOG_FORMAT]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
@@ -125,6 +128,10 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 	if err != nil {
 		return app.Config{}, err
 	}
+	weights, err := risk.ParseWeights(f.riskWeights)
+	if err != nil {
+		return app.Config{}, err
+	}
 	return app.Config{
 		DatabaseURL:     f.databaseURL,
 		EventStore:      f.eventStore,
@@ -136,7 +143,7 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		MaxBodyBytes:    int64(f.maxBodyBytes),
 		MinPositionWait: f.minPositionWait,
 		CommandTimeout:  f.commandTimeout,
-		ReadModels:      app.ReadModelSettings{SLA: targets},
+		ReadModels:      app.ReadModelSettings{SLA: targets, RiskWeights: &weights},
 		ServeHTTP:       true,
 		RunProjections:  true,
 		Logger:          logger,

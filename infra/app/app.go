@@ -28,6 +28,7 @@ import (
 	"github.com/rapport-crm/rapport/readmodels/audit"
 	"github.com/rapport-crm/rapport/readmodels/customers"
 	"github.com/rapport-crm/rapport/readmodels/history"
+	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
@@ -92,6 +93,8 @@ func (c Config) Validate() error {
 type ReadModelSettings struct {
 	// SLA are the complaint targets by severity (default PRODUCT.md's).
 	SLA sla.Targets
+	// RiskWeights are the churn-risk factors' points (nil: PRODUCT.md's).
+	RiskWeights *risk.Weights
 }
 
 func (r *ReadModelSettings) setDefaults() {

@@ -32,7 +32,7 @@ type env struct {
 }
 
 // newEnv runs the customer directory on a fresh database.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
 	if err != nil {
@@ -82,7 +82,7 @@ func newEnv(t *testing.T) *env {
 
 // do appends events to a customer as the command side would, and waits
 // until the directory shows them.
-func (e *env) do(t *testing.T, id uuid.UUID, events ...domain.Event) {
+func (e *env) do(t testing.TB, id uuid.UUID, events ...domain.Event) {
 	t.Helper()
 	ctx := context.Background()
 	first, exists := e.revs[id]

@@ -12,5 +12,10 @@
 // key destroyed, so a rebuild after erasure cannot bring them back.
 //
 // Queries reads through the readmodels.customers view, so it always sees the
-// active generation, with keyset pagination on (registered_at, id).
+// active generation, with keyset pagination on (registered_at, id). Each
+// customer it reads carries its churn risk, scored at the time of the query
+// by the SQL function readmodels.customer_risk (package risk), which Setup
+// creates beside the table: Get, List's items and List's risk filter, and
+// analysts' SQL, all use that one implementation. Queries.At evaluates at
+// another time (tests; "what will it say tomorrow").
 package customers

@@ -16,14 +16,20 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/infra/eventcodec"
 	"github.com/rapport-crm/rapport/projections"
+	"github.com/rapport-crm/rapport/readmodels/risk"
 )
 
 // Name is the projector's name; its table is readmodels.customers.
 const Name = "customers"
 
-// version of the table and of the fold. Bump it whenever either changes:
-// the engine then rebuilds the read model without downtime.
-const version = 1
+// version of the table, of the fold and of the SQL functions Setup
+// creates beside the table (readmodels.customer_risk). Bump it whenever
+// one changes: the engine then rebuilds the read model without downtime.
+//
+// 3: readmodels.customer_risk and readmodels.customer_risk_weights, and
+// ANALYZE before serving. (Not 2: the engine's tests run this projector
+// as version 2 to stand for a changed version.)
+const version = 2
 
 // Config tunes the projector.
 type Config struct {
@@ -86,8 +92,16 @@ func (*Projector) Version() int { return version }
 func (*Projector) Handles() []string { return domain.NewRegistry().Types() }
 
 // Setup implements projections.Projector. Secondary indexes come later
-// (CreateIndexes): a rebuild fills the table faster without them.
+// (CreateIndexes): a rebuild fills the table faster without them. It also
+// creates (or replaces) the churn-risk functions in the readmodels schema
+// (risk.FunctionSQL): they take the table's columns as arguments, so every
+// generation shares them, and the queries and analysts call them.
 func (*Projector) Setup(ctx context.Context, tx pgx.Tx) error {
+	for _, stmt := range risk.FunctionSQL() {
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("customers: churn-risk functions: %w", err)
+		}
+	}
 	_, err := tx.Exec(ctx, `
 		CREATE TABLE customers (
 			id                    uuid        PRIMARY KEY,
@@ -151,6 +165,9 @@ func (*Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		stmts = append(stmts, `CREATE INDEX IF NOT EXISTS customers_search_idx ON customers USING gin (`+searchExpr+` `+
 			pgx.Identifier{*trgmSchema, "gin_trgm_ops"}.Sanitize()+`)`)
 	}
+	// Statistics before the generation serves: the list's plans depend on
+	// them, and a rebuilt table has none yet.
+	stmts = append(stmts, `ANALYZE customers`)
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return err

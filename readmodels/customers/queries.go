@@ -13,6 +13,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rapport-crm/rapport/readmodels/risk"
+	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
 // Customer is a customer as the directory shows it (GET /v1/customers/{id}).
@@ -42,6 +45,9 @@ type Customer struct {
 	Position uint64
 	// Risk holds what the churn-risk score is computed from at query time.
 	Risk RiskInputs
+	// ChurnRisk is the churn-risk score evaluated when the customer was
+	// read (readmodels.customer_risk); nil unless the customer is active.
+	ChurnRisk *risk.Risk
 }
 
 // RiskInputs are the facts the churn-risk factors read (PRODUCT.md, Churn
@@ -96,6 +102,14 @@ type Filter struct {
 	Status string
 	// Q searches name, email and company (case-insensitive substring).
 	Q string
+	// Risk keeps the active customers at this churn-risk level (low,
+	// medium or high), evaluated at the time of the query.
+	Risk string
+	// NoContactDays, when positive, keeps the customers without a contact
+	// for at least that many whole days (24 h): since their last contact,
+	// or since their registration when there was none (the reference of
+	// the days_since_contact factor).
+	NoContactDays int
 }
 
 // Page is one page of List.
@@ -112,21 +126,70 @@ var ErrNotFound = errors.New("customers: customer not found")
 var ErrBadCursor = errors.New("customers: invalid cursor")
 
 // Queries reads the directory through the readmodels.customers view, so
-// it always sees the active generation.
+// it always sees the active generation, and scores churn risk with
+// readmodels.customer_risk at the time of each query.
 type Queries struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	now     func() time.Time
+	weights []int32
+	sla     string
 }
 
-// NewQueries returns queries on pool.
-func NewQueries(pool *pgxpool.Pool) *Queries { return &Queries{pool: pool} }
+// Option configures Queries.
+type Option func(*Queries)
 
-const selectColumns = `id, name, email, phone, company, tags, segment, tier, region, industry,
-	account_manager, support, sales, status, registered_at, last_contact_at, open_complaints,
-	last_csat, last_csat_at, prev_csat, last_nps, next_follow_up_due_at, complaints, follow_ups, last_revision, last_position`
+// WithRisk sets the churn-risk weights and the SLA targets (defaults:
+// risk.DefaultWeights, sla.Defaults).
+func WithRisk(w risk.Weights, targets sla.Targets) Option {
+	return func(q *Queries) {
+		q.weights = w.Array()
+		if targets != nil {
+			raw, _ := json.Marshal(targets.Seconds()) // a map of arrays of integers
+			q.sla = string(raw)
+		}
+	}
+}
+
+// WithClock sets the clock the churn risk is evaluated with (default
+// time.Now).
+func WithClock(now func() time.Time) Option { return func(q *Queries) { q.now = now } }
+
+// NewQueries returns queries on pool.
+func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
+	q := &Queries{pool: pool, now: time.Now}
+	WithRisk(risk.DefaultWeights(), sla.Defaults())(q)
+	for _, o := range opts {
+		o(q)
+	}
+	return q
+}
+
+// At returns the same queries evaluating churn risk at now: what they
+// would answer at that time, with the directory as it is.
+func (q *Queries) At(now time.Time) *Queries {
+	c := *q
+	c.now = func() time.Time { return now }
+	return &c
+}
+
+const selectColumns = `c.id, c.name, c.email, c.phone, c.company, c.tags, c.segment, c.tier, c.region, c.industry,
+	c.account_manager, c.support, c.sales, c.status, c.registered_at, c.last_contact_at, c.open_complaints,
+	c.last_csat, c.last_csat_at, c.prev_csat, c.last_nps, c.next_follow_up_due_at, c.complaints, c.follow_ups, c.last_revision, c.last_position,
+	r.score, r.level, r.factors`
+
+// fromRisk reads the directory with each customer's churn risk: $1 is
+// the time to evaluate at, $2 the weights, $3 the SLA targets. The
+// function is inlined into the query, so a filter on r.level costs a few
+// comparisons per customer.
+const fromRisk = ` FROM readmodels.customers c
+	CROSS JOIN LATERAL readmodels.customer_risk(c.status, c.registered_at, c.last_contact_at, c.open_complaints, c.complaints_total,
+		c.complaints, c.last_csat, c.prev_csat, c.last_nps, c.next_follow_up_due_at, $1::timestamptz, $2::integer[], $3::jsonb) r`
+
+func (q *Queries) riskArgs() []any { return []any{q.now(), q.weights, q.sla} }
 
 // Get returns one customer.
 func (q *Queries) Get(ctx context.Context, id uuid.UUID) (Customer, error) {
-	rows, err := q.pool.Query(ctx, `SELECT `+selectColumns+` FROM readmodels.customers WHERE id = $1`, id)
+	rows, err := q.pool.Query(ctx, `SELECT `+selectColumns+fromRisk+` WHERE c.id = $4`, append(q.riskArgs(), id)...)
 	if err != nil {
 		return Customer{}, fmt.Errorf("customers: get: %w", err)
 	}
@@ -146,7 +209,9 @@ const MaxLimit = 500
 // List returns customers matching f, oldest registration first, limit at
 // a time (1..MaxLimit; 0 means 50). cursor is "" or a previous page's
 // NextCursor: pagination is by key (registered_at, id), so pages stay
-// consistent while customers are added.
+// consistent while customers are added. It is one query: the filters
+// other than Risk and NoContactDays use the indexes; those two are
+// evaluated on the customers read in key order until the page is full.
 func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) (Page, error) {
 	if limit == 0 {
 		limit = 50
@@ -154,31 +219,46 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 	if limit < 1 || limit > MaxLimit {
 		return Page{}, fmt.Errorf("customers: limit must be within 1..%d", MaxLimit)
 	}
+	if f.Risk != "" && !risk.ValidLevel(f.Risk) {
+		return Page{}, fmt.Errorf("customers: unknown risk level %q", f.Risk)
+	}
+	if f.NoContactDays < 0 {
+		return Page{}, fmt.Errorf("customers: NoContactDays must not be negative")
+	}
 	var (
 		where []string
-		args  []any
+		args  = q.riskArgs()
 	)
 	add := func(cond string, v any) {
 		args = append(args, v)
 		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
 	}
 	if f.Segment != "" {
-		add("segment = ?", f.Segment)
+		add("c.segment = ?", f.Segment)
 	}
 	if f.Tier != "" {
-		add("tier = ?", f.Tier)
+		add("c.tier = ?", f.Tier)
 	}
 	if f.Region != "" {
-		add("region = ?", f.Region)
+		add("c.region = ?", f.Region)
 	}
 	if f.Status != "" {
-		add("status = ?", f.Status)
+		add("c.status = ?", f.Status)
 	}
 	if f.Owner != "" {
-		add("team_members @> ARRAY[?::text]", f.Owner)
+		add("c.team_members @> ARRAY[?::text]", f.Owner)
 	}
 	if f.Q != "" {
 		add(searchExpr+" LIKE ?", "%"+likeEscape(strings.ToLower(f.Q))+"%")
+	}
+	if f.Risk != "" {
+		// Only active customers have a score: the status index narrows
+		// the scan to them.
+		where = append(where, "c.status = 'active'")
+		add("r.level = ?", f.Risk)
+	}
+	if f.NoContactDays > 0 {
+		add("coalesce(c.last_contact_at, c.registered_at) <= $1::timestamptz - ? * interval '24 hours'", int32(min(f.NoContactDays, 1_000_000)))
 	}
 	if cursor != "" {
 		at, id, err := decodeCursor(cursor)
@@ -186,14 +266,16 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 			return Page{}, err
 		}
 		args = append(args, at, id)
-		where = append(where, fmt.Sprintf("(registered_at, id) > ($%d, $%d)", len(args)-1, len(args)))
+		// The first condition gives the planner the range's selectivity;
+		// the row comparison is the key.
+		where = append(where, fmt.Sprintf("c.registered_at >= $%d AND (c.registered_at, c.id) > ($%d, $%d)", len(args)-1, len(args)-1, len(args)))
 	}
-	sql := `SELECT ` + selectColumns + ` FROM readmodels.customers`
+	sql := `SELECT ` + selectColumns + fromRisk
 	if len(where) > 0 {
 		sql += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	args = append(args, limit+1)
-	sql += fmt.Sprintf(` ORDER BY registered_at, id LIMIT $%d`, len(args))
+	sql += fmt.Sprintf(` ORDER BY c.registered_at, c.id LIMIT $%d`, len(args))
 	rows, err := q.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("customers: list: %w", err)
@@ -209,6 +291,12 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 		page.NextCursor = encodeCursor(last.RegisteredAt, last.ID)
 	}
 	return page, nil
+}
+
+// ValidCursor reports whether c is a cursor List made.
+func ValidCursor(c string) bool {
+	_, _, err := decodeCursor(c)
+	return err == nil
 }
 
 func likeEscape(s string) string {
@@ -236,7 +324,11 @@ func decodeCursor(c string) (time.Time, uuid.UUID, error) {
 	if err != nil {
 		return time.Time{}, uuid.Nil, ErrBadCursor
 	}
-	return time.UnixMicro(us).UTC(), id, nil
+	at := time.UnixMicro(us).UTC()
+	if at.Year() < 1 || at.Year() > 9999 {
+		return time.Time{}, uuid.Nil, ErrBadCursor // not a registration time PostgreSQL takes
+	}
+	return at, id, nil
 }
 
 func collect(rows pgx.Rows) ([]Customer, error) {
@@ -254,10 +346,14 @@ func collect(rows pgx.Rows) ([]Customer, error) {
 			lastCSATAt, nextDueAt *time.Time
 			lastContact           *time.Time
 			openComplaints        int32
+			score                 *int32
+			level                 *string
+			factors               []byte
 		)
 		if err := rows.Scan(&c.ID, &c.Name, &c.Email, &c.Phone, &c.Company, &c.Tags, &c.Segment, &c.Tier, &c.Region, &c.Industry,
 			&am, &support, &sales, &c.Status, &registeredAt, &lastContact, &openComplaints,
-			&lastCSAT, &lastCSATAt, &prevCSAT, &lastNPS, &nextDueAt, &complaints, &followUps, &rev, &pos); err != nil {
+			&lastCSAT, &lastCSATAt, &prevCSAT, &lastNPS, &nextDueAt, &complaints, &followUps, &rev, &pos,
+			&score, &level, &factors); err != nil {
 			return nil, fmt.Errorf("customers: read: %w", err)
 		}
 		c.Team = map[string]string{}
@@ -279,6 +375,12 @@ func collect(rows pgx.Rows) ([]Customer, error) {
 		}
 		if err := json.Unmarshal(followUps, &c.Risk.FollowUpsPending); err != nil {
 			return nil, fmt.Errorf("customers: follow-ups of %s: %w", c.ID, err)
+		}
+		if score != nil && level != nil {
+			c.ChurnRisk = &risk.Risk{Score: int(*score), Level: *level, Factors: []risk.Factor{}}
+			if err := json.Unmarshal(factors, &c.ChurnRisk.Factors); err != nil {
+				return nil, fmt.Errorf("customers: risk factors of %s: %w", c.ID, err)
+			}
 		}
 		out = append(out, c)
 	}
