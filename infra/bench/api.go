@@ -20,6 +20,33 @@ type api struct {
 	key      string
 	auditKey string
 	client   *http.Client
+	// Which per-customer read endpoints the service serves (preflight).
+	directory bool // GET /v1/customers/{id}
+	history   bool // GET /v1/customers/{id}/history
+}
+
+// lagPath is the query that waits for a command at position to be
+// reflected: the customer from the directory, else its audit history;
+// empty when the service serves neither.
+func (a *api) lagPath(customerID string, position uint64) string {
+	switch {
+	case a.directory:
+		return "/v1/customers/" + customerID + "?min_position=" + strconv.FormatUint(position, 10)
+	case a.history:
+		return "/v1/customers/" + customerID + "/history?limit=1&min_position=" + strconv.FormatUint(position, 10)
+	}
+	return ""
+}
+
+// lagEndpoint names the lag query in the report.
+func (a *api) lagEndpoint() string {
+	switch {
+	case a.directory:
+		return "GET /v1/customers/{id}?min_position=N"
+	case a.history:
+		return "GET /v1/customers/{id}/history?limit=1&min_position=N"
+	}
+	return ""
 }
 
 func newAPI(cfg Config) *api {
@@ -38,6 +65,7 @@ type answer struct {
 	header     http.Header
 	body       []byte
 	retryAfter time.Duration
+	took       time.Duration
 }
 
 // problem is the part of an RFC 9457 answer the bench looks at.
@@ -88,13 +116,20 @@ func (a *api) do(ctx context.Context, method, path, key string, body []byte, hea
 }
 
 // get reads with the audit key, waiting out 503s (a min_position wait that
-// ran out, a store briefly away) until limit has passed.
+// ran out, a store briefly away), 429s (after Retry-After) and transport
+// errors until limit has passed. answer.took is the last attempt's time.
 func (a *api) get(ctx context.Context, path string, limit time.Duration) (answer, error) {
+	return a.read(ctx, path, nil, limit)
+}
+
+func (a *api) read(ctx context.Context, path string, header map[string]string, limit time.Duration) (answer, error) {
 	deadline := time.Now().Add(limit)
 	pause := 50 * time.Millisecond
 	for {
-		ans, err := a.do(ctx, http.MethodGet, path, a.auditKey, nil, nil)
-		if err == nil && ans.status != http.StatusServiceUnavailable {
+		start := time.Now()
+		ans, err := a.do(ctx, http.MethodGet, path, a.auditKey, nil, header)
+		ans.took = time.Since(start)
+		if err == nil && ans.status != http.StatusServiceUnavailable && ans.status != http.StatusTooManyRequests {
 			return ans, nil
 		}
 		if ctx.Err() != nil {
@@ -106,7 +141,11 @@ func (a *api) get(ctx context.Context, path string, limit time.Duration) (answer
 			}
 			return ans, nil
 		}
-		if !sleep(ctx, pause) {
+		wait := pause
+		if ans.status == http.StatusTooManyRequests && ans.retryAfter > 0 {
+			wait = ans.retryAfter
+		}
+		if !sleep(ctx, wait) {
 			return ans, ctx.Err()
 		}
 		pause = min(2*pause, time.Second)
@@ -130,6 +169,30 @@ func (a *api) preflight(ctx context.Context) error {
 		if ans.status == http.StatusUnauthorized {
 			return fmt.Errorf("bench: the service does not accept the API key (%s): %s", k.name, ans.problem().Detail)
 		}
+	}
+	// Which read endpoints exist: an unknown customer is a 404 naming the
+	// customer (or an empty history) where they do, route_not_found or 405
+	// where they do not.
+	const nobody = "/v1/customers/00000000-0000-0000-0000-000000000000"
+	for _, probe := range []struct {
+		path   string
+		served *bool
+	}{{nobody, &a.directory}, {nobody + "/history", &a.history}} {
+		ans, err := a.do(ctx, http.MethodGet, probe.path, a.auditKey, nil, nil)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if ans.status == http.StatusForbidden || ans.status == http.StatusUnauthorized {
+			return fmt.Errorf("bench: GET %s answered %d: the audit key needs the auditor or admin role (%s)", probe.path, ans.status, ans.problem().Detail)
+		}
+		*probe.served = !notServed(ans)
+	}
+	ans, err = a.do(ctx, http.MethodGet, nobody+"/events", a.auditKey, nil, nil)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if notServed(ans) {
+		return errors.New("bench: the service does not serve GET /v1/customers/{id}/events, which verification reads")
 	}
 	return nil
 }

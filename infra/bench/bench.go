@@ -89,8 +89,10 @@ type Config struct {
 	// negative skips it.
 	BaselineDuration time.Duration
 	// SkipRebuild skips the rebuild measurement (it rebuilds every
-	// projector of the service it runs against).
+	// projector of the service it runs against); RebuildOnly, when not
+	// empty, rebuilds only the projectors named.
 	SkipRebuild bool
+	RebuildOnly []string
 
 	// HTTPClient sends the requests. Default: a client with enough idle
 	// connections for the clients and a 60 s timeout.
@@ -99,6 +101,10 @@ type Config struct {
 	Progress io.Writer
 	// Log receives one line per phase; nil is silent.
 	Log io.Writer
+	// OnPhase, if set, is called as each phase ("load", "verify",
+	// "baseline", "audit", "rebuild") begins and ends: a test profiles the
+	// load alone with it.
+	OnPhase func(phase string, begin bool)
 }
 
 func (c *Config) setDefaults() {
@@ -139,6 +145,9 @@ func (c *Config) setDefaults() {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	if c.OnPhase == nil {
+		c.OnPhase = func(string, bool) {}
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -178,7 +187,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	fmt.Fprintf(cfg.Log, "bench: %d clients against %s (%s)\n", cfg.Clients, cfg.URL, describeBounds(cfg))
+	cfg.OnPhase("load", true)
 	load, err := r.load(ctx)
+	cfg.OnPhase("load", false)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +197,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Lag = load.lag
 
 	fmt.Fprintf(cfg.Log, "bench: verifying %d commands on %d customers\n", load.result.Accepted, len(load.customers))
+	cfg.OnPhase("verify", true)
 	res.Verification, err = r.verify(ctx, load)
+	cfg.OnPhase("verify", false)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +207,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	if cfg.Pool != nil && cfg.BaselineDuration > 0 {
 		fmt.Fprintf(cfg.Log, "bench: baseline, raw single-event INSERT transactions for %s\n", cfg.BaselineDuration)
+		cfg.OnPhase("baseline", true)
 		b, err := r.baseline(ctx)
+		cfg.OnPhase("baseline", false)
 		if err != nil {
 			return nil, err
 		}
@@ -207,15 +222,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	if largest := load.largest(); largest != nil {
+		cfg.OnPhase("audit", true)
 		res.Audit, err = r.auditReplay(ctx, largest)
+		cfg.OnPhase("audit", false)
 		if err != nil {
 			return nil, err
+		}
+		if res.Audit.Intact != nil && !*res.Audit.Intact {
+			res.Verification.ChainBroken = "the hash chain of customer " + largest.id + " does not verify"
 		}
 	}
 
 	if cfg.Engine != nil && !cfg.SkipRebuild {
 		fmt.Fprintln(cfg.Log, "bench: rebuilding every projector from position 0")
+		cfg.OnPhase("rebuild", true)
 		res.Rebuild, err = r.rebuild(ctx)
+		cfg.OnPhase("rebuild", false)
 		if err != nil {
 			return nil, err
 		}
