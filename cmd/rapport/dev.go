@@ -31,6 +31,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if f.logFormat == "json" && os.Getenv("RAPPORT_LOG_FORMAT") == "" {
 		f.logFormat = "text" // readable in a terminal
 	}
+	if os.Getenv("RAPPORT_RATE_LIMIT") == "" && os.Getenv("RAPPORT_RATE_BURST") == "" {
+		// One developer with one key: the production limit would only
+		// throttle `rapport bench` against this instance.
+		f.rateLimit, f.rateBurst = 1e6, 1e6
+	}
+	if os.Getenv("RAPPORT_LOG_LEVEL") == "" {
+		f.logLevel = "warn" // a line per request would drown the banner and slow the bench
+	}
 	logger, err := f.logger(stderr)
 	if err != nil {
 		return err

@@ -236,7 +236,7 @@ func TestEnsureStartsStopsAndReusesDevCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if local.Started || local.Source != fmt.Sprintf("localhost:%d", port) || local.URL != fmt.Sprintf("postgres://postgres@localhost:%d/postgres", port) {
+	if local.Started || local.Source != fmt.Sprintf("localhost:%d", port) || local.URL != fmt.Sprintf("postgres://postgres@localhost:%d/postgres?sslmode=disable", port) {
 		t.Errorf("Ensure with LocalAddr = %+v, want the server found on localhost", local)
 	}
 
