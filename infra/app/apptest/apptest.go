@@ -9,10 +9,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,4 +208,13 @@ func ForEachStore(t *testing.T, test func(t *testing.T, m *Main)) {
 			test(t, MustOpen(t, store.Option(t)))
 		})
 	}
+}
+
+// withPoolSize sets pool_max_conns on a database URL.
+func withPoolSize(dbURL string, n int) string {
+	sep := "?"
+	if strings.Contains(dbURL, "?") {
+		sep = "&"
+	}
+	return fmt.Sprintf("%s%spool_max_conns=%d", dbURL, sep, n)
 }
