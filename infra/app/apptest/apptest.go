@@ -50,7 +50,9 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	cfg := app.Config{
-		DatabaseURL:    pgtest.NewDatabase(tb),
+		// Many test processes share one server: keep each service's pool
+		// smaller than in production.
+		DatabaseURL:    withPoolSize(pgtest.NewDatabase(tb), 8),
 		Addr:           "127.0.0.1:0",
 		MasterKey:      master,
 		ServeHTTP:      true,
