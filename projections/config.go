@@ -41,6 +41,10 @@ type Config struct {
 	// which nobody reads yet: larger batches write each changed row less
 	// often. Default 8 × BatchSize.
 	RebuildBatchSize int
+	// DecodeCacheSize is how many decoded events the projectors share:
+	// they all follow the same log, so live (and during concurrent
+	// rebuilds) one decode serves them all. Default 65,536; -1 disables.
+	DecodeCacheSize int
 	// DecodeWorkers decode a batch in parallel (decryption and key lookups
 	// dominate). Default GOMAXPROCS.
 	DecodeWorkers int
@@ -101,6 +105,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RebuildBatchSize == 0 {
 		c.RebuildBatchSize = 8 * c.BatchSize
+	}
+	if c.DecodeCacheSize == 0 {
+		c.DecodeCacheSize = 65_536
 	}
 	if c.DecodeWorkers == 0 {
 		c.DecodeWorkers = goruntime.GOMAXPROCS(0)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/rapport-crm/rapport/infra/broadcast"
 	"sync"
 	"time"
@@ -47,8 +48,11 @@ type Engine struct {
 	metrics  *metrics
 	wmLogger watermill.LoggerAdapter
 	commits  broadcast.Signal // wakes WaitForPosition after commits here
-	runMu    sync.Mutex
-	running  bool
+	// decoded shares decoded events between the projectors; nil when
+	// disabled.
+	decoded *lru.Cache[eventstore.Position, eventcodec.Decoded]
+	runMu   sync.Mutex
+	running bool
 }
 
 // New returns an engine for cfg. It does no I/O.
@@ -63,6 +67,11 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, byName: map[string]*runtime{}, metrics: m}
 	e.wmLogger = newWatermillLogger(cfg.Logger)
+	if cfg.DecodeCacheSize > 0 {
+		if e.decoded, err = lru.New[eventstore.Position, eventcodec.Decoded](cfg.DecodeCacheSize); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range cfg.Projectors {
 		rt := &runtime{e: e, p: p, handles: map[string]bool{}, kick: make(chan struct{}, 1)}
 		for _, t := range p.Handles() {
@@ -766,13 +775,28 @@ func (rt *runtime) abandon(ctx context.Context, gen *generation, reason string) 
 
 // decode decodes a batch in parallel. On failure it returns the events
 // decoded before the first one that failed, that one's index and its error.
+// decodeOne decodes an event, or takes it from the events decoded for
+// another projector. Decoded events are shared read-only.
+func (e *Engine) decodeOne(ctx context.Context, rec eventstore.RecordedEvent) (eventcodec.Decoded, error) {
+	if e.decoded != nil {
+		if d, ok := e.decoded.Get(rec.Position); ok && d.Record.ID == rec.ID {
+			return d, nil
+		}
+	}
+	d, err := e.cfg.Codec.Decode(ctx, rec)
+	if err == nil && e.decoded != nil {
+		e.decoded.Add(rec.Position, d)
+	}
+	return d, err
+}
+
 func (e *Engine) decode(ctx context.Context, recs []eventstore.RecordedEvent) ([]eventcodec.Decoded, int, error) {
 	out := make([]eventcodec.Decoded, len(recs))
 	errs := make([]error, len(recs))
 	workers := min(e.cfg.DecodeWorkers, (len(recs)+31)/32)
 	if workers <= 1 {
 		for i, rec := range recs {
-			d, err := e.cfg.Codec.Decode(ctx, rec)
+			d, err := e.decodeOne(ctx, rec)
 			if err != nil {
 				return out[:i], i, fmt.Errorf("projections: decode %s@%d (position %d): %w", rec.Stream, rec.Revision, rec.Position, err)
 			}
@@ -788,7 +812,7 @@ func (e *Engine) decode(ctx context.Context, recs []eventstore.RecordedEvent) ([
 		go func() {
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
-				out[i], errs[i] = e.cfg.Codec.Decode(ctx, recs[i])
+				out[i], errs[i] = e.decodeOne(ctx, recs[i])
 				if errs[i] != nil {
 					return
 				}

@@ -23,10 +23,20 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
+// defaultGCPercent trades memory for CPU: Rapport allocates mostly
+// short-lived garbage (decoded events, JSON), and with Go's default of 100
+// collection took a quarter of the CPU of a rebuild; 400 gave 12% more
+// rebuild throughput. GOGC, when set, wins.
+const defaultGCPercent = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -1,0 +1,130 @@
+package app_test
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/infra/app"
+	"github.com/rapport-crm/rapport/infra/eventcodec"
+	"github.com/rapport-crm/rapport/infra/pgtest"
+	"github.com/rapport-crm/rapport/infra/postgres"
+	"github.com/rapport-crm/rapport/projections"
+	"github.com/rapport-crm/rapport/projections/projectiontest"
+)
+
+// BenchmarkRebuildAllProjectors rebuilds every read model of the service at
+// once from a log of RAPPORT_BENCH_EVENTS events (default 20,000) loaded
+// straight into the Postgres store, and reports the log's events per
+// second of wall time (each event applied by every projector that handles
+// it) and the projector-events per second:
+//
+//	RAPPORT_BENCH_EVENTS=1000000 go test ./infra/app -run '^$' -bench RebuildAllProjectors -benchtime 1x -timeout 60m
+//
+// RAPPORT_BENCH_PROFILE writes a CPU profile of the rebuild alone.
+func BenchmarkRebuildAllProjectors(b *testing.B) {
+	n := 20_000
+	if s := os.Getenv("RAPPORT_BENCH_EVENTS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = v
+	}
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = 16
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	if err := postgres.Migrate(ctx, pool, nil); err != nil {
+		b.Fatal(err)
+	}
+	store, err := postgres.NewEventStore(pool, postgres.EventStoreConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(store.Close)
+	master := make([]byte, 32)
+	rand.Read(master)
+	keys, err := postgres.NewKeyring(pool, master, postgres.KeyringConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	codec := eventcodec.New(domain.NewRegistry(), keys)
+	appends := projectiontest.NewGenerator(42).Plan(n)
+	if err := projectiontest.Encode(ctx, codec, appends, 8); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := projectiontest.BulkLoad(ctx, pool, appends); err != nil {
+		b.Fatal(err)
+	}
+	projectors, err := app.Projectors(app.ReadModelSettings{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// A cold keyring, as a process that starts a rebuild has.
+	keys, err = postgres.NewKeyring(pool, master, postgres.KeyringConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	engine, err := projections.New(projections.Config{Pool: pool, Store: store, Codec: eventcodec.New(domain.NewRegistry(), keys), Projectors: projectors, DecodeCacheSize: cacheSize()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if path := os.Getenv("RAPPORT_BENCH_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(projectors))
+	for _, p := range projectors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := engine.Rebuild(ctx, p.Name(), nil); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "log-events/s")
+	b.ReportMetric(float64(n*len(projectors))/elapsed.Seconds(), "projector-events/s")
+	b.ReportMetric(elapsed.Seconds(), "s")
+}
+
+func cacheSize() int {
+	if s := os.Getenv("RAPPORT_BENCH_DECODE_CACHE"); s != "" {
+		n, _ := strconv.Atoi(s)
+		return n
+	}
+	return 0
+}
