@@ -186,6 +186,18 @@ type Decoded struct {
 	Erased bool
 }
 
+// CustomerID is the customer the event is about: from its stream name, or
+// its metadata for an event outside a customer stream.
+func (d *Decoded) CustomerID() (uuid.UUID, error) {
+	if id, ok := domain.CustomerIDFromStream(d.Record.Stream); ok {
+		return id, nil
+	}
+	if d.Metadata.CustomerID != uuid.Nil {
+		return d.Metadata.CustomerID, nil
+	}
+	return uuid.Nil, fmt.Errorf("eventcodec: event %s in stream %q names no customer", d.Record.ID, d.Record.Stream)
+}
+
 // Decode parses, upcasts and decrypts a stored event.
 func (c *Codec) Decode(ctx context.Context, rec eventstore.RecordedEvent) (Decoded, error) {
 	d := Decoded{Record: rec}

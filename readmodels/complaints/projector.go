@@ -195,7 +195,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 		if !ok {
 			continue
 		}
-		id, err := customerID(&batch[i])
+		id, err := batch[i].CustomerID()
 		if err != nil {
 			return err
 		}
@@ -219,7 +219,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 	)
 	for i := range batch {
 		d := &batch[i]
-		id, err := customerID(d)
+		id, err := d.CustomerID()
 		if err != nil {
 			return err
 		}
@@ -430,14 +430,4 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-func customerID(d *eventcodec.Decoded) (uuid.UUID, error) {
-	if id, ok := domain.CustomerIDFromStream(d.Record.Stream); ok {
-		return id, nil
-	}
-	if d.Metadata.CustomerID != uuid.Nil {
-		return d.Metadata.CustomerID, nil
-	}
-	return uuid.Nil, fmt.Errorf("complaints: event %s in stream %q names no customer", d.Record.ID, d.Record.Stream)
 }

@@ -163,7 +163,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 	seen := map[uuid.UUID]bool{}
 	for i := range batch {
 		if _, ok := batch[i].Event.(domain.ContactLogged); ok {
-			id, err := customerID(&batch[i])
+			id, err := batch[i].CustomerID()
 			if err != nil {
 				return err
 			}
@@ -185,7 +185,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 	)
 	for i := range batch {
 		d := &batch[i]
-		id, err := customerID(d)
+		id, err := d.CustomerID()
 		if err != nil {
 			return err
 		}
@@ -304,14 +304,4 @@ func personal(d *eventcodec.Decoded, s string) any {
 		return nil
 	}
 	return s
-}
-
-func customerID(d *eventcodec.Decoded) (uuid.UUID, error) {
-	if id, ok := domain.CustomerIDFromStream(d.Record.Stream); ok {
-		return id, nil
-	}
-	if d.Metadata.CustomerID != uuid.Nil {
-		return d.Metadata.CustomerID, nil
-	}
-	return uuid.Nil, fmt.Errorf("contacts: event %s in stream %q names no customer", d.Record.ID, d.Record.Stream)
 }

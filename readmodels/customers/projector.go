@@ -223,7 +223,7 @@ func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Dec
 	ids := make([]uuid.UUID, 0, len(batch))
 	seen := make(map[uuid.UUID]struct{}, len(batch))
 	for i := range batch {
-		id, err := customerID(&batch[i])
+		id, err := batch[i].CustomerID()
 		if err != nil {
 			return err
 		}
@@ -238,7 +238,7 @@ func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Dec
 	}
 	for i := range batch {
 		d := &batch[i]
-		id, _ := customerID(d)
+		id, _ := d.CustomerID()
 		r := rows[id]
 		if r == nil {
 			r = &row{lastRevision: -1}
@@ -358,16 +358,6 @@ func (p *Projector) Forget(schema string) {
 			delete(p.pending, s)
 		}
 	}
-}
-
-func customerID(d *eventcodec.Decoded) (uuid.UUID, error) {
-	if id, ok := domain.CustomerIDFromStream(d.Record.Stream); ok {
-		return id, nil
-	}
-	if d.Metadata.CustomerID != uuid.Nil {
-		return d.Metadata.CustomerID, nil
-	}
-	return uuid.Nil, fmt.Errorf("customers: event %s in stream %q names no customer", d.Record.ID, d.Record.Stream)
 }
 
 // complaintJSON is one complaint in the complaints column: what the

@@ -121,13 +121,13 @@ type profile struct {
 // with the profiles of their customers, writes them with one COPY, and
 // writes the profiles back with one statement.
 func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decoded) error {
-	var ids []uuid.UUID
+	ids := make([]uuid.UUID, len(batch))
 	for i := range batch {
-		id, ok := domain.CustomerIDFromStream(batch[i].Record.Stream)
-		if !ok {
-			return fmt.Errorf("history: event %s is not in a customer stream (%s)", batch[i].Record.ID, batch[i].Record.Stream)
+		id, err := batch[i].CustomerID()
+		if err != nil {
+			return fmt.Errorf("history: %w", err)
 		}
-		ids = append(ids, id)
+		ids[i] = id
 	}
 	profiles, err := loadProfiles(ctx, tx, uniq(ids))
 	if err != nil {

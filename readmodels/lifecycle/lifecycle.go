@@ -175,7 +175,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 	var ids []uuid.UUID
 	seen := map[uuid.UUID]bool{}
 	for i := range batch {
-		id, err := customerID(&batch[i])
+		id, err := batch[i].CustomerID()
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 	var changed []*Spell
 	for i := range batch {
 		d := &batch[i]
-		id, _ := customerID(d)
+		id, _ := d.CustomerID()
 		cur := last[id]
 		next, ok := Evolve(cur, id, d.Event)
 		if !ok {
@@ -259,16 +259,6 @@ func write(ctx context.Context, tx pgx.Tx, spells []*Spell) error {
 		return fmt.Errorf("lifecycle: write %d spells: %w", n, err)
 	}
 	return nil
-}
-
-func customerID(d *eventcodec.Decoded) (uuid.UUID, error) {
-	if id, ok := domain.CustomerIDFromStream(d.Record.Stream); ok {
-		return id, nil
-	}
-	if d.Metadata.CustomerID != uuid.Nil {
-		return d.Metadata.CustomerID, nil
-	}
-	return uuid.Nil, fmt.Errorf("lifecycle: event %s in stream %q names no customer", d.Record.ID, d.Record.Stream)
 }
 
 // Queries reads the life cycles through readmodels.customer_lifecycle.

@@ -124,7 +124,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 	var erased []uuid.UUID
 	for i := range batch {
 		d := &batch[i]
-		id, err := customerID(d)
+		id, err := d.CustomerID()
 		if err != nil {
 			return err
 		}
@@ -171,16 +171,6 @@ func score(v *int) any {
 		return nil
 	}
 	return int16(*v)
-}
-
-func customerID(d *eventcodec.Decoded) (uuid.UUID, error) {
-	if id, ok := domain.CustomerIDFromStream(d.Record.Stream); ok {
-		return id, nil
-	}
-	if d.Metadata.CustomerID != uuid.Nil {
-		return d.Metadata.CustomerID, nil
-	}
-	return uuid.Nil, fmt.Errorf("surveys: event %s in stream %q names no customer", d.Record.ID, d.Record.Stream)
 }
 
 // Survey is one survey as the API shows it. Comment is nil when none was
