@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/infra/eventcodec"
 	"github.com/rapport-crm/rapport/infra/eventstore"
 )
@@ -96,6 +97,30 @@ func GenerationSchema(ctx context.Context) string {
 
 func withGeneration(ctx context.Context, schema string) context.Context {
 	return context.WithValue(ctx, generationKey{}, schema)
+}
+
+// VisitAppliedRevisions implements Reconciler for the usual read model: it
+// runs query, which must return (customer id, last applied revision) rows,
+// and visits each customer's stream.
+func VisitAppliedRevisions(ctx context.Context, tx pgx.Tx, query string, visit func(stream string, revision uint64) error) error {
+	rows, err := tx.Query(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id  uuid.UUID
+			rev int64
+		)
+		if err := rows.Scan(&id, &rev); err != nil {
+			return err
+		}
+		if err := visit(domain.StreamName(id), uint64(rev)); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)

@@ -125,26 +125,11 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 // AppliedRevisions implements projections.Reconciler: every handled event
 // leaves a timeline row or an erasure row with its revision.
 func (Projector) AppliedRevisions(ctx context.Context, tx pgx.Tx, visit func(stream string, revision uint64) error) error {
-	rows, err := tx.Query(ctx, `
+	return projections.VisitAppliedRevisions(ctx, tx, `
 		SELECT customer_id, max(revision) FROM (
 			SELECT customer_id, revision FROM complaint_events
 			UNION ALL SELECT customer_id, revision FROM complaint_erasures) r
-		GROUP BY customer_id`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id uuid.UUID
-		var rev int64
-		if err := rows.Scan(&id, &rev); err != nil {
-			return err
-		}
-		if err := visit(domain.StreamName(id), uint64(rev)); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+		GROUP BY customer_id`, visit)
 }
 
 type key struct{ customer, complaint uuid.UUID }

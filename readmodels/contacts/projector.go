@@ -119,27 +119,12 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 // AppliedRevisions implements projections.Reconciler: every handled event
 // leaves a row carrying its revision (a contact, a follow-up, an erasure).
 func (Projector) AppliedRevisions(ctx context.Context, tx pgx.Tx, visit func(stream string, revision uint64) error) error {
-	rows, err := tx.Query(ctx, `
+	return projections.VisitAppliedRevisions(ctx, tx, `
 		SELECT customer_id, max(revision) FROM (
 			SELECT customer_id, revision FROM contacts
 			UNION ALL SELECT customer_id, revision FROM follow_ups
 			UNION ALL SELECT customer_id, revision FROM contact_erasures) r
-		GROUP BY customer_id`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id uuid.UUID
-		var rev int64
-		if err := rows.Scan(&id, &rev); err != nil {
-			return err
-		}
-		if err := visit(domain.StreamName(id), uint64(rev)); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+		GROUP BY customer_id`, visit)
 }
 
 // followUp is a follow-up the fold may complete.

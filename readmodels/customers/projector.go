@@ -181,22 +181,7 @@ const searchExpr = `(lower(coalesce(name, '') || ' ' || coalesce(email, '') || '
 
 // AppliedRevisions implements projections.Reconciler.
 func (*Projector) AppliedRevisions(ctx context.Context, tx pgx.Tx, visit func(stream string, revision uint64) error) error {
-	rows, err := tx.Query(ctx, `SELECT id, last_revision FROM customers`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id uuid.UUID
-		var rev int64
-		if err := rows.Scan(&id, &rev); err != nil {
-			return err
-		}
-		if err := visit(domain.StreamName(id), uint64(rev)); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return projections.VisitAppliedRevisions(ctx, tx, `SELECT id, last_revision FROM customers`, visit)
 }
 
 // row is one customer: its state as domain.Evolve folds it, and the read

@@ -91,22 +91,7 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 
 // AppliedRevisions implements projections.Reconciler.
 func (Projector) AppliedRevisions(ctx context.Context, tx pgx.Tx, visit func(stream string, revision uint64) error) error {
-	rows, err := tx.Query(ctx, `SELECT customer_id, max(last_revision) FROM customer_lifecycle GROUP BY customer_id`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id uuid.UUID
-		var rev int64
-		if err := rows.Scan(&id, &rev); err != nil {
-			return err
-		}
-		if err := visit(domain.StreamName(id), uint64(rev)); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return projections.VisitAppliedRevisions(ctx, tx, `SELECT customer_id, max(last_revision) FROM customer_lifecycle GROUP BY customer_id`, visit)
 }
 
 // Spell is one active spell of a customer.
