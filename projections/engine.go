@@ -452,7 +452,39 @@ func (rt *runtime) startLive(ctx context.Context, gen generation) error {
 	rt.mu.Unlock()
 	rt.e.metrics.checkpoint.WithLabelValues(rt.p.Name()).Set(float64(gen.Checkpoint))
 	rt.stateChanged()
+	go rt.analyzeWhenCaughtUp(ctx, w, gen.Schema)
 	return nil
+}
+
+// analyzeWhenCaughtUp refreshes the planner's statistics of a generation
+// once its live worker has caught up. A first generation's tables were
+// analysed empty, and a catch-up may have filled them since; the
+// database's autovacuum would get there eventually, if it runs at all,
+// but queries need the plans for the real sizes now.
+func (rt *runtime) analyzeWhenCaughtUp(ctx context.Context, w *worker, schema string) {
+	select {
+	case <-w.caughtUpCh:
+	case <-w.done:
+		return
+	case <-ctx.Done():
+		return
+	}
+	tables, err := func() ([]string, error) {
+		tx, err := rt.e.cfg.Pool.Begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer tx.Rollback(ctx)
+		return schemaTables(ctx, tx, schema)
+	}()
+	for _, t := range tables {
+		if err == nil {
+			_, err = rt.e.cfg.Pool.Exec(ctx, `ANALYZE `+pgx.Identifier{schema, t}.Sanitize())
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		rt.e.cfg.Logger.Warn("projections: could not analyze the tables of a caught-up generation", "projector", rt.p.Name(), "schema", schema, "err", err)
+	}
 }
 
 func (rt *runtime) startBuilder(ctx context.Context, gen generation) error {
