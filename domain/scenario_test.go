@@ -95,11 +95,6 @@ func (s *scenarioRun) given(events ...Event) *scenarioRun {
 	return s
 }
 
-func (s *scenarioRun) at(when time.Time) *scenarioRun {
-	s.now = when
-	return s
-}
-
 type outcome struct {
 	t      *testing.T
 	state  Customer

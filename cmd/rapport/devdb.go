@@ -27,7 +27,7 @@ func runDevDB(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	command := fs.Args()
 	if len(command) == 0 {
-		return fmt.Errorf("devdb: no command; usage: rapport devdb -- go test ./...")
+		return errors.New("devdb: no command (usage: rapport devdb -- COMMAND [ARGS])")
 	}
 	server, err := pgboot.Ensure(ctx, pgboot.Config{
 		DatabaseURL: os.Getenv("DATABASE_URL"),

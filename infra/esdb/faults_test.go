@@ -55,9 +55,9 @@ func TestSubscriptionDropResumesWithoutLossOrDuplicate(t *testing.T) {
 	srv.DropSubscriptions()
 	write(20)
 
-	msgs := c.waitFor("every event", func(msgs []eventstore.Message) bool { return len(eventsWithPrefix(msgs, prefix)) >= len(want) })
+	c.waitFor("every event", func(msgs []eventstore.Message) bool { return len(eventsWithPrefix(msgs, prefix)) >= len(want) })
 	time.Sleep(100 * time.Millisecond)
-	msgs = c.waitFor("nothing more", func([]eventstore.Message) bool { return true })
+	msgs := c.waitFor("nothing more", func([]eventstore.Message) bool { return true })
 	checkOrder(t, msgs, start)
 	got := eventsWithPrefix(msgs, prefix)
 	if len(got) != len(want) {

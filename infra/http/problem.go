@@ -61,10 +61,6 @@ func invalidFields(fields ...FieldError) *Problem {
 	return p
 }
 
-// errNotCaughtUp is what a read-your-writes wait that ran out of time
-// wraps (through WaitForPosition's error); it is matched with errors.Is.
-var errNotCaughtUp = errors.New("read models have not reached the requested position yet")
-
 // problemFor maps every error the service can meet to its problem: this is
 // the one place where errors become HTTP statuses.
 func problemFor(err error) *Problem {
@@ -91,11 +87,6 @@ func problemFor(err error) *Problem {
 		return p
 	case errors.As(err, &maxBytes):
 		return newProblem(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body exceeds %d bytes", maxBytes.Limit))
-	case errors.Is(err, errNotCaughtUp):
-		p := newProblem(http.StatusServiceUnavailable, "not_caught_up", "the read models have not reached min_position yet; retry shortly")
-		p.retryAfter = 1
-		p.cause = err
-		return p
 	case errors.Is(err, eventstore.ErrUnavailable):
 		p := newProblem(http.StatusServiceUnavailable, "store_unavailable", "the event store cannot be reached; the command was not confirmed, retry it with the same Idempotency-Key")
 		p.retryAfter = 2

@@ -769,7 +769,6 @@ type rowSource struct {
 	rows    []*row
 	i       int
 	vals    []any
-	buf     strings.Builder
 	jsonBuf []byte
 }
 
