@@ -115,7 +115,7 @@ func printVerification(w io.Writer, v audit.Verification) {
 }
 
 func verifyAll(ctx context.Context, auditor *audit.Auditor, stdout, stderr io.Writer) error {
-	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("verifying events"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("verifying events"), progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
 	customers, broken := 0, 0
 	err := auditor.VerifyAll(ctx, func(events int) { _ = bar.Set(events) }, func(v audit.Verification) error {
 		customers++
