@@ -2,6 +2,9 @@
 # start PostgreSQL themselves (see infra/pgboot).
 
 GO ?= go
+# The race detector needs cgo (a C compiler); without one the suite runs
+# without it rather than not at all.
+RACE ?= $(shell command -v gcc >/dev/null 2>&1 && [ "$$($(GO) env CGO_ENABLED)" = 1 ] && echo -race)
 # Fuzz time per target in `make test`; raise it for a longer hunt.
 FUZZTIME ?= 5s
 
@@ -17,7 +20,7 @@ run: build
 
 # The whole suite. DATABASE_URL, if set, names the server to test against.
 test: build vet
-	./bin/rapport devdb -- $(GO) test -count=1 -timeout 20m ./...
+	./bin/rapport devdb -- $(GO) test $(RACE) -count=1 -timeout 20m ./...
 	FUZZTIME=$(FUZZTIME) ./.ci/fuzz
 
 # Every fuzz target for FUZZTIME each.
