@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"crypto/rand"
 	"os"
 	"runtime/pprof"
 	"strconv"
@@ -10,13 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/infra/app"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/pgtest"
-	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/projections/projectiontest"
 )
@@ -31,57 +24,14 @@ import (
 //
 // RAPPORT_BENCH_PROFILE writes a CPU profile of the rebuild alone.
 func BenchmarkRebuildAllProjectors(b *testing.B) {
-	n := 20_000
-	if s := os.Getenv("RAPPORT_BENCH_EVENTS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n = v
-	}
+	log := projectiontest.LoadLog(b, projectiontest.EventsFromEnv(b, 20_000))
+	n := log.Events
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.MaxConns = 16
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
-	if err := postgres.Migrate(ctx, pool, nil); err != nil {
-		b.Fatal(err)
-	}
-	store, err := postgres.NewEventStore(pool, postgres.EventStoreConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(store.Close)
-	master := make([]byte, 32)
-	rand.Read(master)
-	keys, err := postgres.NewKeyring(pool, master, postgres.KeyringConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	codec := eventcodec.New(domain.NewRegistry(), keys)
-	appends := projectiontest.NewGenerator(42).Plan(n)
-	if err := projectiontest.Encode(ctx, codec, appends, 8); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := projectiontest.BulkLoad(ctx, pool, appends); err != nil {
-		b.Fatal(err)
-	}
 	projectors, err := app.Projectors(app.ReadModelSettings{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	// A cold keyring, as a process that starts a rebuild has.
-	keys, err = postgres.NewKeyring(pool, master, postgres.KeyringConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	engine, err := projections.New(projections.Config{Pool: pool, Store: store, Codec: eventcodec.New(domain.NewRegistry(), keys), Projectors: projectors, DecodeCacheSize: cacheSize()})
+	engine, err := projections.New(projections.Config{Pool: log.Pool, Store: log.Store, Codec: log.Codec, Projectors: projectors, DecodeCacheSize: cacheSize()})
 	if err != nil {
 		b.Fatal(err)
 	}

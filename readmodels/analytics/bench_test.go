@@ -1,24 +1,17 @@
 package analytics_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/pgtest"
-	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/projections/projectiontest"
 	"github.com/rapport-crm/rapport/readmodels/analytics"
@@ -39,48 +32,9 @@ import (
 //
 //	RAPPORT_BENCH_EVENTS=200000 go test ./readmodels/analytics -run '^$' -bench BenchmarkRebuild -benchtime 1x -timeout 30m
 func BenchmarkRebuild(b *testing.B) {
-	n := 20_000
-	if s := os.Getenv("RAPPORT_BENCH_EVENTS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n = v
-	}
+	log := projectiontest.LoadLog(b, projectiontest.EventsFromEnv(b, 20_000))
+	n, pool, store, codec := log.Events, log.Pool, log.Store, log.Codec
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.MaxConns = 16
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
-	if err := postgres.Migrate(ctx, pool, nil); err != nil {
-		b.Fatal(err)
-	}
-	store, err := postgres.NewEventStore(pool, postgres.EventStoreConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(store.Close)
-	keys, err := postgres.NewKeyring(pool, bytes.Repeat([]byte{9}, 32), postgres.KeyringConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	codec := eventcodec.New(domain.NewRegistry(), keys)
-	appends := projectiontest.NewGenerator(42).Plan(n)
-	if err := projectiontest.Encode(ctx, codec, appends, 8); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := projectiontest.BulkLoad(ctx, pool, appends); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `VACUUM ANALYZE eventstore.events`); err != nil {
-		b.Fatal(err)
-	}
 	directory, err := customers.NewProjector(customers.Config{})
 	if err != nil {
 		b.Fatal(err)
