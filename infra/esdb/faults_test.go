@@ -12,6 +12,7 @@ import (
 
 	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
 	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/infra/eventstore/eventstoretest"
 )
 
 // Fault injection needs the test server; these tests have no real-server
@@ -38,7 +39,7 @@ func TestSubscriptionDropResumesWithoutLossOrDuplicate(t *testing.T) {
 	s := newStore(t, srv.ConnectionString())
 	prefix := unique("drop")
 	start := headBefore(t, s)
-	c := collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix}})
+	c := eventstoretest.Collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix}})
 	var want []uuid.UUID
 	write := func(n int) {
 		for range n {
@@ -48,18 +49,18 @@ func TestSubscriptionDropResumesWithoutLossOrDuplicate(t *testing.T) {
 		}
 	}
 	write(40)
-	c.waitFor("some events", func(msgs []eventstore.Message) bool { return len(eventsWithPrefix(msgs, prefix)) >= 20 })
+	c.WaitFor("some events", func(msgs []eventstore.Message) bool { return len(eventstoretest.EventsOf(msgs, prefix)) >= 20 })
 	srv.DropSubscriptions()
 	write(20)
 	srv.FailNext(esdbtest.MethodSubscribe, 3) // the resubscription fails a few times too
 	srv.DropSubscriptions()
 	write(20)
 
-	c.waitFor("every event", func(msgs []eventstore.Message) bool { return len(eventsWithPrefix(msgs, prefix)) >= len(want) })
+	c.WaitFor("every event", func(msgs []eventstore.Message) bool { return len(eventstoretest.EventsOf(msgs, prefix)) >= len(want) })
 	time.Sleep(100 * time.Millisecond)
-	msgs := c.waitFor("nothing more", func([]eventstore.Message) bool { return true })
+	msgs := c.WaitFor("nothing more", func([]eventstore.Message) bool { return true })
 	checkOrder(t, msgs, start)
-	got := eventsWithPrefix(msgs, prefix)
+	got := eventstoretest.EventsOf(msgs, prefix)
 	if len(got) != len(want) {
 		t.Fatalf("got %d events, want %d", len(got), len(want))
 	}
@@ -83,7 +84,7 @@ func TestRestartUnderLoad(t *testing.T) {
 	s := newStore(t, srv.ConnectionString())
 	prefix := unique("restart")
 	start := headBefore(t, s)
-	c := collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix}})
+	c := eventstoretest.Collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix}})
 
 	const writers, perWriter = 4, 60
 	written := make([][]uuid.UUID, writers)
@@ -133,10 +134,10 @@ func TestRestartUnderLoad(t *testing.T) {
 	}
 
 	total := writers * perWriter
-	msgs := c.waitFor("every event", func(msgs []eventstore.Message) bool { return len(eventsWithPrefix(msgs, prefix)) >= total })
+	msgs := c.WaitFor("every event", func(msgs []eventstore.Message) bool { return len(eventstoretest.EventsOf(msgs, prefix)) >= total })
 	checkOrder(t, msgs, start)
 	seen := map[uuid.UUID]bool{}
-	for _, e := range eventsWithPrefix(msgs, prefix) {
+	for _, e := range eventstoretest.EventsOf(msgs, prefix) {
 		if seen[e.ID] {
 			t.Fatalf("event %s delivered twice", e.ID)
 		}
@@ -161,16 +162,16 @@ func TestFellBehindSubscriberLosesNothing(t *testing.T) {
 	srv := esdbtest.Start(t, esdbtest.WithLiveBuffer(2))
 	s := newStore(t, srv.ConnectionString())
 	prefix := unique("behind")
-	c := collect(t, s, eventstore.SubscribeOptions{From: eventstore.End, StreamPrefixes: []string{prefix}})
-	c.waitFor("caught up", func(msgs []eventstore.Message) bool { return len(msgs) > 0 })
+	c := eventstoretest.Collect(t, s, eventstore.SubscribeOptions{From: eventstore.End, StreamPrefixes: []string{prefix}})
+	c.WaitFor("caught up", func(msgs []eventstore.Message) bool { return len(msgs) > 0 })
 	var evs []eventstore.EventData
 	for i := range 50 {
 		evs = append(evs, newEvent(fmt.Sprint(i)))
 	}
 	mustAppend(t, s, prefix+"s", eventstore.NoStream, evs...)
-	msgs := c.waitFor("the burst", func(msgs []eventstore.Message) bool { return len(eventsWithPrefix(msgs, prefix)) >= 50 })
+	msgs := c.WaitFor("the burst", func(msgs []eventstore.Message) bool { return len(eventstoretest.EventsOf(msgs, prefix)) >= 50 })
 	checkOrder(t, msgs, 0)
-	for i, e := range eventsWithPrefix(msgs, prefix) {
+	for i, e := range eventstoretest.EventsOf(msgs, prefix) {
 		if e.ID != evs[i].ID {
 			t.Fatalf("event %d differs", i)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rapport-crm/rapport/infra/esdb"
 	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/infra/eventstore/eventstoretest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -97,8 +98,8 @@ func TestSystemEventsNeverReachConsumers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		all := collect(t, s, eventstore.SubscribeOptions{From: start})
-		mine := collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix, "$" + prefix}})
+		all := eventstoretest.Collect(t, s, eventstore.SubscribeOptions{From: start})
+		mine := eventstoretest.Collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix, "$" + prefix}})
 
 		writeSystem()
 		var want []uuid.UUID
@@ -122,10 +123,10 @@ func TestSystemEventsNeverReachConsumers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range []*collector{all, mine} {
-			msgs := c.waitFor("our events", func(msgs []eventstore.Message) bool { return len(eventsWithPrefix(msgs, prefix)) >= 3 })
+		for _, c := range []*eventstoretest.Collector{all, mine} {
+			msgs := c.WaitFor("our events", func(msgs []eventstore.Message) bool { return len(eventstoretest.EventsOf(msgs, prefix)) >= 3 })
 			checkOrder(t, msgs, start)
-			own = append(own, eventsWithPrefix(msgs, "")...)
+			own = append(own, eventstoretest.EventsOf(msgs, "")...)
 		}
 		var got []uuid.UUID
 		for _, e := range own {
@@ -157,8 +158,8 @@ func TestSubscribeFromEndIsLiveOnly(t *testing.T) {
 		s := newStore(t, tg.url)
 		prefix := unique("end")
 		mustAppend(t, s, prefix+"s", eventstore.NoStream, newEvent("before"))
-		c := collect(t, s, eventstore.SubscribeOptions{From: eventstore.End, StreamPrefixes: []string{prefix}})
-		c.waitFor("caught up", func(msgs []eventstore.Message) bool {
+		c := eventstoretest.Collect(t, s, eventstore.SubscribeOptions{From: eventstore.End, StreamPrefixes: []string{prefix}})
+		c.WaitFor("caught up", func(msgs []eventstore.Message) bool {
 			for _, m := range msgs {
 				if m.Kind == eventstore.CaughtUp {
 					return true
@@ -168,8 +169,8 @@ func TestSubscribeFromEndIsLiveOnly(t *testing.T) {
 		})
 		after := newEvent("after")
 		mustAppend(t, s, prefix+"s", eventstore.Exact(0), after)
-		msgs := c.waitFor("the live event", func(msgs []eventstore.Message) bool { return len(eventsWithPrefix(msgs, prefix)) >= 1 })
-		if got := eventsWithPrefix(msgs, prefix); len(got) != 1 || got[0].ID != after.ID {
+		msgs := c.WaitFor("the live event", func(msgs []eventstore.Message) bool { return len(eventstoretest.EventsOf(msgs, prefix)) >= 1 })
+		if got := eventstoretest.EventsOf(msgs, prefix); len(got) != 1 || got[0].ID != after.ID {
 			t.Fatalf("from End got %d events, want only the later one", len(got))
 		}
 	})
@@ -183,13 +184,13 @@ func TestCheckpointsAdvanceResumePosition(t *testing.T) {
 		s := newStore(t, tg.url)
 		prefix := unique("ckpt")
 		start := headBefore(t, s)
-		c := collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix + "rare"}})
+		c := eventstoretest.Collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix + "rare"}})
 		var last eventstore.AppendResult
 		for i := range 100 {
 			last = mustAppend(t, s, prefix+"common", eventstore.Any, newEvent(string(rune('a'+i%26))))
 		}
 		// 100 considered events, a checkpoint every 32: at least 3.
-		msgs := c.waitFor("three checkpoints", func(msgs []eventstore.Message) bool {
+		msgs := c.WaitFor("three checkpoints", func(msgs []eventstore.Message) bool {
 			n := 0
 			for _, m := range msgs {
 				if m.Kind == eventstore.CheckpointReached && m.Position > start {
@@ -211,14 +212,14 @@ func TestCheckpointsAdvanceResumePosition(t *testing.T) {
 		if resume <= start || (tg.srv != nil && resume > last.Position) {
 			t.Fatalf("resume position %d, want within (%d, %d]", resume, start, last.Position)
 		}
-		c.stop()
+		c.Stop()
 
 		rare := newEvent("rare")
 		mustAppend(t, s, prefix+"rare", eventstore.NoStream, rare)
-		resumed := collect(t, s, eventstore.SubscribeOptions{From: resume, StreamPrefixes: []string{prefix + "rare"}})
-		msgs = resumed.waitFor("the rare event", func(msgs []eventstore.Message) bool { return len(eventsWithPrefix(msgs, prefix)) >= 1 })
+		resumed := eventstoretest.Collect(t, s, eventstore.SubscribeOptions{From: resume, StreamPrefixes: []string{prefix + "rare"}})
+		msgs = resumed.WaitFor("the rare event", func(msgs []eventstore.Message) bool { return len(eventstoretest.EventsOf(msgs, prefix)) >= 1 })
 		checkOrder(t, msgs, resume)
-		if got := eventsWithPrefix(msgs, prefix); len(got) != 1 || got[0].ID != rare.ID {
+		if got := eventstoretest.EventsOf(msgs, prefix); len(got) != 1 || got[0].ID != rare.ID {
 			t.Fatalf("resumed: %d events, want the rare one", len(got))
 		}
 	})

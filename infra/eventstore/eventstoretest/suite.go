@@ -763,10 +763,11 @@ func testGlobalOrder(t *testing.T, s eventstore.Store) {
 	}
 }
 
-// subscriber collects what a subscription delivers, in a goroutine, so that
-// tests can wait for conditions with a deadline.
-type subscriber struct {
-	t    *testing.T
+// Collector gathers what a subscription delivers, in a goroutine, so that
+// tests can wait for conditions with a deadline. Store-specific tests use
+// it too.
+type Collector struct {
+	t    testing.TB
 	sub  eventstore.Subscription
 	mu   sync.Mutex
 	msgs []eventstore.Message
@@ -774,7 +775,8 @@ type subscriber struct {
 	done chan struct{}
 }
 
-func subscribe(t *testing.T, s eventstore.Store, opts eventstore.SubscribeOptions) *subscriber {
+// Collect subscribes and collects until the test ends.
+func Collect(t testing.TB, s eventstore.Store, opts eventstore.SubscribeOptions) *Collector {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	sub, err := s.SubscribeAll(ctx, opts)
@@ -782,7 +784,7 @@ func subscribe(t *testing.T, s eventstore.Store, opts eventstore.SubscribeOption
 		cancel()
 		t.Fatalf("subscribe: %v", err)
 	}
-	c := &subscriber{t: t, sub: sub, done: make(chan struct{})}
+	c := &Collector{t: t, sub: sub, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		for {
@@ -799,16 +801,26 @@ func subscribe(t *testing.T, s eventstore.Store, opts eventstore.SubscribeOption
 	}()
 	t.Cleanup(func() {
 		cancel()
-		_ = sub.Close()
-		<-c.done
+		c.Stop()
 	})
 	return c
 }
 
-// waitFor waits until cond holds for the messages received so far.
-func (c *subscriber) waitFor(what string, cond func([]eventstore.Message) bool) []eventstore.Message {
+// Stop ends the subscription and waits for the collecting goroutine.
+func (c *Collector) Stop() {
+	_ = c.sub.Close()
+	<-c.done
+}
+
+// collectTimeout bounds WaitFor; longer than timeout, since store tests
+// wait through restarts.
+const collectTimeout = 30 * time.Second
+
+// WaitFor waits until cond holds for the messages received so far, and
+// returns them.
+func (c *Collector) WaitFor(what string, cond func([]eventstore.Message) bool) []eventstore.Message {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(collectTimeout)
 	for {
 		c.mu.Lock()
 		msgs := append([]eventstore.Message(nil), c.msgs...)
@@ -827,7 +839,8 @@ func (c *subscriber) waitFor(what string, cond func([]eventstore.Message) bool) 
 	}
 }
 
-func eventsOf(msgs []eventstore.Message, prefix string) []eventstore.RecordedEvent {
+// EventsOf keeps the events of streams with the prefix.
+func EventsOf(msgs []eventstore.Message, prefix string) []eventstore.RecordedEvent {
 	var out []eventstore.RecordedEvent
 	for _, m := range msgs {
 		if m.Kind == eventstore.EventAppeared && strings.HasPrefix(m.Event.Stream, prefix) {
@@ -883,7 +896,7 @@ func testSubscriptionCatchUpThenLive(t *testing.T, s eventstore.Store) {
 			t.Fatal(err)
 		}
 	}
-	sub := subscribe(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix}})
+	sub := Collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix}})
 	// Append while the subscription catches up, so that the hand-over
 	// from catch-up to live happens with writes in flight.
 	for i := before; i < before+during; i++ {
@@ -891,7 +904,7 @@ func testSubscriptionCatchUpThenLive(t *testing.T, s eventstore.Store) {
 			t.Fatal(err)
 		}
 	}
-	sub.waitFor("caught up", func(msgs []eventstore.Message) bool {
+	sub.WaitFor("caught up", func(msgs []eventstore.Message) bool {
 		for _, m := range msgs {
 			if m.Kind == eventstore.CaughtUp {
 				return true
@@ -904,17 +917,17 @@ func testSubscriptionCatchUpThenLive(t *testing.T, s eventstore.Store) {
 			t.Fatal(err)
 		}
 	}
-	msgs := sub.waitFor("every event", func(msgs []eventstore.Message) bool {
-		return len(eventsOf(msgs, prefix)) >= len(written)
+	msgs := sub.WaitFor("every event", func(msgs []eventstore.Message) bool {
+		return len(EventsOf(msgs, prefix)) >= len(written)
 	})
 	checkMessages(t, msgs, start)
-	if got := ids(eventsOf(msgs, prefix)); !equalIDs(got, written) {
+	if got := ids(EventsOf(msgs, prefix)); !equalIDs(got, written) {
 		t.Fatalf("subscription delivered %d events %v,\nwant %d in append order %v", len(got), got, len(written), written)
 	}
 	// Nothing more arrives: no duplicate after the fact.
 	time.Sleep(200 * time.Millisecond)
-	msgs = sub.waitFor("nothing", func([]eventstore.Message) bool { return true })
-	if n := len(eventsOf(msgs, prefix)); n != len(written) {
+	msgs = sub.WaitFor("nothing", func([]eventstore.Message) bool { return true })
+	if n := len(EventsOf(msgs, prefix)); n != len(written) {
 		t.Fatalf("subscription delivered %d events, want %d", n, len(written))
 	}
 }
@@ -928,10 +941,10 @@ func testSubscriptionResumesStrictlyAfter(t *testing.T, s eventstore.Store) {
 		results = append(results, mustAppend(t, s, prefix+"s", eventstore.Any, e))
 		written = append(written, e.ID)
 	}
-	sub := subscribe(t, s, eventstore.SubscribeOptions{From: results[2].Position, StreamPrefixes: []string{prefix}})
-	msgs := sub.waitFor("two events", func(msgs []eventstore.Message) bool { return len(eventsOf(msgs, prefix)) >= 2 })
+	sub := Collect(t, s, eventstore.SubscribeOptions{From: results[2].Position, StreamPrefixes: []string{prefix}})
+	msgs := sub.WaitFor("two events", func(msgs []eventstore.Message) bool { return len(EventsOf(msgs, prefix)) >= 2 })
 	checkMessages(t, msgs, results[2].Position)
-	if got := ids(eventsOf(msgs, prefix)); !equalIDs(got, written[3:]) {
+	if got := ids(EventsOf(msgs, prefix)); !equalIDs(got, written[3:]) {
 		t.Fatalf("resumed after event 2: got %v, want %v", got, written[3:])
 	}
 }
@@ -940,7 +953,7 @@ func testSubscriptionStreamPrefixFilter(t *testing.T, s eventstore.Store) {
 	prefix := uniquePrefix(t)
 	wanted, other := prefix+"wanted-", prefix+"other-"
 	start := positionBefore(t, s, eventstore.End)
-	sub := subscribe(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{wanted}})
+	sub := Collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{wanted}})
 	var want []uuid.UUID
 	for i := range 20 {
 		e := newEvent(fmt.Sprint(i))
@@ -951,14 +964,14 @@ func testSubscriptionStreamPrefixFilter(t *testing.T, s eventstore.Store) {
 		}
 		mustAppend(t, s, stream, eventstore.Any, e)
 	}
-	msgs := sub.waitFor("the wanted events", func(msgs []eventstore.Message) bool { return len(eventsOf(msgs, wanted)) >= len(want) })
+	msgs := sub.WaitFor("the wanted events", func(msgs []eventstore.Message) bool { return len(EventsOf(msgs, wanted)) >= len(want) })
 	checkMessages(t, msgs, start)
 	for _, m := range msgs {
 		if m.Kind == eventstore.EventAppeared && !strings.HasPrefix(m.Event.Stream, wanted) {
 			t.Fatalf("filter %q let through stream %q", wanted, m.Event.Stream)
 		}
 	}
-	if got := ids(eventsOf(msgs, wanted)); !equalIDs(got, want) {
+	if got := ids(EventsOf(msgs, wanted)); !equalIDs(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
@@ -969,11 +982,11 @@ func testSubscriptionStreamPrefixFilter(t *testing.T, s eventstore.Store) {
 func testSubscriptionCheckpointsOnSparseFilter(t *testing.T, s eventstore.Store) {
 	prefix := uniquePrefix(t)
 	start := positionBefore(t, s, eventstore.End)
-	sub := subscribe(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix + "rare-"}})
+	sub := Collect(t, s, eventstore.SubscribeOptions{From: start, StreamPrefixes: []string{prefix + "rare-"}})
 	for i := range 100 {
 		mustAppend(t, s, fmt.Sprintf("%scommon-%d", prefix, i%5), eventstore.Any, newEvent(fmt.Sprint(i)))
 	}
-	msgs := sub.waitFor("a checkpoint past the unwanted events", func(msgs []eventstore.Message) bool {
+	msgs := sub.WaitFor("a checkpoint past the unwanted events", func(msgs []eventstore.Message) bool {
 		for _, m := range msgs {
 			if m.Kind == eventstore.CheckpointReached && m.Position > start {
 				return true
@@ -998,10 +1011,10 @@ func testSubscriptionCheckpointsOnSparseFilter(t *testing.T, s eventstore.Store)
 	// nothing twice.
 	rare := newEvent("rare")
 	mustAppend(t, s, prefix+"rare-1", eventstore.NoStream, rare)
-	resumed := subscribe(t, s, eventstore.SubscribeOptions{From: checkpoint, StreamPrefixes: []string{prefix + "rare-"}})
-	msgs = resumed.waitFor("the rare event", func(msgs []eventstore.Message) bool { return len(eventsOf(msgs, prefix)) >= 1 })
+	resumed := Collect(t, s, eventstore.SubscribeOptions{From: checkpoint, StreamPrefixes: []string{prefix + "rare-"}})
+	msgs = resumed.WaitFor("the rare event", func(msgs []eventstore.Message) bool { return len(EventsOf(msgs, prefix)) >= 1 })
 	checkMessages(t, msgs, checkpoint)
-	if got := eventsOf(msgs, prefix); len(got) != 1 || got[0].ID != rare.ID {
+	if got := EventsOf(msgs, prefix); len(got) != 1 || got[0].ID != rare.ID {
 		t.Fatalf("resumed from checkpoint: got %v, want only %s", ids(got), rare.ID)
 	}
 }
