@@ -27,9 +27,15 @@ test: build vet
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./.ci/fuzz
 
+# Static checks: go vet, gofmt (over the source folders, so it needs no git)
+# and the layering rule (infra/app/layers_test.go: no package outside cmd/
+# and infra/ imports infra/, domain/ imports only the standard library and
+# uuid).
+SRC_DIRS := cmd domain commands projections readmodels infra
 vet:
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+	@test -z "$$(gofmt -l $(SRC_DIRS))" || (echo "gofmt needed:"; gofmt -l $(SRC_DIRS); exit 1)
+	$(GO) test -count=1 -run '^TestLayers' ./infra/app/
 
 # Benchmarks of the event stores and the command side.
 bench: build

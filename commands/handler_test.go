@@ -16,8 +16,8 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/pgtest"
 	"github.com/rapport-crm/rapport/infra/postgres"
 )

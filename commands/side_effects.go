@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // The steps around an append that keep state outside the customer's

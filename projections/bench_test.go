@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rapport-crm/rapport/infra/postgres/postgrestest"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -57,7 +59,7 @@ func BenchmarkRebuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	encoded := time.Since(start)
-	if _, err := projectiontest.BulkLoad(ctx, bulk, appends); err != nil {
+	if _, err := postgrestest.BulkLoad(ctx, bulk, appends); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := bulk.Exec(ctx, `VACUUM ANALYZE eventstore.events`); err != nil {

@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // Config configures an Engine.

@@ -4,7 +4,7 @@
 // # Pieces
 //
 // Subscriber is a Watermill message.Subscriber over the event-store port
-// (infra/eventstore), so it works on the Postgres store and on EventStoreDB
+// (domain/eventstore), so it works on the Postgres store and on EventStoreDB
 // alike. A topic names a consumer (a projector generation); Subscribe
 // resumes after the position the consumer stored and delivers the customer
 // streams' events, the store's checkpoints and its caught-up notice as

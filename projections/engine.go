@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/rapport-crm/rapport/infra/broadcast"
 	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // States of a projector, as Status reports them.
@@ -47,7 +47,7 @@ type Engine struct {
 	byName   map[string]*runtime
 	metrics  *metrics
 	wmLogger watermill.LoggerAdapter
-	commits  broadcast.Signal // wakes WaitForPosition after commits here
+	commits  eventstore.Signal // wakes WaitForPosition after commits here
 	// decoded shares decoded events between the projectors; nil when
 	// disabled.
 	decoded *lru.Cache[eventstore.Position, eventcodec.Decoded]

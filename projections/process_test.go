@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/infra/postgres/postgrestest"
+
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/pgtest"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/projections/projectiontest"
@@ -127,7 +129,7 @@ func TestCrashMidBatch(t *testing.T) {
 	if err := projectiontest.Encode(ctx, e.codec, appends, 4); err != nil {
 		t.Fatal(err)
 	}
-	last, err := projectiontest.BulkLoad(ctx, e.pool, appends)
+	last, err := postgrestest.BulkLoad(ctx, e.pool, appends)
 	if err != nil {
 		t.Fatal(err)
 	}

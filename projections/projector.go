@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rapport-crm/rapport/infra/postgres"
 	"regexp"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // Projector builds one read model from customer events. The engine calls
@@ -165,27 +163,3 @@ func (e *PoisonError) Error() string {
 // connection broke and the lock could not be taken back without another
 // process having held it, so whatever this process knows may be stale.
 var errLockLost = errors.New("projections: projector lock lost")
-
-// IsTransient reports whether err is worth retrying as it is: a broken or
-// refused connection, a serialization failure or a deadlock. Everything
-// else (an undecodable event, a data or constraint error, a bug) is
-// permanent and stops the projector, because retrying would fail the same
-// way forever.
-func IsTransient(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errLockLost) {
-		return false
-	}
-	if errors.Is(err, eventstore.ErrUnavailable) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "40001", // serialization_failure
-			"40P01", // deadlock_detected
-			"55P03": // lock_not_available
-			return true
-		}
-	}
-	return postgres.IsConnectionError(err)
-}

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/schollz/progressbar/v3"
 )
 
 // RequestRebuild asks the process that runs the projector to rebuild it,
@@ -117,46 +114,4 @@ func (rt *runtime) rebuildHere(ctx context.Context, progress func(done, total in
 	defer rt.lock.release(context.Background())
 	defer rt.setRole("")
 	return true, rt.own(ctx, ownOptions{rebuildOnce: true, progress: progress})
-}
-
-// NewProgressBar returns a progress callback for Rebuild that draws a
-// progress bar on w (the CLI passes os.Stderr), and a function that
-// completes the bar.
-func NewProgressBar(w io.Writer, description string) (progress func(done, total int64), finish func()) {
-	var (
-		mu  sync.Mutex
-		bar *progressbar.ProgressBar
-		max int64
-	)
-	progress = func(done, total int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		if bar == nil {
-			max = total
-			bar = progressbar.NewOptions64(total,
-				progressbar.OptionSetWriter(w),
-				progressbar.OptionSetDescription(description),
-				progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(),
-				progressbar.OptionSetItsString("events"),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionFullWidth(),
-			)
-		}
-		if total != max {
-			max = total
-			bar.ChangeMax64(total)
-		}
-		_ = bar.Set64(done)
-	}
-	finish = func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if bar != nil {
-			_ = bar.Finish()
-			_, _ = io.WriteString(w, "\n")
-		}
-	}
-	return progress, finish
 }

@@ -1,7 +1,6 @@
 package projections_test
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -10,9 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/esdb"
 	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
-	"github.com/rapport-crm/rapport/infra/eventstore"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/projections/projectiontest"
 	"github.com/rapport-crm/rapport/readmodels/customers"
@@ -195,19 +194,6 @@ func TestVersionChangeRebuildsAtStartup(t *testing.T) {
 	_, last = e.load(t, 62, 50)
 	waitFor(t, eng2, last, time.Minute)
 	compareModel(t, e, customers.NewQueries(e.pool))
-}
-
-// TestProgressBar draws the CLI's bar.
-func TestProgressBar(t *testing.T) {
-	var buf bytes.Buffer
-	progress, finish := projections.NewProgressBar(&buf, "rebuilding customers")
-	progress(0, 100)
-	progress(50, 100)
-	progress(120, 150)
-	finish()
-	if !bytes.Contains(buf.Bytes(), []byte("rebuilding customers")) {
-		t.Fatalf("bar: %q", buf.String())
-	}
 }
 
 // TestEngineOnEventStoreDB runs the customer directory from EventStoreDB

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // Status is what GET /v1/projections shows of one projector. It is read

@@ -11,9 +11,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/esdb"
 	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
-	"github.com/rapport-crm/rapport/infra/eventstore"
 	"github.com/rapport-crm/rapport/infra/pgtest"
 	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/projections"

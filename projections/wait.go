@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // ErrNotCaughtUp is matched (errors.Is) by the error WaitForPosition

@@ -14,8 +14,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // generation is a row of projections.generations.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rapport-crm/rapport/infra/bench"
+	"github.com/rapport-crm/rapport/cmd/rapport/internal/bench"
 	"github.com/rapport-crm/rapport/infra/postgres"
 )
 

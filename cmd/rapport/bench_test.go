@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rapport-crm/rapport/cmd/rapport/internal/bench"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
-	"github.com/rapport-crm/rapport/infra/bench"
 )
 
 func TestResolveBenchTarget(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/rapport-crm/rapport/cmd/rapport/internal/progress"
+
 	"github.com/rapport-crm/rapport/projections"
 )
 
@@ -99,8 +101,8 @@ func runProjections(ctx context.Context, args []string, stdout, stderr io.Writer
 			return fmt.Errorf("projections rebuild needs a projector name or --all (projectors: %s)", strings.Join(projectorNames(m.Engine), ", "))
 		}
 		for _, name := range names {
-			progress, finish := projections.NewProgressBar(stderr, "rebuilding "+name)
-			err := m.Engine.Rebuild(ctx, name, progress)
+			report, finish := progress.Rebuild(stderr, "rebuilding "+name)
+			err := m.Engine.Rebuild(ctx, name, report)
 			finish()
 			if err != nil {
 				return err

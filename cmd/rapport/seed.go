@@ -8,7 +8,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/rapport-crm/rapport/infra/seed"
+	"github.com/rapport-crm/rapport/cmd/rapport/internal/seed"
 )
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -19,9 +19,9 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/esdb"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/eventstore"
 	rhttp "github.com/rapport-crm/rapport/infra/http"
 	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/projections"

@@ -13,10 +13,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/app"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
 	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
-	"github.com/rapport-crm/rapport/infra/eventstore"
 	"github.com/rapport-crm/rapport/infra/pgtest"
 )
 

@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rapport-crm/rapport/commands"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // commandMetrics implements commands.Metrics with Prometheus.

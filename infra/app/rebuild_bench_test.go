@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rapport-crm/rapport/infra/postgres/postgrestest"
+
 	"github.com/rapport-crm/rapport/infra/app"
 	"github.com/rapport-crm/rapport/projections"
-	"github.com/rapport-crm/rapport/projections/projectiontest"
 )
 
 // BenchmarkRebuildAllProjectors rebuilds every read model of the service at
@@ -24,7 +25,7 @@ import (
 //
 // RAPPORT_BENCH_PROFILE writes a CPU profile of the rebuild alone.
 func BenchmarkRebuildAllProjectors(b *testing.B) {
-	log := projectiontest.LoadLog(b, projectiontest.EventsFromEnv(b, 20_000))
+	log := postgrestest.LoadLog(b, postgrestest.EventsFromEnv(b, 20_000))
 	n := log.Events
 	ctx := context.Background()
 	projectors, err := app.Projectors(app.ReadModelSettings{})

@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
-	"github.com/rapport-crm/rapport/infra/eventstore"
 )
 
 func benchServer(b *testing.B) *esdbtest.Server {

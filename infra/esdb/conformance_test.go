@@ -3,8 +3,8 @@ package esdb_test
 import (
 	"testing"
 
-	"github.com/rapport-crm/rapport/infra/eventstore"
-	"github.com/rapport-crm/rapport/infra/eventstore/eventstoretest"
+	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore/eventstoretest"
 )
 
 // TestConformance runs the port's conformance suite through the adapter and

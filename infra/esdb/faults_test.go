@@ -10,9 +10,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore/eventstoretest"
 	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
-	"github.com/rapport-crm/rapport/infra/eventstore"
-	"github.com/rapport-crm/rapport/infra/eventstore/eventstoretest"
 )
 
 // Fault injection needs the test server; these tests have no real-server

@@ -13,9 +13,9 @@ import (
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/esdb"
 	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
-	"github.com/rapport-crm/rapport/infra/eventstore"
 )
 
 // target is a server the tests run against: the in-repository test server,

@@ -1,4 +1,4 @@
-// Package esdb implements the event-store port (infra/eventstore) on
+// Package esdb implements the event-store port (domain/eventstore) on
 // EventStoreDB, Rapport's production store, through the official Go client.
 //
 // The client is used as it actually behaves rather than as documented: its
@@ -27,7 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // Store is an eventstore.Store on EventStoreDB. It is safe for concurrent

@@ -11,9 +11,9 @@ import (
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 
+	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore/eventstoretest"
 	"github.com/rapport-crm/rapport/infra/esdb"
-	"github.com/rapport-crm/rapport/infra/eventstore"
-	"github.com/rapport-crm/rapport/infra/eventstore/eventstoretest"
 )
 
 func TestConfigValidate(t *testing.T) {

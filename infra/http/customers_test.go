@@ -18,9 +18,9 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/app"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
-	"github.com/rapport-crm/rapport/infra/eventstore"
 	rhttp "github.com/rapport-crm/rapport/infra/http"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/customers"

@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rapport-crm/rapport/commands"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/analytics"
 	"github.com/rapport-crm/rapport/readmodels/complaints"

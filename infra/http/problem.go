@@ -12,7 +12,7 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // Problem is an RFC 9457 problem detail, the body of every error answer.

@@ -4,21 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rapport-crm/rapport/infra/broadcast"
-	"io"
 	"log/slog"
 	"math"
-	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/projections"
 )
 
 // notifyChannel is the LISTEN/NOTIFY channel that wakes subscribers of
@@ -82,7 +79,7 @@ type EventStore struct {
 
 	// appended wakes this process's subscriptions after a local append or
 	// a notification from another process.
-	appended broadcast.Signal
+	appended eventstore.Signal
 	// notify asks the notifier to tell other processes; its buffer of one
 	// coalesces a burst of appends into one NOTIFY.
 	notify chan struct{}
@@ -328,41 +325,10 @@ func classify(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
-	if IsConnectionError(err) {
+	if projections.IsConnectionError(err) {
 		return fmt.Errorf("postgres: %s: %w: %w", op, eventstore.ErrUnavailable, err)
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
-}
-
-// IsConnectionError reports errors after which the database may or may
-// not have done the work: the connection broke, could not be made, or the
-// server is going away. Retrying is worth it; the outcome of a write that
-// failed this way is unknown.
-func IsConnectionError(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, crash, cannot connect now
-			pgErr.Code == "53300": // too many connections
-			return true
-		}
-		return false
-	}
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	if errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	// pgx reports some broken connections only in words.
-	msg := err.Error()
-	for _, s := range []string{"conn closed", "connection reset", "broken pipe", "connection refused", "unexpected EOF", "conn busy"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // runNotifier tells other processes about appends, one NOTIFY per burst:

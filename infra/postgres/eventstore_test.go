@@ -12,8 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/rapport-crm/rapport/infra/eventstore"
-	"github.com/rapport-crm/rapport/infra/eventstore/eventstoretest"
+	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore/eventstoretest"
 	"github.com/rapport-crm/rapport/infra/pgtest"
 	"github.com/rapport-crm/rapport/infra/postgres"
 )

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/rapport-crm/rapport/infra/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
 )
 
 // KeyringConfig tunes the keyring.

@@ -13,12 +13,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // Append is one command's events for one stream.
@@ -258,43 +256,4 @@ func AppendAll(ctx context.Context, store eventstore.Store, appends []Append) (e
 		last = res.Position
 	}
 	return last, nil
-}
-
-// BulkLoad writes the appends straight into the Postgres store's table with
-// COPY, at sparse positions below the store's horizon, much faster than
-// Append for a million events. The table must be empty. Later appends
-// through the store get larger positions, so the log stays ordered.
-func BulkLoad(ctx context.Context, pool *pgxpool.Pool, appends []Append) (eventstore.Position, error) {
-	var horizon int64
-	if err := pool.QueryRow(ctx, `SELECT eventstore.horizon()`).Scan(&horizon); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, a := range appends {
-		n += len(a.Events)
-	}
-	const stride = 8
-	if int64(n+1)*stride >= horizon {
-		return 0, fmt.Errorf("projectiontest: %d events do not fit below the horizon %d", n, horizon)
-	}
-	pos := int64(0)
-	recorded := time.Now().UTC().Add(-time.Hour)
-	rows := make([][]any, 0, n)
-	for _, a := range appends {
-		for k, e := range a.Events {
-			pos += stride
-			var meta any
-			if len(e.Metadata) > 0 {
-				meta = string(e.Metadata)
-			}
-			rows = append(rows, []any{pos, a.Stream, int64(a.FirstRevision) + int64(k), e.ID, e.Type, string(e.Data), meta, recorded})
-		}
-	}
-	_, err := pool.CopyFrom(ctx, pgx.Identifier{"eventstore", "events"},
-		[]string{"position", "stream", "revision", "event_id", "event_type", "data", "metadata", "recorded_at"},
-		pgx.CopyFromRows(rows))
-	if err != nil {
-		return 0, fmt.Errorf("projectiontest: copy events: %w", err)
-	}
-	return eventstore.Position(pos), nil
 }

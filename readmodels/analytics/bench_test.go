@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rapport-crm/rapport/infra/postgres/postgrestest"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rapport-crm/rapport/projections"
-	"github.com/rapport-crm/rapport/projections/projectiontest"
 	"github.com/rapport-crm/rapport/readmodels/analytics"
 	"github.com/rapport-crm/rapport/readmodels/complaints"
 	"github.com/rapport-crm/rapport/readmodels/contacts"
@@ -32,7 +33,7 @@ import (
 //
 //	RAPPORT_BENCH_EVENTS=200000 go test ./readmodels/analytics -run '^$' -bench BenchmarkRebuild -benchtime 1x -timeout 30m
 func BenchmarkRebuild(b *testing.B) {
-	log := projectiontest.LoadLog(b, projectiontest.EventsFromEnv(b, 20_000))
+	log := postgrestest.LoadLog(b, postgrestest.EventsFromEnv(b, 20_000))
 	n, pool, store, codec := log.Events, log.Pool, log.Store, log.Codec
 	ctx := context.Background()
 	directory, err := customers.NewProjector(customers.Config{})

@@ -14,8 +14,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // ErrCustomerNotFound says the customer has no events.

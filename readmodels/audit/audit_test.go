@@ -12,8 +12,8 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
-	"github.com/rapport-crm/rapport/infra/eventstore"
 	"github.com/rapport-crm/rapport/readmodels/audit"
 )
 

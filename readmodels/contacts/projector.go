@@ -20,7 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/projections"
 )
 

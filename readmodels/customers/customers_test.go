@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/pgtest"
 	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/projections"

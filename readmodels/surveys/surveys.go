@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventcodec"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/projections"
 )
 

@@ -21,7 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 // Metadata is what every stored event carries besides its payload

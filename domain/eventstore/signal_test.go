@@ -1,14 +1,14 @@
-package broadcast_test
+package eventstore_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/rapport-crm/rapport/infra/broadcast"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
 func TestBroadcastWakesEveryWaiterOnce(t *testing.T) {
-	var s broadcast.Signal
+	var s eventstore.Signal
 	a, b := s.Wait(), s.Wait()
 	s.Broadcast()
 	for _, ch := range []<-chan struct{}{a, b} {

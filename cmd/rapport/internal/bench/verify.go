@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rapport-crm/rapport/infra/eventstore"
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/projections"
 )
 

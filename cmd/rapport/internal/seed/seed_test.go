@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/rapport-crm/rapport/cmd/rapport/internal/seed"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
-	"github.com/rapport-crm/rapport/infra/seed"
 )
 
 // TestSeedThroughTheCommandLayer generates a small data set: every command

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rapport-crm/rapport/cmd/rapport/internal/bench"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
-	"github.com/rapport-crm/rapport/infra/bench"
 )
 
 // TestSmoke runs the whole bench for a few seconds against the service in
@@ -206,8 +206,8 @@ func TestRetriesAreIdempotent(t *testing.T) {
 // alone (client and service share the process, so the bench's own client
 // shows in it too):
 //
-//	go test ./infra/bench -run '^$' -bench HTTPLoad -benchtime 20000x -timeout 30m
-//	RAPPORT_BENCH_PROFILE=cpu.prof go test ./infra/bench -run '^$' -bench HTTPLoad -benchtime 20000x
+//	go test ./cmd/rapport/internal/bench -run '^$' -bench HTTPLoad -benchtime 20000x -timeout 30m
+//	RAPPORT_BENCH_PROFILE=cpu.prof go test ./cmd/rapport/internal/bench -run '^$' -bench HTTPLoad -benchtime 20000x
 //	go tool pprof -top -nodecount 40 cpu.prof
 func BenchmarkHTTPLoad(b *testing.B) {
 	m := apptest.MustOpen(b)

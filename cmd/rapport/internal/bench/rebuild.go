@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/rapport-crm/rapport/projections"
+	"github.com/rapport-crm/rapport/cmd/rapport/internal/progress"
 )
 
 // RebuildResult is the rebuild of every projector from position 0, one
@@ -58,11 +58,11 @@ func (r *runner) rebuild(ctx context.Context) (*RebuildResult, error) {
 			continue
 		}
 		var done int64
-		progress, finish := progressFor(r.cfg.Progress, "rebuild "+st.Name)
+		report, finish := progressFor(r.cfg.Progress, "rebuild "+st.Name)
 		start := time.Now()
 		err := r.cfg.Engine.Rebuild(ctx, st.Name, func(d, t int64) {
 			done = d
-			progress(d, t)
+			report(d, t)
 		})
 		elapsed := time.Since(start)
 		finish()
@@ -102,7 +102,7 @@ func progressFor(w io.Writer, description string) (func(done, total int64), func
 	if w == io.Discard {
 		return func(int64, int64) {}, func() {}
 	}
-	return projections.NewProgressBar(w, description)
+	return progress.Rebuild(w, description)
 }
 
 // AuditResult times an auditor's replay of the largest customer touched:

@@ -1,11 +1,12 @@
-// Package broadcast wakes every waiter at once, any number of times: the
-// "something changed, look again" signal between a writer and the readers
-// that poll for its changes.
-package broadcast
+package eventstore
 
 import "sync"
 
-// Signal is a broadcast signal. Its zero value is ready to use.
+// Signal wakes every waiter at once, any number of times: the "something
+// changed, look again" signal between a writer and the readers that poll
+// for its changes. Stores use it to wake their subscribers after an append,
+// and read sides to wake those waiting for a checkpoint. Its zero value is
+// ready to use.
 type Signal struct {
 	mu sync.Mutex
 	ch chan struct{}
