@@ -40,7 +40,11 @@ type Customer struct {
 	// ChurnedAt is the churned_at of the current churn; zero unless churned
 	// (kept when a churned customer is erased).
 	ChurnedAt time.Time
-	ErasedAt  time.Time
+	// ActiveSince starts the current (or, once churned, the last) active
+	// spell: the registration or the latest reactivation. A churn may not
+	// be dated before it (PRODUCT.md, Definitions).
+	ActiveSince time.Time
+	ErasedAt    time.Time
 
 	// Complaints in filing order.
 	Complaints []Complaint
@@ -76,12 +80,16 @@ type Complaint struct {
 func (c Complaint) IsOpen() bool { return c.Status.IsOpen() }
 
 // FirstResponseTime is the time from the start of the last opening to its
-// acknowledgement; ok is false until acknowledged.
+// first response: the acknowledgement or, when it was resolved without
+// one, the resolution (PRODUCT.md, Definitions); ok is false until either.
 func (c Complaint) FirstResponseTime() (d time.Duration, ok bool) {
-	if !c.Acknowledged {
-		return 0, false
+	switch {
+	case c.Acknowledged:
+		return c.AcknowledgedAt.Sub(c.OpenedAt), true
+	case !c.IsOpen():
+		return c.ResolvedAt.Sub(c.OpenedAt), true
 	}
-	return c.AcknowledgedAt.Sub(c.OpenedAt), true
+	return 0, false
 }
 
 // ResolutionTime is the time from the start of the last opening to its

@@ -353,6 +353,13 @@ func decideMarkChurned(c Customer, cmd MarkChurned, now time.Time) ([]Event, err
 	if c.Status == StatusChurned {
 		return nil, conflict(ReasonAlreadyChurned, "the customer is already churned")
 	}
+	// A business time may not precede the state it changes: a churn dated
+	// before the current active spell would end a spell that had not begun.
+	if churnedAt.Before(c.ActiveSince) {
+		return nil, invalid([]FieldError{{Field: "churned_at",
+			Message: "must not be before the start of the customer's current active spell (registration or last reactivation, " +
+				c.ActiveSince.UTC().Format(time.RFC3339Nano) + ")"}})
+	}
 	return []Event{CustomerChurned{Reason: cmd.Reason, OccurredAt: churnedAt}}, nil
 }
 

@@ -37,6 +37,7 @@ func Evolve(c Customer, e Event) Customer {
 		c.Tags = cloneTags(e.Tags)
 		c.Segment, c.Tier, c.Region, c.Industry = e.Segment, e.Tier, e.Region, e.Industry
 		c.RegisteredAt = e.OccurredAt
+		c.ActiveSince = e.OccurredAt
 
 	case CustomerProfileUpdated:
 		setIfGiven(&c.Name, e.Name)
@@ -138,6 +139,7 @@ func Evolve(c Customer, e Event) Customer {
 	case CustomerReactivated:
 		c.Status = StatusActive
 		c.ChurnedAt = time.Time{}
+		c.ActiveSince = e.OccurredAt
 
 	case CustomerDataErased:
 		c = c.withoutPersonalData()

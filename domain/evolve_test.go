@@ -45,6 +45,7 @@ func TestFoldBuildsTheState(t *testing.T) {
 		Team:          map[Role]string{RoleAccountManager: "maria"},
 		RegisteredAt:  t0,
 		LastContactAt: at(5 * time.Hour),
+		ActiveSince:   at(14 * time.Hour), // the reactivation
 		Complaints: []Complaint{{
 			ID: complaintID, Category: "billing", Severity: SeverityHigh, Description: "charged twice", Channel: ChannelEmail,
 			Status: ComplaintStatusReopened, Assignee: "kim",

@@ -470,12 +470,13 @@ const (
 )
 
 // filedAgg aggregates the complaints filed in [$1, $2) (alias k, with
-// fr_breach and res_breach), by {key}.
+// fr_breach and res_breach), by {key}. The first response is the one the
+// breach judges: the acknowledgement, else a resolution without one.
 const filedAgg = `
 	SELECT {key} AS key, count(*) AS filed,
 		count(*) FILTER (WHERE k.status = 'resolved') AS resolved,
-		percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM k.acknowledged_at - k.opened_at)::float8)
-			FILTER (WHERE k.acknowledged_at IS NOT NULL) AS fr_median,
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM coalesce(k.acknowledged_at, k.resolved_at) - k.opened_at)::float8)
+			FILTER (WHERE coalesce(k.acknowledged_at, k.resolved_at) IS NOT NULL) AS fr_median,
 		percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM k.resolved_at - k.opened_at)::float8)
 			FILTER (WHERE k.status = 'resolved') AS res_median,
 		count(*) FILTER (WHERE k.fr_breach OR k.res_breach) AS breaches,

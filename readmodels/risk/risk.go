@@ -14,10 +14,11 @@
 // A score is the sum of the points of its factors, capped at 100; a factor
 // that gives no points is not listed. The factor names are stable:
 //
-//	days_since_contact      whole days (24 h) since the last contact, or since
-//	                        the registration when there was none: more than
-//	                        30 (31 or more) contact_30d, more than 60
-//	                        contact_60d, more than 90 contact_90d
+//	days_since_contact      whole days of 24 h elapsed since the last contact,
+//	                        or since the registration when there was none
+//	                        (30 days and 23 hours is 30): more than 30 (31 or
+//	                        more) contact_30d, more than 60 contact_60d, more
+//	                        than 90 contact_90d
 //	open_complaints         open_complaint per complaint not resolved, at most
 //	                        open_complaints_max
 //	sla_breach              any open complaint past its SLA (its last opening

@@ -10,7 +10,8 @@ import (
 	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
-// Thresholds of the time-dependent factors, in whole days of 24 hours.
+// Thresholds of the time-dependent factors, in whole days of 24 hours
+// elapsed (PRODUCT.md, Definitions: 30 days and 23 hours is 30 days).
 const (
 	contactDays1      = 30
 	contactDays2      = 60
