@@ -93,7 +93,36 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 		}
 		main.Keys[role] = secret
 	}
+	if cfg.RunProjections {
+		main.WaitForReadModels(tb)
+	}
 	return main
+}
+
+// WaitForReadModels waits until every projector has created its tables
+// (its first generation is active), as MustOpen does when the service runs
+// its projectors. Before that, a query of a read model answers 503
+// not_caught_up; a test that is not about a cold start waits instead of
+// racing the projectors.
+func (m *Main) WaitForReadModels(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		statuses, err := m.Engine.Status(ctx)
+		ready := err == nil && len(statuses) > 0
+		for _, st := range statuses {
+			ready = ready && st.Generation > 0
+		}
+		if ready {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("the read models were not created within 30 s: %+v (%v)", statuses, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Response is an HTTP answer, read whole.
