@@ -1,4 +1,4 @@
-package lifecycle
+package lifecycle_test
 
 import (
 	"testing"
@@ -7,60 +7,108 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/readmodels/lifecycle"
 )
 
-// TestEvolve folds life cycles into spells, including back-dated churns
-// that would otherwise make spells overlap.
-func TestEvolve(t *testing.T) {
-	id := uuid.New()
-	day := func(d int) time.Time { return time.Date(2026, 1, d, 0, 0, 0, 0, time.UTC) }
-	type span struct{ from, until time.Time } // zero until: open
-	cases := []struct {
-		name   string
-		events []domain.Event
-		want   []span
-	}{
-		{"registered", []domain.Event{domain.CustomerRegistered{OccurredAt: day(1)}}, []span{{day(1), time.Time{}}}},
-		{"churned", []domain.Event{domain.CustomerRegistered{OccurredAt: day(1)}, domain.CustomerChurned{OccurredAt: day(5)}},
-			[]span{{day(1), day(5)}}},
-		{"churned and back", []domain.Event{domain.CustomerRegistered{OccurredAt: day(1)}, domain.CustomerChurned{OccurredAt: day(5)},
-			domain.CustomerReactivated{OccurredAt: day(9)}}, []span{{day(1), day(5)}, {day(9), time.Time{}}}},
-		{"churn back-dated before the registration: an empty spell", []domain.Event{domain.CustomerRegistered{OccurredAt: day(3)},
-			domain.CustomerChurned{OccurredAt: day(2)}}, []span{{day(3), day(3)}}},
-		{"churn back-dated before the reactivation", []domain.Event{domain.CustomerRegistered{OccurredAt: day(1)},
-			domain.CustomerChurned{OccurredAt: day(5)}, domain.CustomerReactivated{OccurredAt: day(9)}, domain.CustomerChurned{OccurredAt: day(7)}},
-			[]span{{day(1), day(5)}, {day(9), day(9)}}},
-		{"reactivation dated before the churn", []domain.Event{domain.CustomerRegistered{OccurredAt: day(1)},
-			domain.CustomerChurned{OccurredAt: day(5)}, domain.CustomerReactivated{OccurredAt: day(4)}},
-			[]span{{day(1), day(5)}, {day(5), time.Time{}}}},
-		{"events that do not fit change nothing", []domain.Event{domain.CustomerChurned{OccurredAt: day(1)}, domain.CustomerRegistered{OccurredAt: day(2)},
-			domain.CustomerRegistered{OccurredAt: day(3)}, domain.CustomerReactivated{OccurredAt: day(4)}, domain.CustomerChurned{OccurredAt: day(6)},
-			domain.CustomerChurned{OccurredAt: day(7)}, domain.CustomerDataErased{OccurredAt: day(8)}},
-			[]span{{day(2), day(6)}}},
+// TestProjectorFollowsTheDomain projects a generated year of customer
+// histories (encoded like the command side's) and compares each customer's
+// spells with the domain's fold; then erases a customer (which changes no
+// life cycle) and checks that a rebuild from the log gives the same table.
+func TestProjectorFollowsTheDomain(t *testing.T) {
+	t.Parallel()
+	m := apptest.MustOpen(t)
+	h := m.Generate(t, 7, 4000)
+	check := func(when string) {
+		t.Helper()
+		compareWithDomain(t, m, h.Events, when)
+		m.CheckReconciles(t, when, lifecycle.Name)
 	}
-	for _, c := range cases {
-		var spells []*Spell
-		var cur *Spell
-		for _, e := range c.events {
-			next, changed := Evolve(cur, id, e)
-			if changed && next != cur {
-				spells = append(spells, next)
-			}
-			cur = next
+	check("projected")
+	h.EraseBusiest(t)
+	check("after the erasure")
+	m.Rebuild(t, lifecycle.Name)
+	check("after a rebuild")
+}
+
+// compareWithDomain checks each customer's last spell and number of
+// spells against the domain's fold of its events.
+func compareWithDomain(t *testing.T, m *apptest.Main, history map[uuid.UUID][]domain.Event, when string) {
+	t.Helper()
+	type lastSpell struct {
+		spells    int
+		open      bool
+		churnedAt *time.Time
+	}
+	last := map[uuid.UUID]lastSpell{}
+	rows, err := m.Pool.Query(t.Context(), `SELECT DISTINCT ON (customer_id) customer_id, spell, active_until IS NULL, churned_at
+		FROM readmodels.customer_lifecycle ORDER BY customer_id, spell DESC`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		var spell int32
+		var s lastSpell
+		if err := rows.Scan(&id, &spell, &s.open, &s.churnedAt); err != nil {
+			t.Fatal(err)
 		}
-		if len(spells) != len(c.want) {
-			t.Errorf("%s: %d spells, want %d", c.name, len(spells), len(c.want))
-			continue
+		s.spells = int(spell)
+		last[id] = s
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	same := func(a time.Time, b *time.Time) bool { return (a.IsZero() && b == nil) || (b != nil && a.Equal(*b)) }
+	for id, events := range history {
+		c := domain.Fold(events...)
+		reactivations := 0
+		for _, e := range events {
+			if _, ok := e.(domain.CustomerReactivated); ok {
+				reactivations++
+			}
 		}
-		for i, s := range spells {
-			w := c.want[i]
-			until := time.Time{}
-			if s.ActiveUntil != nil {
-				until = *s.ActiveUntil
+		got := last[id]
+		if got.spells != 1+reactivations || got.open != (c.Status == domain.StatusActive || c.Status == domain.StatusErased && c.ChurnedAt.IsZero()) ||
+			!c.ChurnedAt.IsZero() && !same(c.ChurnedAt, got.churnedAt) {
+			t.Errorf("%s: customer %s (%s, churned %v): %d spells, open %v, churned %v", when, id, c.Status, c.ChurnedAt, got.spells, got.open, got.churnedAt)
+		}
+	}
+}
+
+// TestActiveCustomerCounts cross-checks "active at an instant" in SQL
+// with the domain: for instants across the generated year, the customers
+// the life cycles call active are exactly those whose events up to then
+// fold to an active (not churned) customer.
+func TestActiveCustomerCounts(t *testing.T) {
+	t.Parallel()
+	m := apptest.MustOpen(t)
+	ctx := t.Context()
+	h := m.Generate(t, 11, 2000)
+	start := time.Now().AddDate(-1, 0, 0)
+	for day := 0; day <= 400; day += 23 {
+		at := start.AddDate(0, 0, day)
+		want := 0
+		for _, events := range h.Events {
+			// The generator dates every event after the one before, so
+			// the state at an instant folds the events up to it.
+			var upTo []domain.Event
+			for _, e := range events {
+				if !e.BusinessTime().After(at) {
+					upTo = append(upTo, e)
+				}
 			}
-			if s.Number != i+1 || !s.ActiveFrom.Equal(w.from) || !until.Equal(w.until) || (i > 0) != (s.ReactivatedAt != nil) {
-				t.Errorf("%s: spell %d = %+v, want [%v, %v)", c.name, i+1, s, w.from, w.until)
+			if domain.Fold(upTo...).Status == domain.StatusActive {
+				want++
 			}
+		}
+		var got int
+		if err := m.Pool.QueryRow(ctx, `SELECT count(*) FROM readmodels.customer_lifecycle
+			WHERE active_from <= $1 AND (active_until IS NULL OR active_until > $1)`, at).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("active at %s: %d, the domain says %d", at.Format(time.DateOnly), got, want)
 		}
 	}
 }

@@ -106,23 +106,7 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 // racing the projectors.
 func (m *Main) WaitForReadModels(tb testing.TB) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		statuses, err := m.Engine.Status(ctx)
-		ready := err == nil && len(statuses) > 0
-		for _, st := range statuses {
-			ready = ready && st.Generation > 0
-		}
-		if ready {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			tb.Fatalf("the read models were not created within 30 s: %+v (%v)", statuses, err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	waitForGenerations(tb, m.Engine)
 }
 
 // Response is an HTTP answer, read whole.
