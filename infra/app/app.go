@@ -26,10 +26,14 @@ import (
 	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/audit"
+	"github.com/rapport-crm/rapport/readmodels/complaints"
+	"github.com/rapport-crm/rapport/readmodels/contacts"
 	"github.com/rapport-crm/rapport/readmodels/customers"
 	"github.com/rapport-crm/rapport/readmodels/history"
+	"github.com/rapport-crm/rapport/readmodels/lifecycle"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
+	"github.com/rapport-crm/rapport/readmodels/surveys"
 )
 
 // Config is the service's configuration; cmd/rapport fills it from flags
@@ -183,7 +187,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Commands = commands.Decorate(customers, commands.WithLogging(logger), commands.WithMetrics(metrics))
 
-	projectors, err := Projectors(m.cfg.ReadModels)
+	projectors, err := Projectors()
 	if err != nil {
 		return err
 	}
@@ -208,7 +212,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Commands:        m.Commands,
 		Auditor:         audit.New(m.Store, m.Codec),
 		Customers:       m.customerQueries(),
-		Activity:        m.activityQueries(),
+		Contacts:        contacts.NewQueries(m.Pool),
+		Complaints:      complaints.NewQueries(m.Pool, m.cfg.ReadModels.SLA),
+		Surveys:         surveys.NewQueries(m.Pool),
+		Lifecycles:      lifecycle.NewQueries(m.Pool),
 		Analytics:       m.analyticsQueries(),
 		History:         history.NewQueries(m.Pool),
 		Projections:     m.Engine,
@@ -263,18 +270,15 @@ func (m *Main) eventStoreName() string {
 	return "eventstoredb"
 }
 
-// Projectors returns every read model's projector.
-func Projectors(settings ReadModelSettings) ([]projections.Projector, error) {
-	settings.setDefaults()
+// Projectors returns every read model's projector. No setting changes
+// what they build: churn risk and SLA targets are judged at query time, so
+// changing them needs no rebuild.
+func Projectors() ([]projections.Projector, error) {
 	directory, err := customers.NewProjector(customers.Config{})
 	if err != nil {
 		return nil, err
 	}
-	activity, err := activityProjectors(settings)
-	if err != nil {
-		return nil, err
-	}
-	return append([]projections.Projector{directory, history.NewProjector()}, activity...), nil
+	return append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), nil
 }
 
 // startProjections runs the engine until Close, which waits for it to

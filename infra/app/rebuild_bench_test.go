@@ -28,7 +28,7 @@ func BenchmarkRebuildAllProjectors(b *testing.B) {
 	log := postgrestest.LoadLog(b, postgrestest.EventsFromEnv(b, 20_000))
 	n := log.Events
 	ctx := context.Background()
-	projectors, err := app.Projectors(app.ReadModelSettings{})
+	projectors, err := app.Projectors()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,57 +2,81 @@ package http
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/readmodels/complaints"
 	"github.com/rapport-crm/rapport/readmodels/contacts"
-	"github.com/rapport-crm/rapport/readmodels/lifecycle"
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/surveys"
 )
 
-// ActivityQueries reads a customer's contacts, follow-ups, complaints and
-// surveys (readmodels/contacts, complaints, surveys) and whether the
-// customer exists (readmodels/lifecycle). Lists return up to limit items
-// after the key of a previous page; single reads return the package's
-// ErrNotFound.
-type ActivityQueries interface {
-	CustomerKnown(ctx context.Context, customerID uuid.UUID) (bool, error)
-	Contacts(ctx context.Context, customerID uuid.UUID, after *contacts.Key, limit int) ([]contacts.Contact, error)
+// ContactQueries reads a customer's contacts and follow-ups
+// (contacts.Queries). Lists return a page after a cursor of their own kind
+// (contacts.ContactsCursor, contacts.FollowUpsCursor); single reads return
+// contacts.ErrNotFound.
+type ContactQueries interface {
+	Contacts(ctx context.Context, customerID uuid.UUID, cursor string, limit int) (readmodel.Page[contacts.Contact], error)
 	Contact(ctx context.Context, customerID, contactID uuid.UUID) (contacts.Contact, error)
-	FollowUps(ctx context.Context, customerID uuid.UUID, after *contacts.Key, limit int) ([]contacts.FollowUp, error)
+	FollowUps(ctx context.Context, customerID uuid.UUID, cursor string, limit int) (readmodel.Page[contacts.FollowUp], error)
 	FollowUp(ctx context.Context, customerID, followUpID uuid.UUID) (contacts.FollowUp, error)
-	Complaints(ctx context.Context, customerID uuid.UUID, after *complaints.Key, limit int) ([]complaints.Complaint, error)
+	// Reads names the projectors the queries read (min_position).
+	Reads() []string
+}
+
+// ComplaintQueries reads a customer's complaints (complaints.Queries),
+// the list after a complaints.Cursor.
+type ComplaintQueries interface {
+	Complaints(ctx context.Context, customerID uuid.UUID, cursor string, limit int) (readmodel.Page[complaints.Complaint], error)
 	Complaint(ctx context.Context, customerID, complaintID uuid.UUID) (complaints.Complaint, error)
-	Surveys(ctx context.Context, customerID uuid.UUID, after *surveys.Key, limit int) ([]surveys.Survey, error)
+	Reads() []string
+}
+
+// SurveyQueries reads a customer's surveys (surveys.Queries), the list
+// after a surveys.Cursor.
+type SurveyQueries interface {
+	Surveys(ctx context.Context, customerID uuid.UUID, cursor string, limit int) (readmodel.Page[surveys.Survey], error)
 	Survey(ctx context.Context, customerID, surveyID uuid.UUID) (surveys.Survey, error)
+	Reads() []string
+}
+
+// LifecycleQueries says whether a customer is registered
+// (lifecycle.Queries): an empty list or a missing item of an unknown
+// customer is a 404 customer_not_found.
+type LifecycleQueries interface {
+	Known(ctx context.Context, customerID uuid.UUID) (bool, error)
+	Reads() []string
 }
 
 // activityRoutes lists the per-customer contacts, follow-ups, complaints
-// and surveys: readable by every role.
+// and surveys of the read models configured: readable by every role.
 func (s *Server) activityRoutes() []Route {
-	if s.cfg.Activity == nil {
-		return nil
+	var routes []Route
+	if s.cfg.Contacts != nil {
+		routes = append(routes,
+			Route{Name: "listContacts", Method: http.MethodGet, Path: "/v1/customers/{id}/contacts", handler: s.listContacts},
+			Route{Name: "getContact", Method: http.MethodGet, Path: "/v1/customers/{id}/contacts/{contact_id}", handler: s.getContact},
+			Route{Name: "listFollowUps", Method: http.MethodGet, Path: "/v1/customers/{id}/follow-ups", handler: s.listFollowUps},
+			Route{Name: "getFollowUp", Method: http.MethodGet, Path: "/v1/customers/{id}/follow-ups/{follow_up_id}", handler: s.getFollowUp})
 	}
-	return []Route{
-		{Name: "listContacts", Method: http.MethodGet, Path: "/v1/customers/{id}/contacts", handler: s.listContacts},
-		{Name: "getContact", Method: http.MethodGet, Path: "/v1/customers/{id}/contacts/{contact_id}", handler: s.getContact},
-		{Name: "listFollowUps", Method: http.MethodGet, Path: "/v1/customers/{id}/follow-ups", handler: s.listFollowUps},
-		{Name: "getFollowUp", Method: http.MethodGet, Path: "/v1/customers/{id}/follow-ups/{follow_up_id}", handler: s.getFollowUp},
-		{Name: "listComplaints", Method: http.MethodGet, Path: "/v1/customers/{id}/complaints", handler: s.listComplaints},
-		{Name: "getComplaint", Method: http.MethodGet, Path: "/v1/customers/{id}/complaints/{cid}", handler: s.getComplaint},
-		{Name: "listSurveys", Method: http.MethodGet, Path: "/v1/customers/{id}/surveys", handler: s.listSurveys},
-		{Name: "getSurvey", Method: http.MethodGet, Path: "/v1/customers/{id}/surveys/{survey_id}", handler: s.getSurvey},
+	if s.cfg.Complaints != nil {
+		routes = append(routes,
+			Route{Name: "listComplaints", Method: http.MethodGet, Path: "/v1/customers/{id}/complaints", handler: s.listComplaints},
+			Route{Name: "getComplaint", Method: http.MethodGet, Path: "/v1/customers/{id}/complaints/{cid}", handler: s.getComplaint})
 	}
+	if s.cfg.Surveys != nil {
+		routes = append(routes,
+			Route{Name: "listSurveys", Method: http.MethodGet, Path: "/v1/customers/{id}/surveys", handler: s.listSurveys},
+			Route{Name: "getSurvey", Method: http.MethodGet, Path: "/v1/customers/{id}/surveys/{survey_id}", handler: s.getSurvey})
+	}
+	return routes
 }
 
 // Page sizes of the activity lists.
@@ -61,62 +85,16 @@ const (
 	maxListLimit     = 500
 )
 
-// The kinds of list a cursor belongs to: a cursor of one list is refused
-// by the others.
-const (
-	cursorContacts   = "c"
-	cursorFollowUps  = "f"
-	cursorComplaints = "k"
-	cursorSurveys    = "s"
-)
-
-// pageKey is where a list continues: the sort time and id of the last
-// item of the previous page.
-type pageKey struct {
-	at time.Time
-	id uuid.UUID
-}
-
 // listParams are a list's query parameters.
 type listParams struct {
 	limit int
-	after *pageKey
-}
-
-// encodeCursor makes the opaque cursor of a list of kind after key.
-func encodeCursor(kind string, at time.Time, id uuid.UUID) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + "." + strconv.FormatInt(at.UnixMicro(), 10) + "." + id.String()))
-}
-
-// decodeCursor reads a cursor of a list of kind; ok is false for anything
-// encodeCursor did not make for that kind.
-func decodeCursor(kind, cursor string) (pageKey, bool) {
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
-		return pageKey{}, false
-	}
-	parts := strings.Split(string(raw), ".")
-	if len(parts) != 3 || parts[0] != kind {
-		return pageKey{}, false
-	}
-	micros, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil {
-		return pageKey{}, false
-	}
-	at := time.UnixMicro(micros).UTC()
-	if at.Year() < 1 || at.Year() > 9999 {
-		return pageKey{}, false
-	}
-	id, err := uuid.Parse(parts[2])
-	if err != nil || id.String() != parts[2] {
-		return pageKey{}, false
-	}
-	return pageKey{at: at, id: id}, true
+	// cursor is "" or a cursor of the list's kind.
+	cursor string
 }
 
 // parseListParams reads limit (1..500, default 50) and cursor (a
-// next_cursor of the same list); each bad one is a 422 naming it.
-func parseListParams(q url.Values, kind string) (listParams, error) {
+// next_cursor of the same list, of kind); each bad one is a 422 naming it.
+func parseListParams(q url.Values, kind readmodel.CursorKind) (listParams, error) {
 	var p fieldParser
 	out := listParams{limit: defaultListLimit}
 	if q.Has("limit") {
@@ -128,19 +106,22 @@ func parseListParams(q url.Values, kind string) (listParams, error) {
 		}
 	}
 	if q.Has("cursor") {
-		key, ok := decodeCursor(kind, q.Get("cursor"))
-		if !ok {
-			p.fail("cursor", "is not the next_cursor of a previous page of this list")
+		if c := q.Get("cursor"); !kind.Valid(c) {
+			p.fail("cursor", badCursor)
 		} else {
-			out.after = &key
+			out.cursor = c
 		}
 	}
 	return out, p.err()
 }
 
+// badCursor is the message of a 422 naming a cursor.
+const badCursor = "is not the next_cursor of a previous page of this list"
+
 // activityRequest is the common part of a list request: the customer and
-// the page, once the read models have reached min_position.
-func (s *Server) activityRequest(r *http.Request, kind, projector string) (uuid.UUID, listParams, error) {
+// the page, once the read models it reads (and the life cycles, for the
+// 404) have reached min_position.
+func (s *Server) activityRequest(r *http.Request, kind readmodel.CursorKind, reads []string) (uuid.UUID, listParams, error) {
 	id, err := pathID(r, "id", domain.ReasonCustomerNotFound)
 	if err != nil {
 		return uuid.Nil, listParams{}, err
@@ -149,33 +130,24 @@ func (s *Server) activityRequest(r *http.Request, kind, projector string) (uuid.
 	if err != nil {
 		return uuid.Nil, listParams{}, err
 	}
-	if err := s.awaitPosition(r, projector, lifecycle.Name); err != nil {
+	if err := s.awaitPosition(r, s.withLifecycles(reads)...); err != nil {
 		return uuid.Nil, listParams{}, err
 	}
 	return id, params, nil
 }
 
-// readModelError maps what a read-model query failed with: a view that
-// does not exist yet (a projector's first generation is being created,
-// right after the service's first start) is 503 with Retry-After, like a
-// read model that has not caught up; anything else stays as it is.
-func readModelError(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
-		p := newProblem(http.StatusServiceUnavailable, "not_caught_up", "the read models are being created; retry shortly")
-		p.retryAfter = 1
-		p.cause = err
-		return p
-	}
-	return err
+// withLifecycles adds the life cycles to what an activity query reads:
+// its 404 comes from them.
+func (s *Server) withLifecycles(reads []string) []string {
+	return append(slices.Clone(reads), s.cfg.Lifecycles.Reads()...)
 }
 
 // customerNotFound is the 404 of an unknown customer, or nil when the
 // customer is known.
 func (s *Server) customerNotFound(ctx context.Context, id uuid.UUID) error {
-	known, err := s.cfg.Activity.CustomerKnown(ctx, id)
+	known, err := s.cfg.Lifecycles.Known(ctx, id)
 	if err != nil {
-		return readModelError(err)
+		return err
 	}
 	if !known {
 		return newProblem(http.StatusNotFound, domain.ReasonCustomerNotFound, "customer not found")
@@ -183,22 +155,20 @@ func (s *Server) customerNotFound(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// writePage answers a page: items, and the cursor of the next page when
-// the query found more than limit.
-func writePage[T, V any](s *Server, w http.ResponseWriter, r *http.Request, id uuid.UUID, items []T, limit int, view func(T) V, cursor func(T) string) error {
-	if len(items) == 0 {
+// writePage answers a page: items, and the cursor of the next page. An
+// empty page of an unknown customer is a 404.
+func writePage[T, V any](s *Server, w http.ResponseWriter, r *http.Request, id uuid.UUID, page readmodel.Page[T], view func(T) V) error {
+	if len(page.Items) == 0 {
 		if err := s.customerNotFound(r.Context(), id); err != nil {
 			return err
 		}
 	}
 	var next *string
-	if len(items) > limit {
-		items = items[:limit]
-		c := cursor(items[limit-1])
-		next = &c
+	if page.NextCursor != "" {
+		next = &page.NextCursor
 	}
-	views := make([]V, len(items))
-	for i, item := range items {
+	views := make([]V, len(page.Items))
+	for i, item := range page.Items {
 		views[i] = view(item)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": views, "next_cursor": next})
@@ -238,21 +208,15 @@ func viewContact(c contacts.Contact) contactView {
 }
 
 func (s *Server) listContacts(w http.ResponseWriter, r *http.Request) error {
-	id, p, err := s.activityRequest(r, cursorContacts, contacts.Name)
+	id, p, err := s.activityRequest(r, contacts.ContactsCursor, s.cfg.Contacts.Reads())
 	if err != nil {
 		return err
 	}
-	var after *contacts.Key
-	if p.after != nil {
-		after = &contacts.Key{At: p.after.at, ID: p.after.id}
-	}
-	items, err := s.cfg.Activity.Contacts(r.Context(), id, after, p.limit+1)
+	page, err := s.cfg.Contacts.Contacts(r.Context(), id, p.cursor, p.limit)
 	if err != nil {
-		return readModelError(err)
+		return err
 	}
-	return writePage(s, w, r, id, items, p.limit, viewContact, func(c contacts.Contact) string {
-		return encodeCursor(cursorContacts, c.OccurredAt, c.ID)
-	})
+	return writePage(s, w, r, id, page, viewContact)
 }
 
 func (s *Server) getContact(w http.ResponseWriter, r *http.Request) error {
@@ -264,15 +228,15 @@ func (s *Server) getContact(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.awaitPosition(r, contacts.Name, lifecycle.Name); err != nil {
+	if err := s.awaitPosition(r, s.withLifecycles(s.cfg.Contacts.Reads())...); err != nil {
 		return err
 	}
-	c, err := s.cfg.Activity.Contact(r.Context(), id, contactID)
+	c, err := s.cfg.Contacts.Contact(r.Context(), id, contactID)
 	if errors.Is(err, contacts.ErrNotFound) {
 		return s.itemNotFound(r.Context(), id, reasonContactNotFound, "the customer has no contact with this id")
 	}
 	if err != nil {
-		return readModelError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, viewContact(c))
 	return nil
@@ -299,21 +263,15 @@ func viewFollowUp(now time.Time) func(contacts.FollowUp) followUpView {
 }
 
 func (s *Server) listFollowUps(w http.ResponseWriter, r *http.Request) error {
-	id, p, err := s.activityRequest(r, cursorFollowUps, contacts.Name)
+	id, p, err := s.activityRequest(r, contacts.FollowUpsCursor, s.cfg.Contacts.Reads())
 	if err != nil {
 		return err
 	}
-	var after *contacts.Key
-	if p.after != nil {
-		after = &contacts.Key{At: p.after.at, ID: p.after.id}
-	}
-	items, err := s.cfg.Activity.FollowUps(r.Context(), id, after, p.limit+1)
+	page, err := s.cfg.Contacts.FollowUps(r.Context(), id, p.cursor, p.limit)
 	if err != nil {
-		return readModelError(err)
+		return err
 	}
-	return writePage(s, w, r, id, items, p.limit, viewFollowUp(time.Now()), func(f contacts.FollowUp) string {
-		return encodeCursor(cursorFollowUps, f.DueAt, f.ID)
-	})
+	return writePage(s, w, r, id, page, viewFollowUp(time.Now()))
 }
 
 func (s *Server) getFollowUp(w http.ResponseWriter, r *http.Request) error {
@@ -325,15 +283,15 @@ func (s *Server) getFollowUp(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.awaitPosition(r, contacts.Name, lifecycle.Name); err != nil {
+	if err := s.awaitPosition(r, s.withLifecycles(s.cfg.Contacts.Reads())...); err != nil {
 		return err
 	}
-	f, err := s.cfg.Activity.FollowUp(r.Context(), id, followUpID)
+	f, err := s.cfg.Contacts.FollowUp(r.Context(), id, followUpID)
 	if errors.Is(err, contacts.ErrNotFound) {
 		return s.itemNotFound(r.Context(), id, reasonFollowUpNotFound, "the customer has no follow-up with this id")
 	}
 	if err != nil {
-		return readModelError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, viewFollowUp(time.Now())(f))
 	return nil
@@ -391,21 +349,15 @@ func viewComplaint(c complaints.Complaint) complaintView {
 }
 
 func (s *Server) listComplaints(w http.ResponseWriter, r *http.Request) error {
-	id, p, err := s.activityRequest(r, cursorComplaints, complaints.Name)
+	id, p, err := s.activityRequest(r, complaints.Cursor, s.cfg.Complaints.Reads())
 	if err != nil {
 		return err
 	}
-	var after *complaints.Key
-	if p.after != nil {
-		after = &complaints.Key{At: p.after.at, ID: p.after.id}
-	}
-	items, err := s.cfg.Activity.Complaints(r.Context(), id, after, p.limit+1)
+	page, err := s.cfg.Complaints.Complaints(r.Context(), id, p.cursor, p.limit)
 	if err != nil {
-		return readModelError(err)
+		return err
 	}
-	return writePage(s, w, r, id, items, p.limit, viewComplaint, func(c complaints.Complaint) string {
-		return encodeCursor(cursorComplaints, c.FiledAt, c.ID)
-	})
+	return writePage(s, w, r, id, page, viewComplaint)
 }
 
 func (s *Server) getComplaint(w http.ResponseWriter, r *http.Request) error {
@@ -417,15 +369,15 @@ func (s *Server) getComplaint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.awaitPosition(r, complaints.Name, lifecycle.Name); err != nil {
+	if err := s.awaitPosition(r, s.withLifecycles(s.cfg.Complaints.Reads())...); err != nil {
 		return err
 	}
-	c, err := s.cfg.Activity.Complaint(r.Context(), id, complaintID)
+	c, err := s.cfg.Complaints.Complaint(r.Context(), id, complaintID)
 	if errors.Is(err, complaints.ErrNotFound) {
 		return s.itemNotFound(r.Context(), id, domain.ReasonComplaintNotFound, "the customer has no complaint with this id")
 	}
 	if err != nil {
-		return readModelError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, viewComplaint(c))
 	return nil
@@ -448,21 +400,15 @@ func viewSurvey(v surveys.Survey) surveyView {
 }
 
 func (s *Server) listSurveys(w http.ResponseWriter, r *http.Request) error {
-	id, p, err := s.activityRequest(r, cursorSurveys, surveys.Name)
+	id, p, err := s.activityRequest(r, surveys.Cursor, s.cfg.Surveys.Reads())
 	if err != nil {
 		return err
 	}
-	var after *surveys.Key
-	if p.after != nil {
-		after = &surveys.Key{At: p.after.at, ID: p.after.id}
-	}
-	items, err := s.cfg.Activity.Surveys(r.Context(), id, after, p.limit+1)
+	page, err := s.cfg.Surveys.Surveys(r.Context(), id, p.cursor, p.limit)
 	if err != nil {
-		return readModelError(err)
+		return err
 	}
-	return writePage(s, w, r, id, items, p.limit, viewSurvey, func(v surveys.Survey) string {
-		return encodeCursor(cursorSurveys, v.AnsweredAt, v.ID)
-	})
+	return writePage(s, w, r, id, page, viewSurvey)
 }
 
 func (s *Server) getSurvey(w http.ResponseWriter, r *http.Request) error {
@@ -474,15 +420,15 @@ func (s *Server) getSurvey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.awaitPosition(r, surveys.Name, lifecycle.Name); err != nil {
+	if err := s.awaitPosition(r, s.withLifecycles(s.cfg.Surveys.Reads())...); err != nil {
 		return err
 	}
-	v, err := s.cfg.Activity.Survey(r.Context(), id, surveyID)
+	v, err := s.cfg.Surveys.Survey(r.Context(), id, surveyID)
 	if errors.Is(err, surveys.ErrNotFound) {
 		return s.itemNotFound(r.Context(), id, reasonSurveyNotFound, "the customer has no survey with this id")
 	}
 	if err != nil {
-		return readModelError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, viewSurvey(v))
 	return nil

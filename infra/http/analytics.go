@@ -14,16 +14,13 @@ import (
 	"time"
 
 	"github.com/rapport-crm/rapport/readmodels/analytics"
-	"github.com/rapport-crm/rapport/readmodels/complaints"
-	"github.com/rapport-crm/rapport/readmodels/contacts"
-	"github.com/rapport-crm/rapport/readmodels/customers"
-	"github.com/rapport-crm/rapport/readmodels/lifecycle"
-	"github.com/rapport-crm/rapport/readmodels/surveys"
 )
 
 // AnalyticsQueries answers /v1/analytics/* (readmodels/analytics).
 type AnalyticsQueries interface {
 	Report(ctx context.Context, f analytics.Family, p analytics.Params) (analytics.Report, error)
+	// Reads names the projectors a family's report reads (min_position).
+	Reads(f analytics.Family) []string
 }
 
 // analyticsRoutes lists /v1/analytics/*: analysts only.
@@ -42,16 +39,6 @@ func (s *Server) analyticsRoutes() []Route {
 		route("getContactAnalytics", "contacts", analytics.Contacts),
 		route("getKPIs", "kpis", analytics.KPIs),
 	}
-}
-
-// readsFrom are the projectors each family's figures come from (for
-// min_position); every family groups by the customer directory.
-var readsFrom = map[analytics.Family][]string{
-	analytics.Satisfaction: {surveys.Name, customers.Name},
-	analytics.Churn:        {lifecycle.Name, customers.Name},
-	analytics.Complaints:   {complaints.Name, lifecycle.Name, customers.Name},
-	analytics.Contacts:     {contacts.Name, lifecycle.Name, customers.Name},
-	analytics.KPIs:         {surveys.Name, complaints.Name, contacts.Name, lifecycle.Name, customers.Name},
 }
 
 // Bounds of the times a report may cover (the years JSON and RFC 3339 can
@@ -132,12 +119,12 @@ func (s *Server) analytics(f analytics.Family) handlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := s.awaitPosition(r, readsFrom[f]...); err != nil {
+		if err := s.awaitPosition(r, s.cfg.Analytics.Reads(f)...); err != nil {
 			return err
 		}
 		report, err := s.cfg.Analytics.Report(r.Context(), f, params)
 		if err != nil {
-			return readModelError(err)
+			return err
 		}
 		if wantsCSV(r) {
 			return writeReportCSV(w, f, report)

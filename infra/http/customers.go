@@ -25,6 +25,8 @@ type CustomerQueries interface {
 	// List returns a page of customers; customers.ErrBadCursor for a
 	// cursor it did not make.
 	List(ctx context.Context, f customers.Filter, limit int, cursor string) (customers.Page, error)
+	// Reads names the projectors the queries read (min_position).
+	Reads() []string
 }
 
 // customerRoutes lists GET /v1/customers and GET /v1/customers/{id}.
@@ -102,7 +104,7 @@ func nonEmpty(s *string) *string {
 
 // getCustomer answers one customer with its churn risk evaluated now.
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) error {
-	if err := s.awaitPosition(r, customers.Name); err != nil {
+	if err := s.awaitPosition(r, s.cfg.Customers.Reads()...); err != nil {
 		return err
 	}
 	id, err := pathID(r, "id", domain.ReasonCustomerNotFound)
@@ -204,7 +206,7 @@ func parseCustomerListQuery(q url.Values) (customerListQuery, error) {
 // listCustomers answers a page of the customers matching every filter,
 // each with its churn risk evaluated now.
 func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request) error {
-	if err := s.awaitPosition(r, customers.Name); err != nil {
+	if err := s.awaitPosition(r, s.cfg.Customers.Reads()...); err != nil {
 		return err
 	}
 	query, err := parseCustomerListQuery(r.URL.Query())
@@ -212,9 +214,6 @@ func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	page, err := s.cfg.Customers.List(r.Context(), query.filter, query.limit, query.cursor)
-	if errors.Is(err, customers.ErrBadCursor) {
-		return invalidFields(FieldError{Field: "cursor", Message: "is not a cursor from a previous page"})
-	}
 	if err != nil {
 		return err
 	}

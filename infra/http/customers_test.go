@@ -406,6 +406,8 @@ func (f *cqFake) Get(_ context.Context, id uuid.UUID) (customers.Customer, error
 		ChurnRisk: &risk.Risk{Score: 10, Level: risk.LevelLow, Factors: []risk.Factor{{Factor: risk.FactorFollowUpOverdue, Points: 10}}}}, nil
 }
 
+func (f *cqFake) Reads() []string { return []string{customers.Name} }
+
 func (f *cqFake) List(_ context.Context, filter customers.Filter, limit int, cursor string) (customers.Page, error) {
 	f.filter, f.limit, f.cursor = filter, limit, cursor
 	return customers.Page{}, nil

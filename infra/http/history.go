@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -15,7 +14,10 @@ import (
 
 // HistoryQueries reads the audit-history read model (readmodels/history).
 type HistoryQueries interface {
-	History(ctx context.Context, customerID uuid.UUID, f history.Filter, limit int) (history.Page, error)
+	// History returns a page after cursor ("" for the first).
+	History(ctx context.Context, customerID uuid.UUID, f history.Filter, cursor string, limit int) (history.Page, error)
+	// Reads names the projectors the queries read (min_position).
+	Reads() []string
 }
 
 func (s *Server) historyRoutes() []Route {
@@ -60,24 +62,29 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 			f.To = *t
 		}
 	}
-	if c := q.Get("cursor"); c != "" {
-		rev, err := strconv.ParseUint(c, 10, 64)
-		if err != nil {
-			p.fail("cursor", "is not a cursor from a previous page")
-		}
-		f.AfterRevision = &rev
+	cursor := q.Get("cursor")
+	if cursor != "" && !history.ValidCursor(cursor) {
+		p.fail("cursor", "is not a cursor from a previous page")
 	}
 	limit := p.int("limit", q.Get("limit"), 1, 200, 100)
 	if err := p.err(); err != nil {
 		return err
 	}
-	if err := s.awaitPosition(r, history.Name); err != nil {
+	if err := s.awaitPosition(r, s.cfg.History.Reads()...); err != nil {
 		return err
 	}
-	page, err := s.cfg.History.History(r.Context(), id, f, limit)
+	page, err := s.cfg.History.History(r.Context(), id, f, cursor, limit)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"customer_id": id, "items": page.Items, "next_cursor": page.NextCursor})
+	var next *string
+	if page.NextCursor != "" {
+		next = &page.NextCursor
+	}
+	items := page.Items
+	if items == nil {
+		items = []history.Entry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customer_id": id, "items": items, "next_cursor": next})
 	return nil
 }

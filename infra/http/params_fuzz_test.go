@@ -19,6 +19,7 @@ import (
 	"github.com/rapport-crm/rapport/readmodels/analytics"
 	"github.com/rapport-crm/rapport/readmodels/complaints"
 	"github.com/rapport-crm/rapport/readmodels/contacts"
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/surveys"
 )
 
@@ -46,60 +47,70 @@ func (fuzzProjections) WaitForPosition(context.Context, eventstore.Position, ...
 }
 
 // fuzzActivity answers one item per list (so that pages have a cursor)
-// for a known customer.
+// for a known customer. It stands for the contacts, complaints, surveys
+// and life-cycle queries at once.
 type fuzzActivity struct{}
 
 var fuzzCustomer = uuid.MustParse("7d9c8f2e-1b3a-4c5d-9e8f-0a1b2c3d4e5f")
 
-func (fuzzActivity) CustomerKnown(_ context.Context, id uuid.UUID) (bool, error) {
+func (fuzzActivity) Reads() []string { return []string{"fuzz"} }
+
+func (fuzzActivity) Known(_ context.Context, id uuid.UUID) (bool, error) {
 	return id == fuzzCustomer, nil
 }
 
-func (fuzzActivity) Contacts(_ context.Context, id uuid.UUID, _ *contacts.Key, limit int) ([]contacts.Contact, error) {
-	return repeat(limit, contacts.Contact{ID: uuid.New(), CustomerID: id, Channel: "email", Direction: "inbound", By: "b", OccurredAt: time.Now()}), nil
+func (fuzzActivity) Contacts(_ context.Context, id uuid.UUID, _ string, limit int) (readmodel.Page[contacts.Contact], error) {
+	return page(limit, contacts.ContactsCursor, contacts.Contact{ID: uuid.New(), CustomerID: id, Channel: "email", Direction: "inbound", By: "b", OccurredAt: time.Now()},
+		func(c contacts.Contact) readmodel.Key { return readmodel.Key{At: c.OccurredAt, ID: c.ID} }), nil
 }
 
 func (fuzzActivity) Contact(context.Context, uuid.UUID, uuid.UUID) (contacts.Contact, error) {
 	return contacts.Contact{}, contacts.ErrNotFound
 }
 
-func (fuzzActivity) FollowUps(_ context.Context, id uuid.UUID, _ *contacts.Key, limit int) ([]contacts.FollowUp, error) {
-	return repeat(limit, contacts.FollowUp{ID: uuid.New(), CustomerID: id, By: "b", DueAt: time.Now()}), nil
+func (fuzzActivity) FollowUps(_ context.Context, id uuid.UUID, _ string, limit int) (readmodel.Page[contacts.FollowUp], error) {
+	return page(limit, contacts.FollowUpsCursor, contacts.FollowUp{ID: uuid.New(), CustomerID: id, By: "b", DueAt: time.Now()},
+		func(f contacts.FollowUp) readmodel.Key { return readmodel.Key{At: f.DueAt, ID: f.ID} }), nil
 }
 
 func (fuzzActivity) FollowUp(context.Context, uuid.UUID, uuid.UUID) (contacts.FollowUp, error) {
 	return contacts.FollowUp{}, contacts.ErrNotFound
 }
 
-func (fuzzActivity) Complaints(_ context.Context, id uuid.UUID, _ *complaints.Key, limit int) ([]complaints.Complaint, error) {
-	return repeat(limit, complaints.Complaint{ID: uuid.New(), CustomerID: id, Severity: "low", Status: "filed", FiledAt: time.Now()}), nil
+func (fuzzActivity) Complaints(_ context.Context, id uuid.UUID, _ string, limit int) (readmodel.Page[complaints.Complaint], error) {
+	return page(limit, complaints.Cursor, complaints.Complaint{ID: uuid.New(), CustomerID: id, Severity: "low", Status: "filed", FiledAt: time.Now()},
+		func(c complaints.Complaint) readmodel.Key { return readmodel.Key{At: c.FiledAt, ID: c.ID} }), nil
 }
 
 func (fuzzActivity) Complaint(context.Context, uuid.UUID, uuid.UUID) (complaints.Complaint, error) {
 	return complaints.Complaint{}, complaints.ErrNotFound
 }
 
-func (fuzzActivity) Surveys(_ context.Context, id uuid.UUID, _ *surveys.Key, limit int) ([]surveys.Survey, error) {
-	return repeat(limit, surveys.Survey{ID: uuid.New(), CustomerID: id, AnsweredAt: time.Now()}), nil
+func (fuzzActivity) Surveys(_ context.Context, id uuid.UUID, _ string, limit int) (readmodel.Page[surveys.Survey], error) {
+	return page(limit, surveys.Cursor, surveys.Survey{ID: uuid.New(), CustomerID: id, AnsweredAt: time.Now()},
+		func(s surveys.Survey) readmodel.Key { return readmodel.Key{At: s.AnsweredAt, ID: s.ID} }), nil
 }
 
 func (fuzzActivity) Survey(context.Context, uuid.UUID, uuid.UUID) (surveys.Survey, error) {
 	return surveys.Survey{}, surveys.ErrNotFound
 }
 
-// repeat answers min(limit, 3) copies: a full page with a next cursor
-// when limit is small, a last page otherwise.
-func repeat[T any](limit int, v T) []T {
-	out := make([]T, min(limit, 3))
+// page reads min(limit+1, 3) copies, as a query reads one more than the
+// page: a full page with a next cursor when limit is small, a last page
+// otherwise.
+func page[T any](limit int, kind readmodel.CursorKind, v T, key func(T) readmodel.Key) readmodel.Page[T] {
+	out := make([]T, min(limit+1, 3))
 	for i := range out {
 		out[i] = v
 	}
-	return out
+	return readmodel.PageOf(out, limit, kind, key)
 }
 
 // fuzzAnalytics answers every group shape: a named group, a null key, and
 // null and zero figures.
 type fuzzAnalytics struct{}
+
+func (fuzzAnalytics) Reads(analytics.Family) []string { return []string{"fuzz"} }
 
 func (fuzzAnalytics) Report(_ context.Context, _ analytics.Family, p analytics.Params) (analytics.Report, error) {
 	if !p.From.Before(p.To) {
@@ -113,7 +124,8 @@ func (fuzzAnalytics) Report(_ context.Context, _ analytics.Family, p analytics.P
 }
 
 func fuzzServer(tb testing.TB) http.Handler {
-	s, err := NewServer(Config{Commands: fuzzCommands{}, Keys: fuzzKeys{}, Activity: fuzzActivity{}, Analytics: fuzzAnalytics{},
+	s, err := NewServer(Config{Commands: fuzzCommands{}, Keys: fuzzKeys{}, Contacts: fuzzActivity{}, Complaints: fuzzActivity{}, Surveys: fuzzActivity{},
+		Lifecycles: fuzzActivity{}, Analytics: fuzzAnalytics{},
 		Projections: fuzzProjections{}, RateLimit: 1e9, RateBurst: 1 << 30})
 	if err != nil {
 		tb.Fatal(err)
@@ -136,8 +148,11 @@ func checkAnswer(t *testing.T, target string, rec *httptest.ResponseRecorder) {
 	}
 }
 
-var fuzzLists = []struct{ path, kind string }{
-	{"contacts", cursorContacts}, {"follow-ups", cursorFollowUps}, {"complaints", cursorComplaints}, {"surveys", cursorSurveys},
+var fuzzLists = []struct {
+	path string
+	kind readmodel.CursorKind
+}{
+	{"contacts", contacts.ContactsCursor}, {"follow-ups", contacts.FollowUpsCursor}, {"complaints", complaints.Cursor}, {"surveys", surveys.Cursor},
 }
 
 // FuzzListParams feeds arbitrary query strings to the lists' parameter
@@ -145,11 +160,11 @@ var fuzzLists = []struct{ path, kind string }{
 // in range and a cursor that round-trips, or is a 422 naming limit or
 // cursor; no answer is a 5xx.
 func FuzzListParams(f *testing.F) {
-	valid := encodeCursor(cursorContacts, time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), fuzzCustomer)
+	valid := contacts.ContactsCursor.Encode(readmodel.Key{At: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), ID: fuzzCustomer})
 	for i, seed := range []string{
 		"", "limit=1", "limit=500", "limit=501", "limit=0", "limit=-1", "limit=abc", "limit=", "limit=1e3", "limit=99999999999999999999",
 		"cursor=" + valid, "cursor=", "cursor=%%%", "cursor=Yy4xLjA", "limit=2&cursor=" + valid, "limit=2&limit=3",
-		"min_position=12", "min_position=x", "cursor=" + encodeCursor(cursorComplaints, time.Unix(0, 0), uuid.Nil),
+		"min_position=12", "min_position=x", "cursor=" + complaints.Cursor.Encode(readmodel.Key{At: time.Unix(0, 0), ID: uuid.Nil}),
 	} {
 		f.Add(uint8(i), seed)
 	}
@@ -172,13 +187,14 @@ func FuzzListParams(f *testing.F) {
 			if p.limit < 1 || p.limit > maxListLimit {
 				t.Fatalf("%q: limit %d", query, p.limit)
 			}
-			if q.Has("cursor") != (p.after != nil) {
-				t.Fatalf("%q: cursor %v", query, p.after)
+			if q.Has("cursor") != (p.cursor != "") {
+				t.Fatalf("%q: cursor %q", query, p.cursor)
 			}
-			if p.after != nil {
-				again, ok := decodeCursor(list.kind, encodeCursor(list.kind, p.after.at, p.after.id))
-				if !ok || !again.at.Equal(p.after.at) || again.id != p.after.id {
-					t.Fatalf("%q: cursor %v does not round-trip", query, p.after)
+			if p.cursor != "" {
+				key, err := list.kind.Decode(p.cursor)
+				again, errAgain := list.kind.Decode(list.kind.Encode(key))
+				if err != nil || errAgain != nil || !again.At.Equal(key.At) || again.ID != key.ID {
+					t.Fatalf("%q: cursor %q does not round-trip", query, p.cursor)
 				}
 			}
 		}
@@ -203,7 +219,7 @@ func FuzzListParams(f *testing.F) {
 					t.Fatalf("GET %s: %s", target, rec.Body)
 				}
 				if page.NextCursor != nil {
-					if _, ok := decodeCursor(list.kind, *page.NextCursor); !ok {
+					if !list.kind.Valid(*page.NextCursor) {
 						t.Fatalf("GET %s: next_cursor %q does not decode", target, *page.NextCursor)
 					}
 				}

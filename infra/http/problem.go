@@ -13,6 +13,7 @@ import (
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
 )
 
 // Problem is an RFC 9457 problem detail, the body of every error answer.
@@ -92,6 +93,13 @@ func problemFor(err error) *Problem {
 		p.retryAfter = 2
 		p.cause = err
 		return p
+	case errors.Is(err, readmodel.ErrNotReady):
+		p := newProblem(http.StatusServiceUnavailable, "not_caught_up", "the read models are being created; retry shortly")
+		p.retryAfter = 1
+		p.cause = err
+		return p
+	case errors.Is(err, readmodel.ErrBadCursor):
+		return invalidFields(FieldError{Field: "cursor", Message: badCursor})
 	case errors.Is(err, context.DeadlineExceeded):
 		p := newProblem(http.StatusServiceUnavailable, "timeout", "the request took too long; retry it with the same Idempotency-Key")
 		p.retryAfter = 1

@@ -31,8 +31,14 @@ type Config struct {
 	Auditor Auditor
 	// Customers reads the customer directory and scores churn risk.
 	Customers CustomerQueries
-	// Activity reads contacts, follow-ups, complaints and surveys.
-	Activity ActivityQueries
+	// Contacts, Complaints and Surveys read a customer's contacts and
+	// follow-ups, complaints and surveys; each serves its routes when set.
+	// Lifecycles, which says whether a customer exists (their 404s), is
+	// required with any of them.
+	Contacts   ContactQueries
+	Complaints ComplaintQueries
+	Surveys    SurveyQueries
+	Lifecycles LifecycleQueries
 	// Analytics answers the analysts' figures.
 	Analytics AnalyticsQueries
 	// History reads the audit-history read model.
@@ -113,6 +119,8 @@ func (c Config) Validate() error {
 		return errors.New("http: Keys is required")
 	case c.MaxBodyBytes < 1 || c.RateLimit <= 0 || c.RateBurst < 1:
 		return errors.New("http: MaxBodyBytes, RateLimit and RateBurst must be positive")
+	case (c.Contacts != nil || c.Complaints != nil || c.Surveys != nil) && c.Lifecycles == nil:
+		return errors.New("http: Lifecycles is required with Contacts, Complaints or Surveys")
 	}
 	return nil
 }

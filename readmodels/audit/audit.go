@@ -1,7 +1,3 @@
-// Package audit answers auditors from the authoritative event log rather
-// than from a projection: a customer's events as stored, the customer as it
-// was at any instant (folded with the same Evolve as the command side), and
-// the verification of the hash chain that makes the history tamper-evident.
 package audit
 
 import (

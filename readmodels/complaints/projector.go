@@ -1,14 +1,3 @@
-// Package complaints is the read model of complaints: one row per
-// complaint with its state and the timings of its last opening
-// (readmodels.complaints), folded with the domain's own Evolve, and its
-// timeline, one row per complaint event (readmodels.complaint_events).
-// Personal text (description, resolution, notes and reasons) is NULL once
-// the customer's data is erased; categories, severities, staff names and
-// every time stay, so the figures built on them do not change.
-//
-// SLA state is not stored: Queries judges each complaint against the
-// configured targets (package sla) when it is read, so that changing the
-// targets needs no rebuild.
 package complaints
 
 import (
@@ -22,6 +11,7 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/projections"
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
 )
 
 // Name is the projector's name; its tables are readmodels.complaints,
@@ -238,14 +228,14 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 		case domain.ComplaintAssigned:
 			kind, target = "assigned", e.Assignee
 		case domain.ComplaintAcknowledged:
-			kind, by, note = "acknowledged", e.By, personal(d, e.Note)
+			kind, by, note = "acknowledged", e.By, readmodel.Personal(d, e.Note)
 		case domain.ComplaintEscalated:
-			kind, target, note = "escalated", e.To, personal(d, e.Reason)
+			kind, target, note = "escalated", e.To, readmodel.Personal(d, e.Reason)
 			if r != nil {
 				r.escalatedTo = e.To
 			}
 		case domain.ComplaintResolved:
-			kind, by, note = "resolved", e.By, personal(d, e.Resolution)
+			kind, by, note = "resolved", e.By, readmodel.Personal(d, e.Resolution)
 			if r != nil {
 				r.resolution = e.Resolution
 				if d.Erased {
@@ -253,7 +243,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 				}
 			}
 		case domain.ComplaintReopened:
-			kind, note = "reopened", personal(d, e.Reason)
+			kind, note = "reopened", readmodel.Personal(d, e.Reason)
 			if r != nil {
 				r.resolution = ""
 			}
@@ -329,7 +319,7 @@ func load(ctx context.Context, tx pgx.Tx, keys []key) (map[key]*row, error) {
 			return nil, fmt.Errorf("complaints: load: %w", err)
 		}
 		r.c.Severity, r.c.Status = domain.Severity(severity), domain.ComplaintStatus(status)
-		r.c.Description, r.c.Channel, r.c.Assignee = deref(description), domain.Channel(deref(channel)), deref(assignee)
+		r.c.Description, r.c.Channel, r.c.Assignee = readmodel.Deref(description), domain.Channel(readmodel.Deref(channel)), readmodel.Deref(assignee)
 		if acknowledged != nil {
 			r.c.Acknowledged, r.c.AcknowledgedAt = true, *acknowledged
 		}
@@ -337,7 +327,7 @@ func load(ctx context.Context, tx pgx.Tx, keys []key) (map[key]*row, error) {
 			r.c.ResolvedAt = *resolved
 		}
 		r.c.Openings, r.c.Escalations = int(openings), int(escalations)
-		r.escalatedTo, r.resolution = deref(escalated), deref(resolution)
+		r.escalatedTo, r.resolution = readmodel.Deref(escalated), readmodel.Deref(resolution)
 		out[key{r.customer, r.c.ID}] = &r
 	}
 	return out, rows.Err()
@@ -399,20 +389,4 @@ func write(ctx context.Context, tx pgx.Tx, order []key, rows map[key]*row) error
 		return fmt.Errorf("complaints: write %d complaints: %w", n, err)
 	}
 	return nil
-}
-
-// personal is a personal text as stored: NULL when empty, or when the
-// customer's key was destroyed.
-func personal(d *eventcodec.Decoded, s string) any {
-	if d.Erased || s == "" {
-		return nil
-	}
-	return s
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

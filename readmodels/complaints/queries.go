@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
@@ -111,12 +112,9 @@ func Target(targets sla.Targets, severity string) sla.Target {
 	return sla.Defaults()[domain.Severity(severity)]
 }
 
-// Key is a position in a list: the filing time and id of the last
-// complaint of a page.
-type Key struct {
-	At time.Time
-	ID uuid.UUID
-}
+// Cursor is the kind of the complaint list's cursors, which continue
+// after the filing time and id of a page's last complaint.
+const Cursor readmodel.CursorKind = "k"
 
 // ErrNotFound is returned for a complaint the read model lacks.
 var ErrNotFound = errors.New("complaints: complaint not found")
@@ -138,6 +136,9 @@ func NewQueries(pool *pgxpool.Pool, targets sla.Targets) *Queries {
 	return &Queries{pool: pool, targets: targets, now: time.Now}
 }
 
+// Reads names the projectors whose tables the queries read: this one's.
+func (*Queries) Reads() []string { return []string{Name} }
+
 // WithClock returns queries that judge SLAs at now() instead of the
 // clock's time (tests).
 func (q *Queries) WithClock(now func() time.Time) *Queries {
@@ -158,38 +159,44 @@ const selectComplaint = `
 		WHERE e.customer_id = k.customer_id AND e.complaint_id = k.complaint_id
 	) t ON true`
 
-// Complaints returns up to limit complaints of the customer, latest filed
-// first (ties by id), after the key of a previous page.
-func (q *Queries) Complaints(ctx context.Context, customerID uuid.UUID, after *Key, limit int) ([]Complaint, error) {
-	var (
-		rows pgx.Rows
-		err  error
-	)
+// Complaints returns a page of up to limit complaints of the customer,
+// latest filed first (ties by id), after cursor ("" for the first page,
+// or a previous page's NextCursor; readmodel.ErrBadCursor for another).
+func (q *Queries) Complaints(ctx context.Context, customerID uuid.UUID, cursor string, limit int) (readmodel.Page[Complaint], error) {
+	after, err := Cursor.Continue(cursor, limit)
+	if err != nil {
+		return readmodel.Page[Complaint]{}, fmt.Errorf("complaints: list: %w", err)
+	}
+	var rows pgx.Rows
 	if after == nil {
-		rows, err = q.pool.Query(ctx, selectComplaint+` WHERE k.customer_id = $1 ORDER BY k.filed_at DESC, k.complaint_id DESC LIMIT $2`, customerID, limit)
+		rows, err = q.pool.Query(ctx, selectComplaint+` WHERE k.customer_id = $1 ORDER BY k.filed_at DESC, k.complaint_id DESC LIMIT $2`, customerID, limit+1)
 	} else {
 		rows, err = q.pool.Query(ctx, selectComplaint+` WHERE k.customer_id = $1 AND (k.filed_at, k.complaint_id) < ($2, $3)
-			ORDER BY k.filed_at DESC, k.complaint_id DESC LIMIT $4`, customerID, after.At, after.ID, limit)
+			ORDER BY k.filed_at DESC, k.complaint_id DESC LIMIT $4`, customerID, after.At, after.ID, limit+1)
+	}
+	var items []Complaint
+	if err == nil {
+		now := q.now()
+		items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Complaint, error) { return q.scan(row, now) })
 	}
 	if err != nil {
-		return nil, fmt.Errorf("complaints: list: %w", err)
+		return readmodel.Page[Complaint]{}, readmodel.Fail("complaints: list", err)
 	}
-	now := q.now()
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Complaint, error) { return q.scan(row, now) })
+	return readmodel.PageOf(items, limit, Cursor, func(c Complaint) readmodel.Key { return readmodel.Key{At: c.FiledAt, ID: c.ID} }), nil
 }
 
 // Complaint returns one complaint of the customer.
 func (q *Queries) Complaint(ctx context.Context, customerID, complaintID uuid.UUID) (Complaint, error) {
 	rows, err := q.pool.Query(ctx, selectComplaint+` WHERE k.customer_id = $1 AND k.complaint_id = $2`, customerID, complaintID)
-	if err != nil {
-		return Complaint{}, fmt.Errorf("complaints: get: %w", err)
+	var c Complaint
+	if err == nil {
+		now := q.now()
+		c, err = pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Complaint, error) { return q.scan(row, now) })
 	}
-	now := q.now()
-	c, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Complaint, error) { return q.scan(row, now) })
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Complaint{}, ErrNotFound
 	}
-	return c, err
+	return c, readmodel.Fail("complaints: get", err)
 }
 
 type timelineJSON struct {
@@ -216,7 +223,7 @@ func (q *Queries) scan(row pgx.CollectableRow, now time.Time) (Complaint, error)
 	}
 	c.Openings, c.Escalations, c.Revision, c.Position = int(openings), int(escalations), uint64(rev), uint64(pos)
 	c.FiledAt, c.OpenedAt = c.FiledAt.UTC(), c.OpenedAt.UTC()
-	c.AcknowledgedAt, c.ResolvedAt = utc(c.AcknowledgedAt), utc(c.ResolvedAt)
+	c.AcknowledgedAt, c.ResolvedAt = readmodel.UTC(c.AcknowledgedAt), readmodel.UTC(c.ResolvedAt)
 	var events []timelineJSON
 	if err := json.Unmarshal(timeline, &events); err != nil {
 		return c, fmt.Errorf("complaints: timeline of %s: %w", c.ID, err)
@@ -231,12 +238,4 @@ func (q *Queries) scan(row pgx.CollectableRow, now time.Time) (Complaint, error)
 	}
 	c.SLA = Judge(q.targets, c.Severity, c.OpenedAt, c.AcknowledgedAt, c.ResolvedAt, now)
 	return c, nil
-}
-
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }

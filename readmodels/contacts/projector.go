@@ -1,14 +1,3 @@
-// Package contacts is the read model of a customer's contacts and
-// follow-ups: one row per contact (readmodels.contacts) and one per
-// follow-up (readmodels.follow_ups), with the follow-up's completion folded
-// in as the domain does it (the first contact logged after it whose
-// occurred_at is at or after its scheduling). Personal text (contact
-// summaries, follow-up notes) is NULL once the customer's data is erased.
-//
-// The projector folds a batch in memory and writes it with a few
-// statements: the new rows with COPY, completed follow-ups with one UPDATE
-// over unnest arrays, erasures with one UPDATE each table. Queries read
-// the readmodels.* views. ../README.md documents the tables for analysts.
 package contacts
 
 import (
@@ -22,6 +11,7 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/projections"
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
 )
 
 // Name is the projector's name; its tables are readmodels.contacts,
@@ -177,7 +167,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 		rev, pos := int64(d.Record.Revision), int64(d.Record.Position)
 		switch e := d.Event.(type) {
 		case domain.ContactLogged:
-			contactRows = append(contactRows, []any{id, e.ContactID, string(e.Channel), string(e.Direction), personal(d, e.Summary), e.By,
+			contactRows = append(contactRows, []any{id, e.ContactID, string(e.Channel), string(e.Direction), readmodel.Personal(d, e.Summary), e.By,
 				e.OccurredAt, d.Record.RecordedAt, rev, pos})
 			for _, f := range pending[id] {
 				if f.doneAt.IsZero() && !e.OccurredAt.Before(f.scheduledAt) {
@@ -186,7 +176,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 			}
 		case domain.FollowUpScheduled:
 			f := &followUp{customer: id, id: e.FollowUpID, scheduledAt: e.OccurredAt,
-				row: []any{id, e.FollowUpID, e.DueAt, e.By, personal(d, e.Note), e.OccurredAt, nil, nil, rev, pos}}
+				row: []any{id, e.FollowUpID, e.DueAt, e.By, readmodel.Personal(d, e.Note), e.OccurredAt, nil, nil, rev, pos}}
 			pending[id] = append(pending[id], f)
 			newFollowUp = append(newFollowUp, f)
 		case domain.CustomerDataErased:
@@ -280,13 +270,4 @@ func writeCompletions(ctx context.Context, tx pgx.Tx, pending map[uuid.UUID][]*f
 		return fmt.Errorf("contacts: complete %d follow-ups: %w", len(ids), err)
 	}
 	return nil
-}
-
-// personal is a personal text as stored: NULL when empty, or when the
-// customer's key was destroyed (the text is unreadable for good).
-func personal(d *eventcodec.Decoded, s string) any {
-	if d.Erased || s == "" {
-		return nil
-	}
-	return s
 }

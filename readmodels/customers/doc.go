@@ -12,7 +12,9 @@
 // key destroyed, so a rebuild after erasure cannot bring them back.
 //
 // Queries reads through the readmodels.customers view, so it always sees the
-// active generation, with keyset pagination on (registered_at, id). Each
+// active generation, with keyset pagination on (registered_at, id) (cursors
+// of kind Cursor); it reads this projector's table and functions only
+// (Reads). Each
 // customer it reads carries its churn risk, scored at the time of the query
 // by the SQL function readmodels.customer_risk (package risk), which Setup
 // creates beside the table: Get, List's items and List's risk filter, and

@@ -75,3 +75,10 @@ func TestTextArrayLiteral(t *testing.T) {
 }
 
 type stringsBuilder struct{ strings.Builder }
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

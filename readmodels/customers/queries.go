@@ -2,7 +2,6 @@ package customers
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 )
@@ -113,17 +113,18 @@ type Filter struct {
 }
 
 // Page is one page of List.
-type Page struct {
-	Items []Customer
-	// NextCursor continues the list; empty on the last page.
-	NextCursor string
-}
+type Page = readmodel.Page[Customer]
+
+// Cursor is the kind of List's cursors, which continue after the
+// registration time and id of a page's last customer. It is "": the
+// directory's cursors predate kinds, and clients may hold them.
+const Cursor readmodel.CursorKind = ""
 
 // ErrNotFound is returned by Get for a customer the read model lacks.
 var ErrNotFound = errors.New("customers: customer not found")
 
 // ErrBadCursor is returned by List for a cursor it did not make.
-var ErrBadCursor = errors.New("customers: invalid cursor")
+var ErrBadCursor = readmodel.ErrBadCursor
 
 // Queries reads the directory through the readmodels.customers view, so
 // it always sees the active generation, and scores churn risk with
@@ -164,6 +165,10 @@ func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
 	return q
 }
 
+// Reads names the projectors whose tables the queries read: this one's
+// (the churn-risk functions it calls are its too).
+func (*Queries) Reads() []string { return []string{Name} }
+
 // At returns the same queries evaluating churn risk at now: what they
 // would answer at that time, with the directory as it is.
 func (q *Queries) At(now time.Time) *Queries {
@@ -190,12 +195,12 @@ func (q *Queries) riskArgs() []any { return []any{q.now(), q.weights, q.sla} }
 // Get returns one customer.
 func (q *Queries) Get(ctx context.Context, id uuid.UUID) (Customer, error) {
 	rows, err := q.pool.Query(ctx, `SELECT `+selectColumns+fromRisk+` WHERE c.id = $4`, append(q.riskArgs(), id)...)
-	if err != nil {
-		return Customer{}, fmt.Errorf("customers: get: %w", err)
+	var items []Customer
+	if err == nil {
+		items, err = collect(rows)
 	}
-	items, err := collect(rows)
 	if err != nil {
-		return Customer{}, err
+		return Customer{}, readmodel.Fail("customers: get", err)
 	}
 	if len(items) == 0 {
 		return Customer{}, ErrNotFound
@@ -261,11 +266,11 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 		add("coalesce(c.last_contact_at, c.registered_at) <= $1::timestamptz - ? * interval '24 hours'", int32(min(f.NoContactDays, 1_000_000)))
 	}
 	if cursor != "" {
-		at, id, err := decodeCursor(cursor)
+		key, err := Cursor.Decode(cursor)
 		if err != nil {
-			return Page{}, err
+			return Page{}, fmt.Errorf("customers: list: %w", err)
 		}
-		args = append(args, at, id)
+		args = append(args, key.At, key.ID)
 		// The first condition gives the planner the range's selectivity;
 		// the row comparison is the key.
 		where = append(where, fmt.Sprintf("c.registered_at >= $%d AND (c.registered_at, c.id) > ($%d, $%d)", len(args)-1, len(args)-1, len(args)))
@@ -277,58 +282,21 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 	args = append(args, limit+1)
 	sql += fmt.Sprintf(` ORDER BY c.registered_at, c.id LIMIT $%d`, len(args))
 	rows, err := q.pool.Query(ctx, sql, args...)
+	var items []Customer
+	if err == nil {
+		items, err = collect(rows)
+	}
 	if err != nil {
-		return Page{}, fmt.Errorf("customers: list: %w", err)
+		return Page{}, readmodel.Fail("customers: list", err)
 	}
-	items, err := collect(rows)
-	if err != nil {
-		return Page{}, err
-	}
-	page := Page{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		last := page.Items[limit-1]
-		page.NextCursor = encodeCursor(last.RegisteredAt, last.ID)
-	}
-	return page, nil
+	return readmodel.PageOf(items, limit, Cursor, func(c Customer) readmodel.Key { return readmodel.Key{At: c.RegisteredAt, ID: c.ID} }), nil
 }
 
 // ValidCursor reports whether c is a cursor List made.
-func ValidCursor(c string) bool {
-	_, _, err := decodeCursor(c)
-	return err == nil
-}
+func ValidCursor(c string) bool { return Cursor.Valid(c) }
 
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
-}
-
-func encodeCursor(at time.Time, id uuid.UUID) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + "." + id.String()))
-}
-
-func decodeCursor(c string) (time.Time, uuid.UUID, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return time.Time{}, uuid.Nil, ErrBadCursor
-	}
-	micros, idText, ok := strings.Cut(string(raw), ".")
-	if !ok {
-		return time.Time{}, uuid.Nil, ErrBadCursor
-	}
-	us, err := strconv.ParseInt(micros, 10, 64)
-	if err != nil {
-		return time.Time{}, uuid.Nil, ErrBadCursor
-	}
-	id, err := uuid.Parse(idText)
-	if err != nil {
-		return time.Time{}, uuid.Nil, ErrBadCursor
-	}
-	at := time.UnixMicro(us).UTC()
-	if at.Year() < 1 || at.Year() > 9999 {
-		return time.Time{}, uuid.Nil, ErrBadCursor // not a registration time PostgreSQL takes
-	}
-	return at, id, nil
 }
 
 func collect(rows pgx.Rows) ([]Customer, error) {
@@ -366,10 +334,10 @@ func collect(rows pgx.Rows) ([]Customer, error) {
 			c.RegisteredAt = *registeredAt
 		}
 		c.LastContactAt, c.OpenComplaints = lastContact, int(openComplaints)
-		c.LastCSAT, c.LastNPS = intPtr(lastCSAT), intPtr(lastNPS)
+		c.LastCSAT, c.LastNPS = readmodel.Int(lastCSAT), readmodel.Int(lastNPS)
 		c.Revision, c.Position = uint64(rev), uint64(pos)
 		c.Risk = RiskInputs{RegisteredAt: c.RegisteredAt, LastContactAt: lastContact, LastCSAT: c.LastCSAT, LastCSATAt: lastCSATAt,
-			PrevCSAT: intPtr(prevCSAT), LastNPS: c.LastNPS, NextFollowUpDueAt: nextDueAt}
+			PrevCSAT: readmodel.Int(prevCSAT), LastNPS: c.LastNPS, NextFollowUpDueAt: nextDueAt}
 		if err := json.Unmarshal(complaints, &c.Risk.Complaints); err != nil {
 			return nil, fmt.Errorf("customers: complaints of %s: %w", c.ID, err)
 		}

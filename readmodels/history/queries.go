@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
 )
 
 // Entry is one line of a customer's audit history.
@@ -39,15 +42,25 @@ type Filter struct {
 	Types []string
 	// From and To bound recorded_at (inclusive, exclusive); zero: open.
 	From, To time.Time
-	// AfterRevision continues a page: entries after this revision.
-	AfterRevision *uint64
 }
 
 // Page is a page of history, oldest first.
-type Page struct {
-	Items []Entry `json:"items"`
-	// NextCursor continues after the last item; nil at the end.
-	NextCursor *string `json:"next_cursor"`
+type Page = readmodel.Page[Entry]
+
+// A cursor of a history is the revision after which the next page starts,
+// in decimal.
+func decodeCursor(cursor string) (int64, error) {
+	rev, err := strconv.ParseUint(cursor, 10, 63)
+	if err != nil {
+		return 0, readmodel.ErrBadCursor
+	}
+	return int64(rev), nil
+}
+
+// ValidCursor reports whether cursor is one History made.
+func ValidCursor(cursor string) bool {
+	_, err := decodeCursor(cursor)
+	return err == nil
 }
 
 // Queries reads the audit history.
@@ -56,19 +69,31 @@ type Queries struct{ pool *pgxpool.Pool }
 // NewQueries returns the history queries.
 func NewQueries(pool *pgxpool.Pool) *Queries { return &Queries{pool: pool} }
 
-// History returns a page of the customer's history in revision order; an
-// empty page when the customer has none (or none matching).
-func (q *Queries) History(ctx context.Context, customerID uuid.UUID, f Filter, limit int) (Page, error) {
+// Reads names the projectors whose tables the queries read: this one's.
+func (*Queries) Reads() []string { return []string{Name} }
+
+// History returns a page of up to limit entries of the customer's history
+// in revision order, after cursor ("" for the first page, or a previous
+// page's NextCursor; readmodel.ErrBadCursor for another); an empty page
+// when the customer has none (or none matching).
+func (q *Queries) History(ctx context.Context, customerID uuid.UUID, f Filter, cursor string, limit int) (Page, error) {
+	if limit < 1 {
+		return Page{}, fmt.Errorf("history: limit %d is not positive", limit)
+	}
+	after := int64(-1)
+	if cursor != "" {
+		rev, err := decodeCursor(cursor)
+		if err != nil {
+			return Page{}, fmt.Errorf("history: %w", err)
+		}
+		after = rev
+	}
 	var from, to *time.Time
 	if !f.From.IsZero() {
 		from = &f.From
 	}
 	if !f.To.IsZero() {
 		to = &f.To
-	}
-	after := int64(-1)
-	if f.AfterRevision != nil {
-		after = int64(*f.AfterRevision)
 	}
 	var types []string
 	if len(f.Types) > 0 {
@@ -86,7 +111,7 @@ func (q *Queries) History(ctx context.Context, customerID uuid.UUID, f Filter, l
 		LIMIT $6`,
 		customerID, after, types, from, to, limit+1)
 	if err != nil {
-		return Page{}, fmt.Errorf("history: query: %w", err)
+		return Page{}, readmodel.Fail("history: query", err)
 	}
 	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Entry, error) {
 		var (
@@ -113,13 +138,12 @@ func (q *Queries) History(ctx context.Context, customerID uuid.UUID, f Filter, l
 		return e, nil
 	})
 	if err != nil {
-		return Page{}, fmt.Errorf("history: query: %w", err)
+		return Page{}, readmodel.Fail("history: query", err)
 	}
 	page := Page{Items: items}
 	if len(items) > limit {
 		page.Items = items[:limit]
-		next := fmt.Sprint(page.Items[limit-1].Revision)
-		page.NextCursor = &next
+		page.NextCursor = strconv.FormatUint(page.Items[limit-1].Revision, 10)
 	}
 	return page, nil
 }

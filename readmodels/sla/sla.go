@@ -1,6 +1,3 @@
-// Package sla holds the complaint-handling targets by severity (PRODUCT.md:
-// first response and resolution, configurable) that the complaint read
-// model, the analytics and the churn-risk score all judge complaints by.
 package sla
 
 import (

@@ -93,7 +93,20 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 		}
 		main.Keys[role] = secret
 	}
+	if cfg.RunProjections {
+		main.WaitForReadModels(tb)
+	}
 	return main
+}
+
+// WaitForReadModels waits until every projector has created its tables
+// (its first generation is active), as MustOpen does when the service runs
+// its projectors. Before that, a query of a read model answers 503
+// not_caught_up; a test that is not about a cold start waits instead of
+// racing the projectors.
+func (m *Main) WaitForReadModels(tb testing.TB) {
+	tb.Helper()
+	waitForGenerations(tb, m.Engine)
 }
 
 // Response is an HTTP answer, read whole.

@@ -1,14 +1,3 @@
-// Package lifecycle is the read model of each customer's life cycle, the
-// base of the churn, retention and "active customer" figures: one row per
-// active spell of a customer (readmodels.customer_lifecycle), from its
-// registration or a reactivation to the churn that ended it, so that
-// "active at instant T" and "churned in a period" are exact for any past
-// period, including a churn and a reactivation within one period.
-//
-// Spells are half-open, [active_from, active_until): a customer is active
-// at T when one of its spells has active_from <= T < active_until (or
-// active_until NULL). Erasure does not touch the life cycle: it removes
-// personal data, not history, so the figures do not change.
 package lifecycle
 
 import (
@@ -18,7 +7,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
@@ -244,36 +232,4 @@ func write(ctx context.Context, tx pgx.Tx, spells []*Spell) error {
 		return fmt.Errorf("lifecycle: write %d spells: %w", n, err)
 	}
 	return nil
-}
-
-// Queries reads the life cycles through readmodels.customer_lifecycle.
-type Queries struct{ pool *pgxpool.Pool }
-
-// NewQueries returns the queries on pool.
-func NewQueries(pool *pgxpool.Pool) *Queries { return &Queries{pool: pool} }
-
-// Known reports whether the customer is registered (the lists of its
-// contacts, complaints, surveys and follow-ups answer 404 otherwise).
-func (q *Queries) Known(ctx context.Context, customerID uuid.UUID) (bool, error) {
-	var known bool
-	if err := q.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM readmodels.customer_lifecycle WHERE customer_id = $1)`, customerID).Scan(&known); err != nil {
-		return false, fmt.Errorf("lifecycle: known: %w", err)
-	}
-	return known, nil
-}
-
-// Spells returns the customer's spells, oldest first.
-func (q *Queries) Spells(ctx context.Context, customerID uuid.UUID) ([]Spell, error) {
-	rows, err := q.pool.Query(ctx, `SELECT customer_id, spell, registered_at, reactivated_at, churned_at, active_from, active_until, last_revision, last_position
-		FROM readmodels.customer_lifecycle WHERE customer_id = $1 ORDER BY spell`, customerID)
-	if err != nil {
-		return nil, fmt.Errorf("lifecycle: spells: %w", err)
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Spell, error) {
-		var s Spell
-		var n int32
-		err := row.Scan(&s.CustomerID, &n, &s.RegisteredAt, &s.ReactivatedAt, &s.ChurnedAt, &s.ActiveFrom, &s.ActiveUntil, &s.revision, &s.position)
-		s.Number = int(n)
-		return s, err
-	})
 }

@@ -1,0 +1,42 @@
+package complaints_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/readmodels/complaints"
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
+)
+
+// TestQueries: before the projector has created its tables every query is
+// readmodel.ErrNotReady; with only the projectors Reads names, every query
+// answers, and the list refuses another list's cursor.
+func TestQueries(t *testing.T) {
+	t.Parallel()
+	id := uuid.New()
+	run := func(q *complaints.Queries) []error {
+		_, e1 := q.Complaints(t.Context(), id, "", 10)
+		_, e2 := q.Complaint(t.Context(), id, id)
+		return []error{e1, e2}
+	}
+	for i, err := range run(complaints.NewQueries(apptest.ReadModels(t), nil)) {
+		if !errors.Is(err, readmodel.ErrNotReady) {
+			t.Errorf("query %d before setup: %v, want ErrNotReady", i, err)
+		}
+	}
+	q := complaints.NewQueries(apptest.ReadModels(t, complaints.NewProjector()), nil)
+	if reads := q.Reads(); len(reads) != 1 || reads[0] != complaints.Name {
+		t.Fatalf("Reads %v", reads)
+	}
+	for i, err := range run(q) {
+		if err != nil && !errors.Is(err, complaints.ErrNotFound) {
+			t.Errorf("query %d reading only %v: %v", i, q.Reads(), err)
+		}
+	}
+	if _, err := q.Complaints(t.Context(), id, readmodel.CursorKind("s").Encode(readmodel.Key{ID: id}), 10); !errors.Is(err, readmodel.ErrBadCursor) {
+		t.Errorf("a survey cursor for complaints: %v", err)
+	}
+}
