@@ -353,6 +353,11 @@ func (h *Customers) decide(ctx context.Context, entry *cacheEntry, customerID uu
 		entry.shredded = true
 	}
 	decided, err := domain.Decide(entry.state, cmd, now)
+	var already *domain.AlreadyRecordedError
+	if errors.As(err, &already) {
+		res, err := h.firstResult(ctx, entry, created, req)
+		return res, true, err
+	}
 	if err != nil {
 		return Result{}, true, err
 	}

@@ -62,6 +62,7 @@ func Evolve(c Customer, e Event) Customer {
 		c.Team = team
 
 	case ContactLogged:
+		c.recorded.contacts = c.recorded.contacts.with(e.ContactID)
 		if e.OccurredAt.After(c.LastContactAt) {
 			c.LastContactAt = e.OccurredAt
 		}
@@ -129,6 +130,7 @@ func Evolve(c Customer, e Event) Customer {
 		})
 
 	case SurveyRecorded:
+		c.recorded.surveys = c.recorded.surveys.with(e.SurveyID)
 		c.Surveys = c.Surveys.with(e)
 
 	case CustomerChurned:

@@ -81,7 +81,7 @@ func problemFor(err error) *Problem {
 		p.CurrentRevision = &mismatch.Current
 		return p
 	case errors.Is(err, commands.ErrIdempotencyKeyReused):
-		return invalidFields(FieldError{Field: "Idempotency-Key", Message: "was already used with a different request"})
+		return keyReusedProblem()
 	case errors.Is(err, commands.ErrTooManyConflicts):
 		p := newProblem(http.StatusConflict, "concurrent_modification", "the customer kept changing while this command ran; retry it")
 		return p
