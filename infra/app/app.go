@@ -200,6 +200,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	m.Commands = commands.Decorate(customers, commands.WithLogging(logger), commands.WithMetrics(metrics))
+	m.startErasureSweep(ctx, customers)
 
 	projectors, err := Projectors(m.cfg.ReadModels)
 	if err != nil {

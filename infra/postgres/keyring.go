@@ -139,3 +139,44 @@ func (k *Keyring) Destroy(ctx context.Context, customerID uuid.UUID) error {
 	k.cache.Add(customerID, nil)
 	return nil
 }
+
+// BeginErasure records that the customer's erasure is about to be
+// appended, before it is: a crash between the event and the key's
+// destruction then leaves a trace that PendingErasures finds.
+func (k *Keyring) BeginErasure(ctx context.Context, customerID uuid.UUID) error {
+	if _, err := k.pool.Exec(ctx, `INSERT INTO rapport.pending_erasures (customer_id) VALUES ($1) ON CONFLICT (customer_id) DO NOTHING`, customerID); err != nil {
+		return fmt.Errorf("postgres: record pending erasure: %w", err)
+	}
+	return nil
+}
+
+// EndErasure forgets a pending erasure: it completed, or its event was
+// never appended.
+func (k *Keyring) EndErasure(ctx context.Context, customerID uuid.UUID) error {
+	if _, err := k.pool.Exec(ctx, `DELETE FROM rapport.pending_erasures WHERE customer_id = $1`, customerID); err != nil {
+		return fmt.Errorf("postgres: end pending erasure: %w", err)
+	}
+	return nil
+}
+
+// PendingErasures lists the erasures begun and not ended, with how long
+// ago each began.
+func (k *Keyring) PendingErasures(ctx context.Context) (map[uuid.UUID]time.Duration, error) {
+	rows, err := k.pool.Query(ctx, `SELECT customer_id, extract(epoch FROM now() - requested_at)::float8 FROM rapport.pending_erasures`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list pending erasures: %w", err)
+	}
+	pending := map[uuid.UUID]time.Duration{}
+	var (
+		id  uuid.UUID
+		age float64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &age}, func() error {
+		pending[id] = time.Duration(age * float64(time.Second))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list pending erasures: %w", err)
+	}
+	return pending, nil
+}
