@@ -182,6 +182,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Keyring, err = postgres.NewKeyring(m.Pool, m.cfg.MasterKey, postgres.KeyringConfig{}); err != nil {
 		return err
 	}
+	// Before anything reads or writes a key: a process with another master
+	// key than the database's refuses to start.
+	if err := m.Keyring.VerifyMasterKey(ctx); err != nil {
+		return fmt.Errorf("app: refusing to start: %w", err)
+	}
+	m.watchMasterKey(ctx)
 	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring)
 	m.APIKeys = postgres.NewAPIKeys(m.Pool)
 	m.Registry = prometheus.NewRegistry()
@@ -190,7 +196,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	customers, err := commands.NewCustomers(commands.Config{
 		Store:   m.Store,
 		Codec:   m.Codec,
-		Emails:  postgres.NewEmailRegistry(m.Pool, m.cfg.MasterKey),
+		Emails:  postgres.NewEmailIndex(m.Pool, m.Keyring.IndexSecret()),
 		Keys:    m.Keyring,
 		Metrics: metrics,
 		Timeout: m.cfg.CommandTimeout,
