@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -76,10 +77,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	f.databaseURL = server.URL
 	if os.Getenv("DATABASE_URL") == "" {
 		// Each checkout has its own master key (.data/master.key); on a
-		// shared PostgreSQL each key gets its own database, so that two
-		// checkouts never mix data keys. With DATABASE_URL the database is
-		// the one named, and a process with another key refuses to start.
-		if f.databaseURL, err = devDatabase(ctx, server.URL, legacyDevDatabase, cfg.MasterKey); err != nil {
+		// shared PostgreSQL each checkout gets its own database, so that two
+		// never mix data keys. With DATABASE_URL the database is the one
+		// named, and a process with another key refuses to start.
+		if f.databaseURL, err = devDatabase(ctx, server.URL, legacyDevDatabase, dir, cfg.MasterKey); err != nil {
 			return err
 		}
 	}
@@ -130,23 +131,25 @@ Stop with Ctrl-C.
 }
 
 // legacyDevDatabase is the database every `rapport dev` used before each
-// master key got its own: it is still used by the key it belongs to.
+// checkout got its own: it is still used by the master key it belongs to.
 const legacyDevDatabase = "rapport"
 
-// devDatabase returns the development database of masterKey on the server
-// at serverURL, creating it if needed: rapport_<first 12 hex digits of the
-// key check>, so that checkouts with different keys never share one and a
-// checkout always finds its own again. The legacy database is kept for the
-// key it belongs to (or when it holds nothing yet).
-func devDatabase(ctx context.Context, serverURL, legacy string, masterKey []byte) (string, error) {
+// devDatabase returns the development database of the checkout whose data
+// directory is dataDir on the server at serverURL, creating it if needed:
+// rapport_<first 12 hex digits of SHA-256 of the directory's path>, so that
+// two checkouts (each with its own master key in .data/master.key) never
+// share one, and a checkout finds its own again, also after a rotation of
+// its key. The legacy database is kept for the key it belongs to.
+func devDatabase(ctx context.Context, serverURL, legacy, dataDir string, masterKey []byte) (string, error) {
 	if url, ok, err := legacyDatabaseFits(ctx, serverURL, legacy, masterKey); err != nil || ok {
 		return url, err
 	}
-	return pgboot.CreateDatabase(ctx, serverURL, devDatabaseName(masterKey))
+	return pgboot.CreateDatabase(ctx, serverURL, devDatabaseName(dataDir))
 }
 
-func devDatabaseName(masterKey []byte) string {
-	return "rapport_" + hex.EncodeToString(postgres.KeyCheck(masterKey)[:6])
+func devDatabaseName(dataDir string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(dataDir)))
+	return "rapport_" + hex.EncodeToString(sum[:6])
 }
 
 func legacyDatabaseFits(ctx context.Context, serverURL, legacy string, masterKey []byte) (string, bool, error) {

@@ -36,12 +36,12 @@ func openOn(t *testing.T, dbURL string, key []byte) (*app.Main, error) {
 	return m, nil
 }
 
-// TestDevDatabaseIsTheMasterKeys: `rapport dev` from two checkouts on one
-// PostgreSQL (each with its own .data/master.key) gets a database per key,
-// so both start and nothing mixes; a checkout finds its own database
-// again; the database every dev used before keeps serving the key it
-// belongs to, and only that one.
-func TestDevDatabaseIsTheMasterKeys(t *testing.T) {
+// TestDevDatabaseIsTheCheckouts: `rapport dev` from two checkouts on one
+// PostgreSQL (each with its own .data/master.key) gets a database per
+// checkout, so both start and nothing mixes; a checkout finds its own
+// database again, also with a rotated key; the database every dev used
+// before keeps serving the key it belongs to, and only that one.
+func TestDevDatabaseIsTheCheckouts(t *testing.T) {
 	ctx := context.Background()
 	server, err := pgboot.DatabaseURL(pgtest.NewDatabase(t), "postgres")
 	if err != nil {
@@ -74,21 +74,24 @@ func TestDevDatabaseIsTheMasterKeys(t *testing.T) {
 	if !bytes.Equal(a, keyOf(dirA)) {
 		t.Fatal("a checkout's master key changed between two starts")
 	}
-	urlA, err := devDatabase(ctx, server, legacy, a)
+	urlA, err := devDatabase(ctx, server, legacy, dirA, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	created = append(created, devDatabaseName(a))
-	urlB, err := devDatabase(ctx, server, legacy, b)
+	created = append(created, devDatabaseName(dirA))
+	urlB, err := devDatabase(ctx, server, legacy, dirB, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	created = append(created, devDatabaseName(b))
+	created = append(created, devDatabaseName(dirB))
 	if urlA == urlB {
 		t.Fatalf("two checkouts with different keys share the database %s", pgboot.Redact(urlA))
 	}
-	if again, _ := devDatabase(ctx, server, legacy, a); again != urlA {
+	if again, _ := devDatabase(ctx, server, legacy, dirA, a); again != urlA {
 		t.Fatalf("a checkout got another database at its second start: %s, then %s", pgboot.Redact(urlA), pgboot.Redact(again))
+	}
+	if rotated, _ := devDatabase(ctx, server, legacy, dirA, bytes.Repeat([]byte{1}, 32)); rotated != urlA {
+		t.Fatalf("a checkout got another database after a rotation of its key: %s", pgboot.Redact(rotated))
 	}
 	if _, err := openOn(t, urlA, a); err != nil {
 		t.Fatal(err)
@@ -107,16 +110,16 @@ func TestDevDatabaseIsTheMasterKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	created = append(created, legacy)
-	if got, _ := devDatabase(ctx, server, legacy, a); got != urlA {
+	if got, _ := devDatabase(ctx, server, legacy, dirA, a); got != urlA {
 		t.Fatalf("an empty legacy database was chosen over the key's own: %s", pgboot.Redact(got))
 	}
 	if _, err := openOn(t, legacyURL, a); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := devDatabase(ctx, server, legacy, a); got != legacyURL {
+	if got, _ := devDatabase(ctx, server, legacy, dirA, a); got != legacyURL {
 		t.Fatalf("the legacy database of key A was not kept for it: %s", pgboot.Redact(got))
 	}
-	if got, _ := devDatabase(ctx, server, legacy, b); got != urlB {
+	if got, _ := devDatabase(ctx, server, legacy, dirB, b); got != urlB {
 		t.Fatalf("key B was given the legacy database of key A: %s", pgboot.Redact(got))
 	}
 }
