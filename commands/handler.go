@@ -107,10 +107,26 @@ type EmailRegistry interface {
 	ReleaseAll(ctx context.Context, customerID uuid.UUID) error
 }
 
-// KeyShredder destroys a customer's data key (infra/postgres's Keyring).
+// KeyShredder destroys customers' data keys (infra/postgres's Keyring).
+// An erasure is begun before its event is appended and ended once the key
+// is destroyed and the emails released, so that a crash in between leaves
+// a trace that CompleteErasures finds: an erasure completes or is
+// completed.
 type KeyShredder interface {
+	BeginErasure(ctx context.Context, customerID uuid.UUID) error
+	// Destroy erases the key for good; it is idempotent.
 	Destroy(ctx context.Context, customerID uuid.UUID) error
+	EndErasure(ctx context.Context, customerID uuid.UUID) error
+	// PendingErasures lists the erasures begun and not ended, with their
+	// age.
+	PendingErasures(ctx context.Context) (map[uuid.UUID]time.Duration, error)
 }
+
+// ErrErasureIncomplete says that an erasure's event is stored but the
+// customer's data key could not be destroyed yet: the erasure is not done
+// (HTTP 503). A retry, any later command on the customer and the sweep at
+// start complete it.
+var ErrErasureIncomplete = errors.New("commands: the erasure is recorded but its data key is not destroyed yet")
 
 // Config wires the command handler.
 type Config struct {
@@ -136,7 +152,11 @@ type Config struct {
 	// before a registration may take it over from a registration that
 	// never appended. It must exceed the longest append. Default 30 s.
 	StaleReservation time.Duration
-	Logger           *slog.Logger
+	// StaleErasure is how old a pending erasure without its event must be
+	// before CompleteErasures forgets it as never appended. It must exceed
+	// the longest command. Default twice Timeout.
+	StaleErasure time.Duration
+	Logger       *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -154,6 +174,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StaleReservation == 0 {
 		c.StaleReservation = 30 * time.Second
+	}
+	if c.StaleErasure == 0 {
+		c.StaleErasure = 2 * c.Timeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -324,6 +347,11 @@ func (h *Customers) handleOnce(ctx context.Context, customerID uuid.UUID, cmd do
 	entry.lastHash = lastHash
 	entry.recent.add(recentCommand{id: req.CommandID, requestHash: req.RequestHash, revision: appended.Revision, position: appended.Position})
 	if err := h.afterAppend(ctx, entry, before, events); err != nil {
+		if errors.Is(err, ErrErasureIncomplete) {
+			// The erasure is recorded but not true yet: never report it
+			// done while the key exists. A retry completes it.
+			return Result{}, err
+		}
 		// The events are stored: the command happened. What failed is
 		// bookkeeping that a retry of the same command completes.
 		h.cfg.Logger.WarnContext(ctx, "commands: after-append step failed", "customer_id", customerID, "err", err)
@@ -335,6 +363,17 @@ func (h *Customers) handleOnce(ctx context.Context, customerID uuid.UUID, cmd do
 // answer when there is nothing to append; otherwise events holds what to
 // append.
 func (h *Customers) decide(ctx context.Context, entry *cacheEntry, customerID uuid.UUID, cmd domain.Command, created uuid.UUID, req Request, now time.Time, events *[]domain.Event) (res Result, done bool, err error) {
+	if entry.state.IsErased() && !entry.shredded {
+		// An erasure whose shredding did not finish (a crash, an outage)
+		// finishes with the next command: its own retry, which then
+		// answers the erasure's result, or another, refused (410). Before
+		// anything else, so that no answer says "erased" while the key
+		// exists.
+		if err := h.shred(ctx, customerID); err != nil {
+			return Result{}, true, err
+		}
+		entry.shredded = true
+	}
 	if seen, ok := entry.recent.find(req.CommandID); ok {
 		if req.RequestHash != "" && seen.requestHash != req.RequestHash {
 			return Result{}, true, ErrIdempotencyKeyReused
@@ -344,15 +383,12 @@ func (h *Customers) decide(ctx context.Context, entry *cacheEntry, customerID uu
 	if req.ExpectedRevision != nil && int64(*req.ExpectedRevision) != entry.revision {
 		return Result{}, true, &RevisionMismatchError{Expected: *req.ExpectedRevision, Current: entry.revision}
 	}
-	if entry.state.IsErased() && !entry.shredded {
-		// An erasure whose shredding did not finish (a crash, an outage)
-		// finishes with the next command, which is then refused (410).
-		if err := h.shred(ctx, customerID); err != nil {
-			return Result{}, true, err
-		}
-		entry.shredded = true
-	}
 	decided, err := domain.Decide(entry.state, cmd, now)
+	var already *domain.AlreadyRecordedError
+	if errors.As(err, &already) {
+		res, err := h.firstResult(ctx, entry, created, req)
+		return res, true, err
+	}
 	if err != nil {
 		return Result{}, true, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -14,10 +15,21 @@ import (
 // The steps around an append that keep state outside the customer's
 // stream consistent with it: email uniqueness and erasure.
 
-// beforeAppend reserves a new email for the customer. The returned undo
-// releases it if the append does not happen.
+// beforeAppend reserves a new email for the customer, or begins its
+// erasure. The returned undo releases the reservation or forgets the
+// erasure if the append does not happen.
 func (h *Customers) beforeAppend(ctx context.Context, customerID uuid.UUID, before domain.Customer, events []domain.Event) (undo func(context.Context), err error) {
 	undo = func(context.Context) {}
+	if erases(events) {
+		if err := h.cfg.Keys.BeginErasure(ctx, customerID); err != nil {
+			return undo, fmt.Errorf("commands: %w", err)
+		}
+		return func(ctx context.Context) {
+			if err := h.cfg.Keys.EndErasure(context.WithoutCancel(ctx), customerID); err != nil {
+				h.cfg.Logger.WarnContext(ctx, "commands: forget pending erasure", "customer_id", customerID, "err", err)
+			}
+		}, nil
+	}
 	email, ok := newEmail(before, events)
 	if !ok || email == "" {
 		return undo, nil
@@ -79,25 +91,80 @@ func (h *Customers) afterAppend(ctx context.Context, entry *cacheEntry, before d
 			}
 		}
 	}
-	for _, e := range events {
-		if _, ok := e.(domain.CustomerDataErased); ok {
-			if err := h.shred(ctx, customerID); err != nil {
-				return err
-			}
-			entry.shredded = true
+	if erases(events) {
+		if err := h.shred(ctx, customerID); err != nil {
+			return err
 		}
+		entry.shredded = true
 	}
 	return nil
 }
 
+func erases(events []domain.Event) bool {
+	for _, e := range events {
+		if _, ok := e.(domain.CustomerDataErased); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // shred destroys the customer's data key, which makes every personal field
-// of its events unreadable, and frees its emails for other customers.
+// of its events unreadable, frees its emails for other customers, and ends
+// the pending erasure. It is bounded by the command timeout even when the
+// command's own context is not (after an append), and idempotent; its
+// failure is ErrErasureIncomplete.
 func (h *Customers) shred(ctx context.Context, customerID uuid.UUID) error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
 	if err := h.cfg.Keys.Destroy(ctx, customerID); err != nil {
-		return fmt.Errorf("commands: shred data key: %w", err)
+		return fmt.Errorf("%w: destroy the data key: %w", ErrErasureIncomplete, err)
 	}
 	if err := h.cfg.Emails.ReleaseAll(ctx, customerID); err != nil {
-		return fmt.Errorf("commands: release emails: %w", err)
+		return fmt.Errorf("%w: release the emails: %w", ErrErasureIncomplete, err)
+	}
+	if err := h.cfg.Keys.EndErasure(ctx, customerID); err != nil {
+		return fmt.Errorf("%w: %w", ErrErasureIncomplete, err)
+	}
+	return nil
+}
+
+// CompleteErasures completes every erasure that a crash or an outage left
+// half done: its event is stored but its key survived. A pending erasure
+// whose event is not in the stream is forgotten once older than
+// StaleErasure (its append never happened); a younger one may still be
+// running elsewhere and is left. Every process runs it at start, and
+// periodically.
+func (h *Customers) CompleteErasures(ctx context.Context) error {
+	pending, err := h.cfg.Keys.PendingErasures(ctx)
+	if err != nil {
+		return fmt.Errorf("commands: complete erasures: %w", err)
+	}
+	var errs []error
+	for customerID, age := range pending {
+		if err := h.completeErasure(ctx, customerID, age); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Customers) completeErasure(ctx context.Context, customerID uuid.UUID, age time.Duration) error {
+	entry := h.cache.entry(customerID)
+	entry.mu.Lock()
+	defer entry.mu.Unlock()
+	if err := h.refresh(ctx, entry); err != nil {
+		return err
+	}
+	switch {
+	case entry.state.IsErased():
+		if err := h.shred(ctx, customerID); err != nil {
+			return err
+		}
+		entry.shredded = true
+		h.cfg.Logger.InfoContext(ctx, "commands: completed an interrupted erasure", "customer_id", customerID)
+	case age > h.cfg.StaleErasure:
+		return h.cfg.Keys.EndErasure(ctx, customerID)
 	}
 	return nil
 }

@@ -51,6 +51,10 @@ type Customer struct {
 	// FollowUps in scheduling order.
 	FollowUps []FollowUp
 	Surveys   SurveySummary
+
+	// recorded holds the ids of the customer's contacts and surveys, so
+	// that Decide recognises a retried command by the id it creates.
+	recorded recordedIDs
 }
 
 // Complaint is the state of one complaint. The timings are those of the last

@@ -17,7 +17,9 @@ import (
 // *Error naming every bad field), then checks it against the state: an erased
 // customer is CodeGone, an unregistered one CodeNotFound (except for
 // registration), an unknown complaint CodeNotFound, and a broken rule
-// CodeConflict. A command that would change nothing (an unchanged profile, a
+// CodeConflict. A command whose created id (customer, contact, survey,
+// follow-up, complaint) the customer already has is a retry: it returns an
+// *AlreadyRecordedError and no events, so that nothing is recorded twice. A command that would change nothing (an unchanged profile, a
 // role given to its current member, a complaint given to its current
 // assignee) returns no events and no error.
 //
@@ -95,6 +97,9 @@ func decideRegister(c Customer, cmd RegisterCustomer, now time.Time) ([]Event, e
 	}
 	if c.IsErased() {
 		return nil, customerErased()
+	}
+	if c.Registered && c.ID == cmd.CustomerID {
+		return nil, alreadyRecorded("customer", cmd.CustomerID)
 	}
 	if c.Registered {
 		return nil, conflict(ReasonAlreadyRegistered, "the customer is already registered")
@@ -191,6 +196,9 @@ func decideLogContact(c Customer, cmd LogContact, now time.Time) ([]Event, error
 	if err := requireCustomer(c); err != nil {
 		return nil, err
 	}
+	if c.recorded.contacts.has(cmd.ContactID) {
+		return nil, alreadyRecorded("contact", cmd.ContactID)
+	}
 	return []Event{ContactLogged{
 		ContactID:  cmd.ContactID,
 		Channel:    cmd.Channel,
@@ -210,7 +218,7 @@ func decideScheduleFollowUp(c Customer, cmd ScheduleFollowUp, now time.Time) ([]
 		return nil, err
 	}
 	if _, exists := c.FollowUp(cmd.FollowUpID); exists {
-		return nil, conflict(ReasonFollowUpExists, "a follow-up with this id already exists")
+		return nil, alreadyRecorded("follow-up", cmd.FollowUpID)
 	}
 	return []Event{FollowUpScheduled{FollowUpID: cmd.FollowUpID, DueAt: cmd.DueAt, By: cmd.By, Note: cmd.Note, OccurredAt: now}}, nil
 }
@@ -224,7 +232,7 @@ func decideFileComplaint(c Customer, cmd FileComplaint, now time.Time) ([]Event,
 		return nil, err
 	}
 	if _, exists := c.Complaint(cmd.ComplaintID); exists {
-		return nil, conflict(ReasonComplaintExists, "a complaint with this id already exists")
+		return nil, alreadyRecorded("complaint", cmd.ComplaintID)
 	}
 	return []Event{ComplaintFiled{
 		ComplaintID: cmd.ComplaintID,
@@ -323,6 +331,9 @@ func decideRecordSurvey(c Customer, cmd RecordSurvey, now time.Time) ([]Event, e
 	}
 	if err := requireCustomer(c); err != nil {
 		return nil, err
+	}
+	if c.recorded.surveys.has(cmd.SurveyID) {
+		return nil, alreadyRecorded("survey", cmd.SurveyID)
 	}
 	// The complaint a survey follows is a body field, not the resource the
 	// request addresses, so an unknown one is an invalid field (422), not 404.

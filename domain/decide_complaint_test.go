@@ -37,8 +37,8 @@ func TestFileComplaint(t *testing.T) {
 		}
 	})
 
-	t.Run("a complaint id is used once", func(t *testing.T) {
-		scenario(t).given(registered(), filed(complaintID, at(time.Hour))).when(valid()).thenError(CodeConflict, ReasonComplaintExists)
+	t.Run("a complaint id is used once: again, it is a retry", func(t *testing.T) {
+		scenario(t).given(registered(), filed(complaintID, at(time.Hour))).when(valid()).thenAlreadyRecorded(complaintID)
 	})
 
 	t.Run("unregistered customer is not found", func(t *testing.T) {

@@ -112,9 +112,9 @@ func TestScheduleFollowUp(t *testing.T) {
 		})
 	})
 
-	t.Run("a follow-up id is used once", func(t *testing.T) {
+	t.Run("a follow-up id is used once: again, it is a retry", func(t *testing.T) {
 		scenario(t).given(registered(), FollowUpScheduled{FollowUpID: followUpID, DueAt: now, By: "maria", OccurredAt: at(time.Hour)}).
-			when(valid()).thenError(CodeConflict, ReasonFollowUpExists)
+			when(valid()).thenAlreadyRecorded(followUpID)
 	})
 
 	t.Run("unregistered customer is not found", func(t *testing.T) {

@@ -66,8 +66,14 @@ func TestRegisterCustomer(t *testing.T) {
 			then(CustomerRegistered{CustomerID: customerID, Name: name, Email: "a@example.com", OccurredAt: now})
 	})
 
-	t.Run("already registered is a conflict", func(t *testing.T) {
-		scenario(t).given(registered()).when(validRegistration()).thenError(CodeConflict, ReasonAlreadyRegistered)
+	t.Run("registered again with its own id, it is a retry", func(t *testing.T) {
+		scenario(t).given(registered()).when(validRegistration()).thenAlreadyRecorded(customerID)
+	})
+
+	t.Run("already registered under another id is a conflict", func(t *testing.T) {
+		cmd := validRegistration()
+		cmd.CustomerID = otherID
+		scenario(t).given(registered()).when(cmd).thenError(CodeConflict, ReasonAlreadyRegistered)
 	})
 
 	t.Run("an erased customer is gone", func(t *testing.T) {

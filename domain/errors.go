@@ -36,8 +36,11 @@ const (
 	ReasonComplaintNotOpen             = "complaint_not_open"
 	ReasonComplaintAlreadyAcknowledged = "complaint_already_acknowledged"
 	ReasonComplaintNotResolved         = "complaint_not_resolved"
-	ReasonComplaintExists              = "complaint_exists"
-	ReasonFollowUpExists               = "follow_up_exists"
+	// ReasonComplaintExists and ReasonFollowUpExists are no longer given:
+	// a complaint or follow-up id seen again is a retry, answered with the
+	// first outcome (AlreadyRecordedError). Kept because published.
+	ReasonComplaintExists = "complaint_exists"
+	ReasonFollowUpExists  = "follow_up_exists"
 )
 
 // FieldError names one invalid field of a command by the snake_case name it

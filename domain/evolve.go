@@ -63,6 +63,7 @@ func Evolve(c Customer, e Event) Customer {
 		c.Team = team
 
 	case ContactLogged:
+		c.recorded.contacts = c.recorded.contacts.with(e.ContactID)
 		if e.OccurredAt.After(c.LastContactAt) {
 			c.LastContactAt = e.OccurredAt
 		}
@@ -130,6 +131,7 @@ func Evolve(c Customer, e Event) Customer {
 		})
 
 	case SurveyRecorded:
+		c.recorded.surveys = c.recorded.surveys.with(e.SurveyID)
 		c.Surveys = c.Surveys.with(e)
 
 	case CustomerChurned:

@@ -56,7 +56,8 @@ func TestFoldBuildsTheState(t *testing.T) {
 			ID: followUpID, DueAt: at(48 * time.Hour), By: "maria", Note: "send the quote",
 			ScheduledAt: at(4 * time.Hour), Done: true, DoneAt: at(5 * time.Hour),
 		}},
-		Surveys: SurveySummary{Count: 1, LastCSAT: ptr(2), LastCSATAt: at(12 * time.Hour), LastNPS: ptr(5), LastNPSAt: at(12 * time.Hour)},
+		Surveys:  SurveySummary{Count: 1, LastCSAT: ptr(2), LastCSATAt: at(12 * time.Hour), LastNPS: ptr(5), LastNPSAt: at(12 * time.Hour)},
+		recorded: recordedIDs{contacts: idSet{}.with(contactID), surveys: idSet{}.with(surveyID)},
 	}
 	if !reflect.DeepEqual(beforeErasure, want) {
 		t.Fatalf("state differs:\ngot  %s\nwant %s", snapshot(t, beforeErasure), snapshot(t, want))

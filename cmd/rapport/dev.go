@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,12 +65,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			logger.Warn("rapport: stop PostgreSQL", "err", err)
 		}
 	}()
-	f.databaseURL = server.URL
-	if os.Getenv("DATABASE_URL") == "" {
-		if f.databaseURL, err = pgboot.CreateDatabase(ctx, server.URL, "rapport"); err != nil {
-			return err
-		}
-	}
 	if f.masterKey == "" {
 		if f.masterKey, err = devMasterKey(filepath.Join(dir, "master.key")); err != nil {
 			return err
@@ -78,6 +74,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	f.databaseURL = server.URL
+	if os.Getenv("DATABASE_URL") == "" {
+		// Each checkout has its own master key (.data/master.key); on a
+		// shared PostgreSQL each checkout gets its own database, so that two
+		// never mix data keys. With DATABASE_URL the database is the one
+		// named, and a process with another key refuses to start.
+		if f.databaseURL, err = devDatabase(ctx, server.URL, legacyDevDatabase, dir, cfg.MasterKey); err != nil {
+			return err
+		}
+	}
+	cfg.DatabaseURL = f.databaseURL
 	m, err := app.New(cfg)
 	if err != nil {
 		return err
@@ -121,6 +128,46 @@ Stop with Ctrl-C.
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nRapport: stopping")
 	return nil
+}
+
+// legacyDevDatabase is the database every `rapport dev` used before each
+// checkout got its own: it is still used by the master key it belongs to.
+const legacyDevDatabase = "rapport"
+
+// devDatabase returns the development database of the checkout whose data
+// directory is dataDir on the server at serverURL, creating it if needed:
+// rapport_<first 12 hex digits of SHA-256 of the directory's path>, so that
+// two checkouts (each with its own master key in .data/master.key) never
+// share one, and a checkout finds its own again, also after a rotation of
+// its key. The legacy database is kept for the key it belongs to.
+func devDatabase(ctx context.Context, serverURL, legacy, dataDir string, masterKey []byte) (string, error) {
+	if url, ok, err := legacyDatabaseFits(ctx, serverURL, legacy, masterKey); err != nil || ok {
+		return url, err
+	}
+	return pgboot.CreateDatabase(ctx, serverURL, devDatabaseName(dataDir))
+}
+
+func devDatabaseName(dataDir string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(dataDir)))
+	return "rapport_" + hex.EncodeToString(sum[:6])
+}
+
+func legacyDatabaseFits(ctx context.Context, serverURL, legacy string, masterKey []byte) (string, bool, error) {
+	url, err := pgboot.DatabaseURL(serverURL, legacy)
+	if err != nil {
+		return "", false, err
+	}
+	pool, err := postgres.OpenPool(ctx, url)
+	if err != nil {
+		return "", false, nil // no such database
+	}
+	defer pool.Close()
+	var used bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('rapport.customer_keys') IS NOT NULL`).Scan(&used); err != nil || !used {
+		return "", false, err // an empty legacy database: start the key's own
+	}
+	fits, err := postgres.MasterKeyFits(ctx, pool, masterKey)
+	return url, fits, err
 }
 
 func masterKeySource(f serviceFlags, dir string) string {

@@ -5,6 +5,7 @@
 //	rapport devdb -- CMD runs CMD with DATABASE_URL set to a PostgreSQL it finds or starts (make test)
 //	rapport migrate      applies the database migrations
 //	rapport apikey       creates, lists and revokes API keys
+//	rapport keys         checks or rotates the master key
 //	rapport project      runs the projectors without the HTTP API
 //	rapport projections  shows, rebuilds and verifies the projectors
 //	rapport audit        verifies hash chains and replays a customer's history
@@ -72,6 +73,7 @@ func commandList() []command {
 		{"devdb", "run a command with DATABASE_URL set to a PostgreSQL found or started (make test)", runDevDB},
 		{"migrate", "apply the database migrations", runMigrate},
 		{"apikey", "create, list and revoke API keys", runAPIKey},
+		{"keys", "check or rotate the master key (online re-wrap of every data key)", runKeys},
 		{"project", "run the projectors without the HTTP API", runProject},
 		{"projections", "status, rebuild and verify the projectors", runProjections},
 		{"audit", "verify hash chains and replay a customer's history", runAudit},

@@ -55,6 +55,12 @@ type Config struct {
 	RateBurst       int
 	MaxBodyBytes    int64
 	MinPositionWait time.Duration
+	// IdempotencyWait bounds how long a retry waits for the first request
+	// with its Idempotency-Key before answering 409 (default 5 s).
+	IdempotencyWait time.Duration
+	// IdempotencyRetention is how long Idempotency-Keys are kept: at least
+	// 24 hours (PRODUCT.md), the default.
+	IdempotencyRetention time.Duration
 	// CommandTimeout bounds each command (default 10 s).
 	CommandTimeout time.Duration
 	// ReadModels tunes what the read models compute.
@@ -77,6 +83,12 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = 10 * time.Second
+	}
+	if c.IdempotencyRetention == 0 {
+		c.IdempotencyRetention = MinIdempotencyRetention
+	}
 	c.ReadModels.setDefaults()
 }
 
@@ -87,11 +99,17 @@ func (c Config) Validate() error {
 		return errors.New("app: DATABASE_URL is required")
 	case len(c.MasterKey) != 32:
 		return fmt.Errorf("app: the master key must be 32 bytes (base64 of 32 random bytes), got %d", len(c.MasterKey))
+	case c.IdempotencyRetention < MinIdempotencyRetention:
+		return fmt.Errorf("app: Idempotency-Keys must be kept at least %s, not %s", MinIdempotencyRetention, c.IdempotencyRetention)
 	case c.EventStore != "postgres" && !strings.HasPrefix(c.EventStore, "esdb://") && !strings.HasPrefix(c.EventStore, "esdb+discover://"):
 		return fmt.Errorf("app: unknown event store %q: use postgres or an esdb:// URL", c.EventStore)
 	}
 	return nil
 }
+
+// MinIdempotencyRetention is how long PRODUCT.md promises that an
+// Idempotency-Key lives.
+const MinIdempotencyRetention = 24 * time.Hour
 
 // ReadModelSettings are the configurable parts of the read models.
 type ReadModelSettings struct {
@@ -168,6 +186,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Keyring, err = postgres.NewKeyring(m.Pool, m.cfg.MasterKey, postgres.KeyringConfig{}); err != nil {
 		return err
 	}
+	// Before anything reads or writes a key: a process with another master
+	// key than the database's refuses to start.
+	if err := m.Keyring.VerifyMasterKey(ctx); err != nil {
+		return fmt.Errorf("app: refusing to start: %w", err)
+	}
+	m.watchMasterKey(ctx)
 	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring)
 	m.APIKeys = postgres.NewAPIKeys(m.Pool)
 	m.Registry = prometheus.NewRegistry()
@@ -176,7 +200,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	customers, err := commands.NewCustomers(commands.Config{
 		Store:   m.Store,
 		Codec:   m.Codec,
-		Emails:  postgres.NewEmailRegistry(m.Pool, m.cfg.MasterKey),
+		Emails:  postgres.NewEmailIndex(m.Pool, m.Keyring.IndexSecret()),
 		Keys:    m.Keyring,
 		Metrics: metrics,
 		Timeout: m.cfg.CommandTimeout,
@@ -186,6 +210,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	m.Commands = commands.Decorate(customers, commands.WithLogging(logger), commands.WithMetrics(metrics))
+	m.startErasureSweep(ctx, customers)
 
 	projectors, err := Projectors()
 	if err != nil {
@@ -220,12 +245,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		History:         history.NewQueries(m.Pool),
 		Projections:     m.Engine,
 		Keys:            apiKeyAuthenticator{m.APIKeys},
-		Registry:        m.Registry,
-		PublicMetrics:   m.cfg.PublicMetrics,
-		RateLimit:       m.cfg.RateLimit,
-		RateBurst:       m.cfg.RateBurst,
-		MaxBodyBytes:    m.cfg.MaxBodyBytes,
-		MinPositionWait: m.cfg.MinPositionWait,
+		Idempotency:     idempotencyStore{postgres.NewIdempotencyKeys(m.Pool)},
+		IdempotencyWait: m.cfg.IdempotencyWait,
+		// A request holds its key for at most its command's timeout; twice
+		// that before a retry may take over a claim whose process died.
+		IdempotencyLease: 2*m.cfg.CommandTimeout + 5*time.Second,
+		Registry:         m.Registry,
+		PublicMetrics:    m.cfg.PublicMetrics,
+		RateLimit:        m.cfg.RateLimit,
+		RateBurst:        m.cfg.RateBurst,
+		MaxBodyBytes:     m.cfg.MaxBodyBytes,
+		MinPositionWait:  m.cfg.MinPositionWait,
 		Readiness: []rhttp.Check{
 			{Name: "postgres", Check: m.Pool.Ping},
 			{Name: "event store", Check: m.pingEventStore},
@@ -240,6 +270,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, m.HTTP.Close)
+	m.startIdempotencyCleanup(ctx)
 	logger.Info("rapport: serving", "url", m.HTTP.URL(), "event_store", m.eventStoreName())
 	return nil
 }

@@ -1,7 +1,7 @@
 package http
 
 import (
-	"crypto/sha256"
+	"context"
 	"encoding/hex"
 	"net/http"
 	"strconv"
@@ -135,6 +135,8 @@ type commandBuilder[B any] func(r *http.Request, body B) (domain.Command, error)
 
 // command makes the handler of one command endpoint: decode strictly,
 // build the command, handle it, answer with revision, position and ETag.
+// With an Idempotency-Key the command runs at most once per key and API
+// key, and a retry gets the first answer (see idempotent).
 func command[B any](s *Server, creates creation, build commandBuilder[B]) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var customerID uuid.UUID
@@ -145,59 +147,75 @@ func command[B any](s *Server, creates creation, build commandBuilder[B]) handle
 			}
 		}
 		var body B
-		raw, err := decodeBody(r, s.cfg.MaxBodyBytes, &body)
-		if err != nil {
+		if _, err := decodeBody(r, s.cfg.MaxBodyBytes, &body); err != nil {
 			return err
 		}
 		cmd, err := build(r, body)
 		if err != nil {
 			return err
 		}
-		req, err := commandRequest(r, customerID, cmd, raw)
+		fingerprint, err := commandFingerprint(r, body)
 		if err != nil {
 			return err
 		}
-		res, err := s.cfg.Commands.Handle(r.Context(), req)
+		req, err := commandRequest(r, customerID, cmd, fingerprint)
 		if err != nil {
 			return err
 		}
-		resp := commandResponse{CustomerID: res.CustomerID, Revision: res.Revision, Position: uint64(res.Position)}
-		status := http.StatusOK
-		if res.CreatedID != uuid.Nil {
-			id := res.CreatedID
-			status = http.StatusCreated
-			location := "/v1/customers/" + res.CustomerID.String()
-			switch creates {
-			case createsComplaint:
-				resp.ComplaintID = &id
-				location += "/complaints/" + id.String()
-			case createsContact:
-				resp.ContactID = &id
-				location += "/contacts/" + id.String()
-			case createsSurvey:
-				resp.SurveyID = &id
-				location += "/surveys/" + id.String()
-			case createsFollowUp:
-				resp.FollowUpID = &id
-				location += "/follow-ups/" + id.String()
+		run := func(ctx context.Context, w http.ResponseWriter) error {
+			res, err := s.cfg.Commands.Handle(ctx, req)
+			if err != nil {
+				return err
 			}
-			w.Header().Set("Location", location)
+			writeCommandResult(w, creates, res)
+			return nil
 		}
-		w.Header().Set("ETag", etag(res.Revision))
-		writeJSON(w, status, resp)
-		return nil
+		key := r.Header.Get("Idempotency-Key")
+		if key == "" || s.cfg.Idempotency == nil {
+			return run(r.Context(), w)
+		}
+		return s.idempotent(w, r, req.Actor, key, fingerprint, run)
 	}
+}
+
+// writeCommandResult answers a handled command: 201 with Location when it
+// created something, else 200; the revision as ETag.
+func writeCommandResult(w http.ResponseWriter, creates creation, res commands.Result) {
+	resp := commandResponse{CustomerID: res.CustomerID, Revision: res.Revision, Position: uint64(res.Position)}
+	status := http.StatusOK
+	if res.CreatedID != uuid.Nil {
+		id := res.CreatedID
+		status = http.StatusCreated
+		location := "/v1/customers/" + res.CustomerID.String()
+		switch creates {
+		case createsComplaint:
+			resp.ComplaintID = &id
+			location += "/complaints/" + id.String()
+		case createsContact:
+			resp.ContactID = &id
+			location += "/contacts/" + id.String()
+		case createsSurvey:
+			resp.SurveyID = &id
+			location += "/surveys/" + id.String()
+		case createsFollowUp:
+			resp.FollowUpID = &id
+			location += "/follow-ups/" + id.String()
+		}
+		w.Header().Set("Location", location)
+	}
+	w.Header().Set("ETag", etag(res.Revision))
+	writeJSON(w, status, resp)
 }
 
 // commandRequest adds to a command what the request says about it: the
 // caller, the correlation, idempotency and the If-Match condition.
-func commandRequest(r *http.Request, customerID uuid.UUID, cmd domain.Command, body []byte) (commands.Request, error) {
+func commandRequest(r *http.Request, customerID uuid.UUID, cmd domain.Command, fingerprint []byte) (commands.Request, error) {
 	principal := principalFrom(r.Context())
 	req := commands.Request{
 		CustomerID:    customerID,
 		Command:       cmd,
 		CommandID:     uuid.New(),
-		RequestHash:   requestHash(r, body),
+		RequestHash:   hex.EncodeToString(fingerprint),
 		Actor:         principal.Name,
 		CorrelationID: correlationIDFrom(r.Context()),
 	}
@@ -215,15 +233,6 @@ func commandRequest(r *http.Request, customerID uuid.UUID, cmd domain.Command, b
 		req.ExpectedRevision = &rev
 	}
 	return req, nil
-}
-
-// requestHash fingerprints a request, so that an idempotency key reused
-// for another request is told apart from a retry.
-func requestHash(r *http.Request, body []byte) string {
-	h := sha256.New()
-	h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // etag renders a revision as a strong ETag.

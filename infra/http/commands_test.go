@@ -194,7 +194,7 @@ func testIdempotentRetryOverHTTP(t *testing.T, m *apptest.Main) {
 		t.Fatalf("retry answered %s %s, first %s %s", again.Body, again.Header.Get("ETag"), first.Body, first.Header.Get("ETag"))
 	}
 	req.Body = map[string]any{"category": "delivery", "severity": "high", "description": "late"}
-	requireProblem(t, m.Do(t, req), 422, "invalid_fields", "Idempotency-Key")
+	requireProblem(t, m.Do(t, req), 422, "idempotency_key_reused", "Idempotency-Key")
 	// A registration retried with its key is the same customer.
 	reg := apptest.Request{Method: http.MethodPost, Path: "/v1/customers", Key: m.Keys["writer"], Body: map[string]any{"name": "Bo", "phone": "+1 555 0100"}, Header: map[string]string{"Idempotency-Key": "signup-77"}}
 	a, b := m.Do(t, reg), m.Do(t, reg)

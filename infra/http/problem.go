@@ -82,12 +82,17 @@ func problemFor(err error) *Problem {
 		p.CurrentRevision = &mismatch.Current
 		return p
 	case errors.Is(err, commands.ErrIdempotencyKeyReused):
-		return invalidFields(FieldError{Field: "Idempotency-Key", Message: "was already used with a different request"})
+		return keyReusedProblem()
 	case errors.Is(err, commands.ErrTooManyConflicts):
 		p := newProblem(http.StatusConflict, "concurrent_modification", "the customer kept changing while this command ran; retry it")
 		return p
 	case errors.As(err, &maxBytes):
 		return newProblem(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body exceeds %d bytes", maxBytes.Limit))
+	case errors.Is(err, commands.ErrErasureIncomplete):
+		p := newProblem(http.StatusServiceUnavailable, "erasure_incomplete", "the erasure is recorded but the customer's data key could not be destroyed yet; retry it (with the same Idempotency-Key) until it answers 200")
+		p.retryAfter = 2
+		p.cause = err
+		return p
 	case errors.Is(err, eventstore.ErrUnavailable):
 		p := newProblem(http.StatusServiceUnavailable, "store_unavailable", "the event store cannot be reached; the command was not confirmed, retry it with the same Idempotency-Key")
 		p.retryAfter = 2

@@ -48,6 +48,18 @@ type Config struct {
 	Projections Projections
 	// Keys authenticates API keys.
 	Keys Authenticator
+	// Idempotency keeps the first answer to each Idempotency-Key; without
+	// it, only the command side's cache of recent commands recognises a
+	// retry.
+	Idempotency IdempotencyStore
+	// IdempotencyWait bounds how long a retry waits for the first request
+	// with its key to finish before it answers 409 idempotency_in_flight.
+	// Default 5 s.
+	IdempotencyWait time.Duration
+	// IdempotencyLease is how long a request may hold its key without
+	// answering before a retry takes over (its process died). It must
+	// exceed the longest command. Default 1 minute.
+	IdempotencyLease time.Duration
 	// Readiness lists what /readyz checks.
 	Readiness []Check
 	// Registry receives the HTTP metrics and is served at /metrics.
@@ -89,6 +101,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MinPositionWait == 0 {
 		c.MinPositionWait = 5 * time.Second
+	}
+	if c.IdempotencyWait == 0 {
+		c.IdempotencyWait = 5 * time.Second
+	}
+	if c.IdempotencyLease == 0 {
+		c.IdempotencyLease = time.Minute
 	}
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = 5 * time.Second

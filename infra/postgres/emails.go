@@ -23,11 +23,20 @@ type EmailRegistry struct {
 }
 
 // NewEmailRegistry returns a registry whose email hashes are keyed with a
-// key derived from masterKey.
+// key derived from masterKey: the index secret that the first start stores
+// (wrapped) in the database. A service uses NewEmailIndex with the
+// keyring's IndexSecret instead, which a rotation of the master key does
+// not change.
 func NewEmailRegistry(pool *pgxpool.Pool, masterKey []byte) *EmailRegistry {
 	mac := hmac.New(sha256.New, masterKey)
-	mac.Write([]byte("rapport email index v1"))
-	return &EmailRegistry{pool: pool, hmacKey: mac.Sum(nil)}
+	mac.Write([]byte(emailIndexLabel))
+	return NewEmailIndex(pool, mac.Sum(nil))
+}
+
+// NewEmailIndex returns a registry whose email hashes are keyed with
+// secret (Keyring.IndexSecret).
+func NewEmailIndex(pool *pgxpool.Pool, secret []byte) *EmailRegistry {
+	return &EmailRegistry{pool: pool, hmacKey: secret}
 }
 
 func (r *EmailRegistry) hash(email string) []byte {

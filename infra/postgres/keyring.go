@@ -2,11 +2,11 @@ package postgres
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,30 +38,45 @@ func (c *KeyringConfig) setDefaults() {
 
 // Keyring keeps the customers' data keys, wrapped by the master key, in
 // rapport.customer_keys. It implements eventcodec.Keyring.
+//
+// It knows the master key it was given and, during a rotation, the other
+// one (see VerifyMasterKey): each data key row names the master key that
+// wraps it (kek_id), so keys wrapped under either open.
 type Keyring struct {
 	pool  *pgxpool.Pool
-	kek   cipher.AEAD
 	cache *expirable.LRU[uuid.UUID, []byte] // nil value: destroyed
+
+	own []byte // the master key this process was given
+
+	mu sync.RWMutex
+	// keks are the master keys this process knows, by id.
+	keks map[kekID]cipher.AEAD
+	// current is the database's current key (data keys with kek_id NULL
+	// are wrapped by it); primary wraps new data keys (the next key
+	// during a rotation).
+	current, primary kekID
+	indexSecret      []byte
 }
 
 var _ eventcodec.Keyring = (*Keyring)(nil)
 
 // NewKeyring returns a keyring whose keys are wrapped by masterKey, which
-// must be 32 bytes.
+// must be 32 bytes. A service calls VerifyMasterKey next.
 func NewKeyring(pool *pgxpool.Pool, masterKey []byte, cfg KeyringConfig) (*Keyring, error) {
 	cfg.setDefaults()
-	if len(masterKey) != 32 {
-		return nil, fmt.Errorf("postgres: master key must be 32 bytes, got %d", len(masterKey))
-	}
-	block, err := aes.NewCipher(masterKey)
+	kek, err := newKEK(masterKey)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: master key: %w", err)
+		return nil, err
 	}
-	kek, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: master key: %w", err)
-	}
-	return &Keyring{pool: pool, kek: kek, cache: expirable.NewLRU[uuid.UUID, []byte](cfg.CacheSize, nil, cfg.CacheTTL)}, nil
+	id := kekIDOf(masterKey)
+	return &Keyring{
+		pool:    pool,
+		cache:   expirable.NewLRU[uuid.UUID, []byte](cfg.CacheSize, nil, cfg.CacheTTL),
+		own:     append([]byte(nil), masterKey...),
+		keks:    map[kekID]cipher.AEAD{id: kek},
+		current: id,
+		primary: id,
+	}, nil
 }
 
 // DataKey implements eventcodec.Keyring.
@@ -90,8 +105,8 @@ func (k *Keyring) DataKey(ctx context.Context, customerID uuid.UUID, create bool
 }
 
 func (k *Keyring) load(ctx context.Context, customerID uuid.UUID) ([]byte, error) {
-	var wrapped []byte
-	err := k.pool.QueryRow(ctx, `SELECT wrapped_key FROM rapport.customer_keys WHERE customer_id = $1`, customerID).Scan(&wrapped)
+	var wrapped, kekID []byte
+	err := k.pool.QueryRow(ctx, `SELECT wrapped_key, kek_id FROM rapport.customer_keys WHERE customer_id = $1`, customerID).Scan(&wrapped, &kekID)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, err
@@ -101,7 +116,18 @@ func (k *Keyring) load(ctx context.Context, customerID uuid.UUID) ([]byte, error
 	if wrapped == nil {
 		return nil, eventcodec.ErrKeyDestroyed
 	}
-	key, err := k.kek.Open(nil, wrapped[:k.kek.NonceSize()], wrapped[k.kek.NonceSize():], customerID[:])
+	kek, which, ok := k.kek(kekID)
+	if !ok {
+		// Wrapped by a key this process has not learned yet: a rotation
+		// began since the last refresh.
+		if err := k.Refresh(ctx); err != nil {
+			return nil, err
+		}
+		if kek, which, ok = k.kek(kekID); !ok {
+			return nil, fmt.Errorf("%w: the data key of %s is wrapped by master key %s…, which this process does not have; restart it with the database's current master key", ErrMasterKeyMismatch, customerID, which)
+		}
+	}
+	key, err := open(kek, wrapped, customerID[:])
 	if err != nil {
 		return nil, fmt.Errorf("postgres: unwrap data key of %s (wrong master key?): %w", customerID, err)
 	}
@@ -109,21 +135,40 @@ func (k *Keyring) load(ctx context.Context, customerID uuid.UUID) ([]byte, error
 }
 
 // create makes a key; when another process creates one at the same time,
-// both end up with the one that was stored first.
+// both end up with the one that was stored first. The insert only counts
+// while its master key is the database's current or next one (it shares
+// the master_key row's lock with a rotation's end), so that no key is
+// left wrapped under a key a rotation has retired.
 func (k *Keyring) create(ctx context.Context, customerID uuid.UUID) ([]byte, error) {
 	key := make([]byte, 32)
-	nonce := make([]byte, k.kek.NonceSize())
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		kek, id := k.primaryKEK()
+		tag, err := k.pool.Exec(ctx, `
+			INSERT INTO rapport.customer_keys (customer_id, wrapped_key, kek_id)
+			SELECT $1, $2, $3
+			WHERE NOT EXISTS (SELECT 1 FROM rapport.master_key)
+			   OR EXISTS (SELECT 1 FROM rapport.master_key WHERE kek_id = $3 OR next_kek_id = $3 FOR KEY SHARE)
+			ON CONFLICT (customer_id) DO NOTHING`,
+			customerID, seal(kek, key, customerID[:]), id[:])
+		if err != nil {
+			return nil, fmt.Errorf("postgres: store data key: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return key, nil
+		}
+		stored, err := k.load(ctx, customerID)
+		if !errors.Is(err, pgx.ErrNoRows) || attempt > 0 {
+			return stored, err
+		}
+		// Neither stored nor there: the master key was retired by a
+		// rotation that just ended. Learn the state and wrap again.
+		if err := k.Refresh(ctx); err != nil {
+			return nil, err
+		}
 	}
-	wrapped := k.kek.Seal(nonce, nonce, key, customerID[:])
-	if _, err := k.pool.Exec(ctx, `INSERT INTO rapport.customer_keys (customer_id, wrapped_key) VALUES ($1, $2) ON CONFLICT (customer_id) DO NOTHING`, customerID, wrapped); err != nil {
-		return nil, fmt.Errorf("postgres: store data key: %w", err)
-	}
-	return k.load(ctx, customerID)
 }
 
 // Destroy erases the customer's data key for good. It is idempotent, and
@@ -138,4 +183,45 @@ func (k *Keyring) Destroy(ctx context.Context, customerID uuid.UUID) error {
 	}
 	k.cache.Add(customerID, nil)
 	return nil
+}
+
+// BeginErasure records that the customer's erasure is about to be
+// appended, before it is: a crash between the event and the key's
+// destruction then leaves a trace that PendingErasures finds.
+func (k *Keyring) BeginErasure(ctx context.Context, customerID uuid.UUID) error {
+	if _, err := k.pool.Exec(ctx, `INSERT INTO rapport.pending_erasures (customer_id) VALUES ($1) ON CONFLICT (customer_id) DO NOTHING`, customerID); err != nil {
+		return fmt.Errorf("postgres: record pending erasure: %w", err)
+	}
+	return nil
+}
+
+// EndErasure forgets a pending erasure: it completed, or its event was
+// never appended.
+func (k *Keyring) EndErasure(ctx context.Context, customerID uuid.UUID) error {
+	if _, err := k.pool.Exec(ctx, `DELETE FROM rapport.pending_erasures WHERE customer_id = $1`, customerID); err != nil {
+		return fmt.Errorf("postgres: end pending erasure: %w", err)
+	}
+	return nil
+}
+
+// PendingErasures lists the erasures begun and not ended, with how long
+// ago each began.
+func (k *Keyring) PendingErasures(ctx context.Context) (map[uuid.UUID]time.Duration, error) {
+	rows, err := k.pool.Query(ctx, `SELECT customer_id, extract(epoch FROM now() - requested_at)::float8 FROM rapport.pending_erasures`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list pending erasures: %w", err)
+	}
+	pending := map[uuid.UUID]time.Duration{}
+	var (
+		id  uuid.UUID
+		age float64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &age}, func() error {
+		pending[id] = time.Duration(age * float64(time.Second))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list pending erasures: %w", err)
+	}
+	return pending, nil
 }

@@ -35,6 +35,8 @@ type Main struct {
 	// admin); each key is named after its role.
 	Keys   map[string]string
 	Client *http.Client
+	// Config is what the service was opened with; Restart opens it again.
+	Config app.Config
 }
 
 // MustOpen starts the service on a fresh database; it stops at cleanup.
@@ -72,17 +74,18 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 	if err := m.Open(ctx); err != nil {
 		tb.Fatal(err)
 	}
+	main := &Main{Main: m, DatabaseURL: cfg.DatabaseURL, Keys: map[string]string{}, Config: cfg}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := m.Close(ctx); err != nil {
+		if err := main.Main.Close(ctx); err != nil { // the running one, after a Restart
 			tb.Errorf("close: %v", err)
 		}
 	})
 	// Every answer of every end-to-end test is checked against the OpenAPI
 	// document: the document is a contract, not a brochure.
 	client := &http.Client{Timeout: 30 * time.Second, Transport: openapitest.Wrap(tb, http.DefaultTransport)}
-	main := &Main{Main: m, DatabaseURL: cfg.DatabaseURL, Keys: map[string]string{}, Client: client}
+	main.Client = client
 	if m.HTTP != nil {
 		main.URL = m.HTTP.URL()
 	}
@@ -107,6 +110,34 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 func (m *Main) WaitForReadModels(tb testing.TB) {
 	tb.Helper()
 	waitForGenerations(tb, m.Engine)
+}
+
+// Restart stops the service and starts it again on the same database with
+// the same configuration, as a redeployment would: nothing held in memory
+// survives, the API keys do. Options adjust the configuration first.
+func (m *Main) Restart(tb testing.TB, options ...func(*app.Config)) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Main.Close(ctx); err != nil {
+		tb.Fatalf("restart: close: %v", err)
+	}
+	cfg := m.Config
+	for _, o := range options {
+		o(&cfg)
+	}
+	next, err := app.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := next.Open(ctx); err != nil {
+		tb.Fatalf("restart: open: %v", err)
+	}
+	// The cleanup of MustOpen closes m.Main: the running one from now on.
+	m.Main, m.Config = next, cfg
+	if next.HTTP != nil {
+		m.URL = next.HTTP.URL()
+	}
 }
 
 // Response is an HTTP answer, read whole.
