@@ -28,6 +28,8 @@ import (
 type NewStore func(t *testing.T) eventstore.Store
 
 // Run runs every conformance test against the stores that newStore makes.
+// The tests live by concern: append.go, read.go, subscribe.go and head.go
+// (the head position and the optional eventstore.Counter).
 func Run(t *testing.T, newStore NewStore) {
 	tests := []struct {
 		name string
@@ -55,6 +57,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"SubscriptionStreamPrefixFilter", testSubscriptionStreamPrefixFilter},
 		{"SubscriptionCheckpointsOnSparseFilter", testSubscriptionCheckpointsOnSparseFilter},
 		{"SubscriptionClose", testSubscriptionClose},
+		{"HeadPositionFollowsAppends", testHeadPositionFollowsAppends},
+		{"SubscriptionFromHeadDeliversOnlyLaterEvents", testSubscriptionFromHeadDeliversOnlyLaterEvents},
+		{"CountAfter", testCountAfter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
