@@ -1,7 +1,8 @@
 // Package eventstore is Rapport's event-store port: the small interface that
 // the command side appends to and the projections subscribe to, with one
-// implementation per store (infra/postgres, infra/esdb) and one conformance
-// suite (eventstoretest) that every implementation must pass.
+// implementation per store (infra/postgres, infra/esdb, and memstore in
+// memory for unit tests) and one conformance suite (eventstoretest) that
+// every implementation must pass.
 //
 // The semantics follow EventStoreDB's, because EventStoreDB is the production
 // store and the embedded Postgres store must not let code rely on anything the
