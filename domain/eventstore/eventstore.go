@@ -1,7 +1,8 @@
 // Package eventstore is Rapport's event-store port: the small interface that
 // the command side appends to and the projections subscribe to, with one
-// implementation per store (infra/postgres, infra/esdb) and one conformance
-// suite (eventstoretest) that every implementation must pass.
+// implementation per store (infra/postgres, infra/esdb, and memstore in
+// memory for unit tests) and one conformance suite (eventstoretest) that
+// every implementation must pass.
 //
 // The semantics follow EventStoreDB's, because EventStoreDB is the production
 // store and the embedded Postgres store must not let code rely on anything the
@@ -50,6 +51,31 @@ type Store interface {
 	// events as they commit (live), in global order, without gaps or
 	// duplicates. The subscription ends when ctx ends or Close is called.
 	SubscribeAll(ctx context.Context, opts SubscribeOptions) (Subscription, error)
+
+	// HeadPosition returns the position of the newest event that readers
+	// of the global log can see — the first event ReadAll returns
+	// backwards from End — or Start when there is none. System events of
+	// the underlying store do not count. An append that has returned may
+	// take a moment to become visible (see ReadAll), but nothing ever
+	// becomes visible at or below a head once reported, so a subscription
+	// From it delivers exactly the events written after it. Projections
+	// measure their lag against it: a checkpoint at the head is caught up.
+	HeadPosition(ctx context.Context) (Position, error)
+}
+
+// Counter is implemented by stores that can count events without reading
+// them (the Postgres store). Projections use it for their lag in events;
+// with a store that cannot count (EventStoreDB) they read the log instead,
+// up to a bound, and extrapolate beyond it. Check for it with a type
+// assertion on the Store.
+type Counter interface {
+	// CountAfter counts the events strictly after the position whose
+	// stream starts with one of prefixes, or every event when prefixes is
+	// empty. Prefixes are plain strings (no pattern characters), matched
+	// as SubscribeOptions.StreamPrefixes are. It may count events that
+	// committed but are not yet visible to readers, never fewer than
+	// ReadAll would return.
+	CountAfter(ctx context.Context, after Position, prefixes []string) (int64, error)
 }
 
 // EventData is an event to append.
