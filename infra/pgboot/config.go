@@ -134,6 +134,26 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// TestClusterPort is the port of the tests' shared cluster (TestConfig); not
+// DefaultPort, which the development cluster of `make run` uses, so that the
+// two coexist.
+const TestClusterPort = 55433
+
+// TestConfig is the configuration under which Rapport's tests get their
+// server: infra/pgtest, `rapport devdb` (make test) and make test's
+// pre-check (cmd/pgcheck) all use it, so that they share one throwaway
+// cluster per OS user, in DefaultDataDir("rapport-pgtest") on port
+// TestClusterPort, with durability off. DatabaseURL is DATABASE_URL.
+// Callers set Logger.
+func TestConfig() Config {
+	return Config{
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		DataDir:     DefaultDataDir("rapport-pgtest"),
+		Port:        TestClusterPort,
+		Ephemeral:   true,
+	}
+}
+
 // DefaultDataDir returns os.TempDir()/<prefix>-<uid>. The uid keeps users of
 // one machine apart: a cluster directory belongs to one OS user.
 func DefaultDataDir(prefix string) string {
