@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,11 +51,19 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	// pgboot's notes are information, once per start (where PostgreSQL
+	// comes from, that it is being installed and takes a minute, that the
+	// cluster moved where its owner can reach it), so they show even at
+	// the warn level that keeps requests quiet.
+	pgLogger := logger
+	if !logger.Enabled(ctx, slog.LevelInfo) {
+		pgLogger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	server, err := pgboot.Ensure(ctx, pgboot.Config{
 		DatabaseURL:    os.Getenv("DATABASE_URL"),
 		DataDir:        filepath.Join(dir, "postgres"),
 		DataDirSetting: dataDirEnv + " (the cluster is its postgres/ folder)",
-		Logger:         logger,
+		Logger:         pgLogger,
 	})
 	if err != nil {
 		return err

@@ -227,7 +227,7 @@ func (c *cluster) reuse(ctx context.Context) *Server {
 		return nil
 	}
 	c.log.Info("pgboot: using the running dev cluster", "url", u, "dir", c.dataDir)
-	return &Server{URL: u, Source: "dev cluster at " + c.dataDir, DataDir: c.dataDir, Version: versionNum / 10000}
+	return &Server{URL: u, Source: c.source(), DataDir: c.dataDir, Version: versionNum / 10000}
 }
 
 // postmasterPort reads the port (the fourth line) of a postmaster.pid file.
@@ -421,7 +421,7 @@ func (c *cluster) start(ctx context.Context, bin binDir, cfg Config) (*Server, e
 	timeout := cfg.StartTimeout
 	return &Server{
 		URL:     u,
-		Source:  "dev cluster at " + c.dataDir,
+		Source:  c.source(),
 		Started: true,
 		DataDir: c.dataDir,
 		Version: info.Major,
@@ -521,6 +521,15 @@ func childEnv(environ []string, switchUser bool, home string) []string {
 		env = append(env, "HOME="+home)
 	}
 	return env
+}
+
+// source is Server.Source for the dev cluster: DataDir, and where the
+// cluster really is when DataDir links elsewhere (see relocate).
+func (c *cluster) source() string {
+	if c.root != c.dataDir {
+		return fmt.Sprintf("dev cluster at %s (a link to %s)", c.dataDir, c.root)
+	}
+	return "dev cluster at " + c.dataDir
 }
 
 func (c *cluster) ownerName() string {

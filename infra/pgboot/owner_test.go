@@ -168,12 +168,12 @@ func TestEnsureRelocatesAClusterItsOwnerCannotReach(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopDevCluster(t, dir) })
-	if !srv.Started || srv.DataDir != dir || srv.Source != "dev cluster at "+dir {
-		t.Errorf("Ensure = %+v, want a started cluster named after DataDir %s", srv, dir)
-	}
 	target, err := filepath.EvalSymlinks(dir)
 	if err != nil || filepath.Dir(target) != spare || !strings.HasPrefix(filepath.Base(target), "postgres-") {
 		t.Errorf("DataDir resolves to %q (%v), want a directory postgres-<hash> in SpareDir %s", target, err, spare)
+	}
+	if !srv.Started || srv.DataDir != dir || srv.Source != "dev cluster at "+dir+" (a link to "+target+")" {
+		t.Errorf("Ensure = %+v, want a started cluster named after DataDir %s and where it is", srv, dir)
 	}
 	if got, want := queryOwner(t, filepath.Join(target, "pgdata")), uidOf(t, "postgres"); got != want {
 		t.Errorf("pgdata belongs to uid %d, want postgres (%d)", got, want)
