@@ -3,12 +3,12 @@
 
 GO ?= go
 # The race detector needs cgo (a C compiler); without one the suite runs
-# without it rather than not at all.
+# without it rather than not at all, and says so.
 RACE ?= $(shell command -v gcc >/dev/null 2>&1 && [ "$$($(GO) env CGO_ENABLED)" = 1 ] && echo -race)
 # Fuzz time per target in `make test`; raise it for a longer hunt.
 FUZZTIME ?= 5s
 
-.PHONY: run test build vet fuzz bench clean
+.PHONY: run test pgcheck build vet fuzz bench clean
 
 build:
 	$(GO) build -o bin/rapport ./cmd/rapport
@@ -19,9 +19,18 @@ run: build
 	./bin/rapport dev
 
 # The whole suite. DATABASE_URL, if set, names the server to test against.
-test: build vet
+# pgcheck comes first: it says within seconds (not after minutes of build
+# and vet on a fresh machine) whether the tests will have a PostgreSQL, and
+# what to install or set if not.
+test: pgcheck build vet
+	@[ -n "$(RACE)" ] || echo "make test: no C compiler (gcc) or CGO_ENABLED=0, so the suite runs WITHOUT the race detector (apt-get install gcc to have it)"
 	./bin/rapport devdb -- $(GO) test $(RACE) -count=1 -timeout 20m ./...
 	FUZZTIME=$(FUZZTIME) ./.ci/fuzz
+
+# Whether the tests will have a PostgreSQL (installing it as root on Debian
+# or Ubuntu), without building everything first; see cmd/pgcheck.
+pgcheck:
+	@$(GO) run ./cmd/pgcheck
 
 # Every fuzz target for FUZZTIME each.
 fuzz:

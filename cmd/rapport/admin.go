@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -16,15 +15,14 @@ import (
 )
 
 // openDatabase connects to DATABASE_URL (or --database-url; else the
-// running development instance's database) and migrates.
+// development instance's database, from devInfoPath) and migrates.
 func openDatabase(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if url == "" {
-		if info, err := readDevInfo(filepath.Join(".data", "dev.json")); err == nil {
-			url = info.DatabaseURL
+		info, hint, err := loadDevInfo()
+		if err != nil {
+			return nil, fmt.Errorf("no database: set DATABASE_URL; %s", hint)
 		}
-	}
-	if url == "" {
-		return nil, fmt.Errorf("no database: set DATABASE_URL")
+		url = info.DatabaseURL
 	}
 	pool, err := postgres.OpenPool(ctx, url)
 	if err != nil {
@@ -44,7 +42,7 @@ func databaseFlag(fs *flag.FlagSet) *string {
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flagSet("migrate", "Applies the database migrations (serve also does at start).", stderr)
 	url := databaseFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	pool, err := openDatabase(ctx, *url)
@@ -77,7 +75,7 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.StringVar(&name, "name", "", "the key's name: the actor recorded on events (letters, digits, . _ @ -)")
 		fs.Var(&roles, "role", "a role of the key; repeat for several")
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	pool, err := openDatabase(ctx, *url)

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/rapport-crm/rapport/infra/app"
 	"github.com/rapport-crm/rapport/readmodels/audit"
 )
 
@@ -21,40 +19,6 @@ const auditSummary = `Auditors' tools over the authoritative event log:
   rapport audit verify --all           recompute every customer's, reading the log once
   rapport audit replay CUSTOMER_ID [--as-of RFC3339]
                                        print the customer's timeline and its state then`
-
-// openTool opens the service's stores without serving HTTP. Without
-// DATABASE_URL it uses the running development instance's settings
-// (.data/dev.json, written by `rapport dev`).
-func openTool(ctx context.Context, f *serviceFlags, stderr io.Writer) (*app.Main, error) {
-	if f.databaseURL == "" {
-		if info, err := readDevInfo(filepath.Join(".data", "dev.json")); err == nil {
-			f.databaseURL = info.DatabaseURL
-			if f.masterKey == "" {
-				f.masterKey = info.MasterKey
-			}
-			if f.eventStore == "postgres" && info.EventStore != "" {
-				f.eventStore = info.EventStore
-			}
-		}
-	}
-	if f.logLevel == "info" {
-		f.logLevel = "warn" // a tool's output is its answer, not logs
-	}
-	logger, err := f.logger(stderr)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := f.appConfig(logger)
-	if err != nil {
-		return nil, err
-	}
-	cfg.ServeHTTP, cfg.RunProjections = false, false
-	m, err := app.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return m, m.Open(ctx)
-}
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "verify" && args[0] != "replay") {
@@ -67,7 +31,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	f.register(fs, true)
 	all := fs.Bool("all", false, "verify every customer")
 	asOf := fs.String("as-of", "", "replay: the instant (RFC 3339) to show the state at; default now")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseArgs(fs, args[1:]); err != nil {
 		return err
 	}
 	m, err := openTool(ctx, &f, stderr)

@@ -52,8 +52,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.noRebuild, "no-rebuild", false, "skip the rebuild measurement (which rebuilds every projector of the target, without downtime)")
 	fs.BoolVar(&o.httpOnly, "http-only", false, "do not open the service's stores: skip Engine.Verify, the baseline and the rebuild")
 	fs.StringVar(&o.out, "out", "", "the JSON results file; default bench-results/<UTC timestamp>.json; - for none")
-	fs.StringVar(&o.devFile, "dev-file", filepath.Join(envString("RAPPORT_DATA_DIR", ".data"), "dev.json"), "the file the development instance (rapport dev) writes: the defaults of the URL, the key and the stores")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&o.devFile, "dev-file", devInfoPath(), "the file the development instance (rapport dev) writes: the defaults of the URL, the key and the stores")
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

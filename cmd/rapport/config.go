@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +28,116 @@ func flagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parseArgs parses args with fs accepting flags anywhere among the
+// positional arguments, as people type them (`audit replay ID --as-of T`):
+// the standard library stops at the first positional argument and would
+// take every later flag for one. "--" ends the flags; what follows it is
+// positional even when it looks like a flag. Afterwards fs.Args() holds the
+// positional arguments, in order. Every subcommand parses with it except
+// devdb, whose arguments after the first are the command it runs.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Parsing just "--" and the positional arguments leaves the flags as
+	// they are and makes fs.Args() return the positional arguments.
+	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// The settings of the development instance. `rapport dev` (make run) keeps
+// its cluster, its master key and dev.json in RAPPORT_DATA_DIR (default
+// .data in the working directory), and every tool (audit, projections,
+// apikey, migrate, seed, bench) reads dev.json from there when DATABASE_URL
+// and the other settings are not given: one variable points them all at
+// one instance.
+const (
+	dataDirEnv     = "RAPPORT_DATA_DIR"
+	defaultDataDir = ".data"
+	devInfoName    = "dev.json"
+)
+
+// devDataDir is RAPPORT_DATA_DIR, else .data.
+func devDataDir() string { return envString(dataDirEnv, defaultDataDir) }
+
+// devInfoPath is where `rapport dev` writes its settings and the tools read
+// them.
+func devInfoPath() string { return filepath.Join(devDataDir(), devInfoName) }
+
+// loadDevInfo reads the development instance's settings. When there are
+// none, hint says where they were looked for and how to point the tools at
+// them, for errors about a missing setting.
+func loadDevInfo() (info devInfo, hint string, err error) {
+	path := devInfoPath()
+	info, err = readDevInfo(path)
+	if err != nil {
+		abs, _ := filepath.Abs(path)
+		if errors.Is(err, os.ErrNotExist) {
+			hint = fmt.Sprintf("no development instance's settings either: %s does not exist (start one with `make run`, and run the tools in the same directory or with %s set as it had)", abs, dataDirEnv)
+		} else {
+			hint = fmt.Sprintf("the development instance's settings in %s cannot be read: %v", abs, err)
+		}
+	}
+	return info, hint, err
+}
+
+// openTool opens the service's stores without serving HTTP. Without a
+// database (DATABASE_URL or --database-url) it opens the development
+// instance's, with its master key and event store, from its settings
+// (devInfoPath); the settings of another database are never mixed with it.
+func openTool(ctx context.Context, f *serviceFlags, stderr io.Writer) (*app.Main, error) {
+	hint := ""
+	if f.databaseURL == "" {
+		info, why, err := loadDevInfo()
+		hint = why
+		if err == nil {
+			f.databaseURL = info.DatabaseURL
+			if f.masterKey == "" {
+				f.masterKey = info.MasterKey
+			}
+			if f.eventStore == "postgres" && info.EventStore != "" {
+				f.eventStore = info.EventStore
+			}
+		}
+	}
+	if f.databaseURL == "" {
+		return nil, fmt.Errorf("no database: set DATABASE_URL; %s", hint)
+	}
+	if f.logLevel == "info" {
+		f.logLevel = "warn" // a tool's output is its answer, not logs
+	}
+	logger, err := f.logger(stderr)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := f.appConfig(logger)
+	if err != nil {
+		if hint != "" {
+			return nil, fmt.Errorf("%w; %s", err, hint)
+		}
+		return nil, err
+	}
+	cfg.ServeHTTP, cfg.RunProjections = false, false
+	m, err := app.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return m, m.Open(ctx)
 }
 
 func envString(name, fallback string) string {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,8 +27,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flagSet("dev", "Runs a development instance: PostgreSQL from DATABASE_URL, localhost:5432 or a cluster\nit starts in --data-dir (installing PostgreSQL if it must), the embedded event store,\nand a fresh admin API key printed at start.", stderr)
 	var f serviceFlags
 	f.register(fs, false)
-	dataDir := fs.String("data-dir", envString("RAPPORT_DATA_DIR", ".data"), "where the development cluster and master key live [RAPPORT_DATA_DIR]")
-	if err := fs.Parse(args); err != nil {
+	dataDir := fs.String("data-dir", devDataDir(), "where the development cluster, master key and settings (dev.json, which the tools read) live; set the variable rather than the flag, so that the tools find them too [RAPPORT_DATA_DIR]")
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if f.logFormat == "json" && os.Getenv("RAPPORT_LOG_FORMAT") == "" {
@@ -52,10 +53,19 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	// pgboot's notes are information, once per start (where PostgreSQL
+	// comes from, that it is being installed and takes a minute, that the
+	// cluster moved where its owner can reach it), so they show even at
+	// the warn level that keeps requests quiet.
+	pgLogger := logger
+	if !logger.Enabled(ctx, slog.LevelInfo) {
+		pgLogger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	server, err := pgboot.Ensure(ctx, pgboot.Config{
-		DatabaseURL: os.Getenv("DATABASE_URL"),
-		DataDir:     filepath.Join(dir, "postgres"),
-		Logger:      logger,
+		DatabaseURL:    os.Getenv("DATABASE_URL"),
+		DataDir:        filepath.Join(dir, "postgres"),
+		DataDirSetting: dataDirEnv + " (the cluster is its postgres/ folder)",
+		Logger:         pgLogger,
 	})
 	if err != nil {
 		return err
@@ -105,7 +115,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	url := m.HTTP.URL()
-	if err := writeDevInfo(filepath.Join(dir, "dev.json"), devInfo{URL: url, AdminKey: secret, DatabaseURL: f.databaseURL, EventStore: cfg.EventStore, MasterKey: f.masterKey}); err != nil {
+	if err := writeDevInfo(filepath.Join(dir, devInfoName), devInfo{URL: url, AdminKey: secret, DatabaseURL: f.databaseURL, EventStore: cfg.EventStore, MasterKey: f.masterKey}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, `
@@ -198,7 +208,9 @@ func devMasterKey(path string) (string, error) {
 }
 
 // devInfo is what a running development instance tells the other tools
-// (rapport bench) in .data/dev.json, so that they work without flags.
+// (audit, projections, apikey, migrate, seed, bench) in
+// $RAPPORT_DATA_DIR/dev.json (see devInfoPath), so that they work without
+// flags.
 type devInfo struct {
 	URL         string `json:"url"`
 	AdminKey    string `json:"admin_key"`

@@ -12,13 +12,6 @@ import (
 	"github.com/rapport-crm/rapport/infra/pgboot"
 )
 
-// The shared test cluster: the same place and port that infra/pgtest uses,
-// so that `make test` and a plain `go test` share one cluster.
-const (
-	testClusterPrefix = "rapport-pgtest"
-	testClusterPort   = 55433
-)
-
 func runDevDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flagSet("devdb", "Runs a command (after --) with DATABASE_URL pointing at a PostgreSQL server: DATABASE_URL\nif set, else localhost:5432, else a throwaway cluster it starts (and stops afterwards\nunless --keep), installing PostgreSQL with apt-get as a last resort.", stderr)
 	keep := fs.Bool("keep", envBool("RAPPORT_DEVDB_KEEP", false), "leave a cluster it started running [RAPPORT_DEVDB_KEEP]")
@@ -29,12 +22,9 @@ func runDevDB(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(command) == 0 {
 		return errors.New("devdb: no command (usage: rapport devdb -- COMMAND [ARGS])")
 	}
-	server, err := pgboot.Ensure(ctx, pgboot.Config{
-		DatabaseURL: os.Getenv("DATABASE_URL"),
-		DataDir:     pgboot.DefaultDataDir(testClusterPrefix),
-		Port:        testClusterPort,
-		Ephemeral:   true,
-	})
+	// The tests' own configuration, so that `make test` and a plain
+	// `go test` share one cluster.
+	server, err := pgboot.Ensure(ctx, pgboot.TestConfig())
 	if err != nil {
 		return err
 	}

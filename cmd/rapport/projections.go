@@ -18,7 +18,7 @@ func runProject(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flagSet("project", "Runs the projectors without the HTTP API: for a separate projection process.\nAt most one process runs each projector; the others stand by and take over when it dies.", stderr)
 	var f serviceFlags
 	f.register(fs, true)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	logger, err := f.logger(stderr)
@@ -66,7 +66,7 @@ func runProjections(ctx context.Context, args []string, stdout, stderr io.Writer
 	f.register(fs, true)
 	all := fs.Bool("all", false, "rebuild: every projector")
 	asJSON := fs.Bool("json", false, "status and verify: print JSON")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseArgs(fs, args[1:]); err != nil {
 		return err
 	}
 	m, err := openTool(ctx, &f, stderr)

@@ -19,7 +19,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	workers := fs.Int("workers", 8, "customers generated concurrently")
 	days := fs.Int("days", 365, "length of the simulated period, ending now")
 	seedValue := fs.Uint64("seed", 1, "random seed")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	m, err := openTool(ctx, &f, stderr)

@@ -14,7 +14,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var f serviceFlags
 	f.register(fs, true)
 	bootstrap := fs.Bool("bootstrap-admin-key", envBool("RAPPORT_BOOTSTRAP_ADMIN_KEY", false), "when no active admin key exists, create one named \"admin\" and print it once [RAPPORT_BOOTSTRAP_ADMIN_KEY]")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	logger, err := f.logger(stderr)

@@ -26,6 +26,10 @@ const (
 	lockName   = "lock"         // flock'ed while a caller checks, inits or starts the cluster
 	markerName = "initialized"  // written once initdb and our set-up succeeded
 	confName   = "pgboot.conf"  // in pgdata; included by postgresql.conf, rewritten at every start
+
+	// installLockName, in os.TempDir(), is flock'ed while PostgreSQL is
+	// being installed.
+	installLockName = "pgboot-install.lock"
 )
 
 // maxSocketPath is the longest Unix socket path Linux accepts (sun_path is
@@ -35,76 +39,52 @@ const maxSocketPath = 107
 
 // cluster is a dev cluster: where it lives and which OS user runs it.
 type cluster struct {
-	root    string  // Config.DataDir
+	dataDir string  // Config.DataDir as given: what Server and messages name
+	root    string  // where the files are: DataDir, or what it links to (see relocate)
 	pgdata  string  // root/pgdata
 	logFile string  // root/postgres.log
 	owner   *osUser // runs initdb, pg_ctl and postgres; nil means the current user
 	log     *slog.Logger
+	// setting names how the user sets DataDir, for messages.
+	setting  string
+	spareDir string // Config.SpareDir
 }
 
-// osUser is an unprivileged account to run PostgreSQL as when we are root.
-type osUser struct {
-	name     string
-	uid, gid uint32
-	groups   []uint32
+func newCluster(cfg Config) *cluster {
+	c := &cluster{dataDir: cfg.DataDir, log: cfg.Logger, setting: cfg.DataDirSetting, spareDir: cfg.SpareDir}
+	root := cfg.DataDir
+	if fi, err := os.Lstat(root); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if target, err := filepath.EvalSymlinks(root); err == nil {
+			root = target
+		}
+	}
+	c.setRoot(root)
+	return c
 }
 
-func newCluster(cfg Config) (*cluster, error) {
-	c := &cluster{
-		root:    cfg.DataDir,
-		pgdata:  filepath.Join(cfg.DataDir, pgdataName),
-		logFile: filepath.Join(cfg.DataDir, logName),
-		log:     cfg.Logger,
-	}
-	if os.Geteuid() == 0 {
-		owner, err := unprivilegedUser()
-		if err != nil {
-			return nil, err
-		}
-		c.owner = owner
-	}
-	return c, nil
-}
-
-// unprivilegedUser picks who runs the cluster when we are root, because
-// initdb and postgres refuse to run as root: the "postgres" user that
-// distribution packages create, or "nobody" on a machine without one.
-func unprivilegedUser() (*osUser, error) {
-	for _, name := range []string{"postgres", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		owner := &osUser{name: name, uid: uint32(uid), gid: uint32(gid), groups: []uint32{}}
-		if ids, err := u.GroupIds(); err == nil {
-			for _, id := range ids {
-				if g, err := strconv.ParseUint(id, 10, 32); err == nil {
-					owner.groups = append(owner.groups, uint32(g))
-				}
-			}
-		}
-		return owner, nil
-	}
-	return nil, errors.New(`pgboot: running as root, and there is neither a "postgres" nor a "nobody" user to run PostgreSQL as (it refuses to run as root); create one (adduser --system postgres) or set DATABASE_URL`)
+func (c *cluster) setRoot(root string) {
+	c.root = root
+	c.pgdata = filepath.Join(root, pgdataName)
+	c.logFile = filepath.Join(root, logName)
 }
 
 // ensureCluster is steps c and d: reuse the dev cluster if it runs, else
-// (under the lock) find or install binaries, initialise it if needed and
-// start it.
-func ensureCluster(ctx context.Context, cfg Config, finder binFinder, inst installer, localNote string) (*Server, error) {
-	c, err := newCluster(cfg)
-	if err != nil {
-		return nil, err
-	}
+// find or install binaries, choose who runs the cluster (only now: when we
+// are root, the "postgres" user may have come with the installation), and
+// under the cluster's lock repair, initialise and start it as needed.
+func ensureCluster(ctx context.Context, cfg Config, h host, localNote string) (*Server, error) {
+	c := newCluster(cfg)
 	// Without the lock first: when many test processes start at once, all
 	// but the first find the cluster running and need not queue up.
 	if srv := c.reuse(ctx); srv != nil {
 		return srv, nil
+	}
+	bins, installed, err := findOrInstall(ctx, h, c.log, localNote)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.chooseOwner(h.lookupUser); err != nil {
+		return nil, err
 	}
 	if err := c.prepareRoot(); err != nil {
 		return nil, err
@@ -114,22 +94,10 @@ func ensureCluster(ctx context.Context, cfg Config, finder binFinder, inst insta
 		return srv, err
 	}
 	defer lock.close()
-
-	bins, skipped := finder.find(ctx)
-	installed := ""
-	if len(bins) == 0 {
-		ok, why := inst.plan()
-		if !ok {
-			return nil, noServerError(localNote, skipped, "PostgreSQL was not installed automatically: "+why)
+	if c.owner != nil {
+		if err := c.repairOwnership(); err != nil {
+			return nil, err
 		}
-		desc, err := inst.install(ctx, c.log)
-		if err != nil {
-			return nil, noServerError(localNote, skipped, fmt.Sprintf("installing PostgreSQL automatically failed: %v", err))
-		}
-		if bins, skipped = finder.find(ctx); len(bins) == 0 {
-			return nil, noServerError(localNote, skipped, desc+" succeeded, yet no server binaries were found afterwards")
-		}
-		installed = desc
 	}
 
 	bin, err := c.pickBinaries(bins, cfg.Ephemeral)
@@ -146,7 +114,7 @@ func ensureCluster(ctx context.Context, cfg Config, finder binFinder, inst insta
 		// An ephemeral cluster runs without fsync, so a machine crash can
 		// leave it unable to start. Its data is meant to be lost: make it
 		// again rather than fail every test run until someone deletes it.
-		c.log.Warn("pgboot: the ephemeral cluster does not start; making it again", "dir", c.root, "err", err)
+		c.log.Warn("pgboot: the ephemeral cluster does not start; making it again", "dir", c.dataDir, "err", err)
 		if err = os.Remove(filepath.Join(c.root, markerName)); err == nil {
 			if err = c.initdb(ctx, bin, cfg); err == nil {
 				srv, err = c.start(ctx, bin, cfg)
@@ -157,9 +125,41 @@ func ensureCluster(ctx context.Context, cfg Config, finder binFinder, inst insta
 		return nil, err
 	}
 	if installed != "" {
-		srv.Source = fmt.Sprintf("installed and started PostgreSQL %s (%s); dev cluster at %s", bin.Version, installed, c.root)
+		srv.Source = fmt.Sprintf("installed and started PostgreSQL %s (%s); dev cluster at %s", bin.Version, installed, c.dataDir)
 	}
 	return srv, nil
+}
+
+// findOrInstall returns the installed server binaries, installing them
+// (step d) when there are none. Installing takes a machine-wide lock, so
+// that of many processes that find nothing at once, one runs apt-get and
+// the others wait for it and then find what it installed; apt-get run
+// concurrently fails on its own locks rather than wait.
+func findOrInstall(ctx context.Context, h host, log *slog.Logger, localNote string) (bins []binDir, installed string, err error) {
+	bins, skipped := h.finder.find(ctx)
+	if len(bins) > 0 {
+		return bins, "", nil
+	}
+	ok, why := h.inst.plan()
+	if !ok {
+		return nil, "", noServerError(localNote, skipped, "PostgreSQL was not installed automatically: "+why)
+	}
+	lock, err := waitLock(ctx, filepath.Join(os.TempDir(), installLockName))
+	if err != nil {
+		return nil, "", err
+	}
+	defer lock.close()
+	if bins, skipped = h.finder.find(ctx); len(bins) > 0 {
+		return bins, "", nil // another process installed them while we waited
+	}
+	desc, err := h.inst.install(ctx, log)
+	if err != nil {
+		return nil, "", noServerError(localNote, skipped, fmt.Sprintf("installing PostgreSQL automatically failed: %v", err))
+	}
+	if bins, skipped = h.finder.find(ctx); len(bins) == 0 {
+		return nil, "", noServerError(localNote, skipped, desc+" succeeded, yet no server binaries were found afterwards")
+	}
+	return bins, desc, nil
 }
 
 // lockOrReuse takes the cluster's lock, unless the cluster starts answering
@@ -215,7 +215,7 @@ func (c *cluster) reuse(ctx context.Context) *Server {
 	u := c.url(port)
 	conn, err := connect(ctx, u)
 	if err != nil {
-		c.log.Debug("pgboot: the dev cluster's postmaster.pid is stale or the server is not ready", "dir", c.root, "err", err)
+		c.log.Debug("pgboot: the dev cluster's postmaster.pid is stale or the server is not ready", "dir", c.dataDir, "err", err)
 		return nil
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
@@ -226,8 +226,8 @@ func (c *cluster) reuse(ctx context.Context) *Server {
 		c.log.Debug("pgboot: the server on the dev cluster's port is another one", "dir", c.root, "port", port, "data_directory", dataDir, "err", err)
 		return nil
 	}
-	c.log.Info("pgboot: using the running dev cluster", "url", u, "dir", c.root)
-	return &Server{URL: u, Source: "dev cluster at " + c.root, DataDir: c.root, Version: versionNum / 10000}
+	c.log.Info("pgboot: using the running dev cluster", "url", u, "dir", c.dataDir)
+	return &Server{URL: u, Source: c.source(), DataDir: c.dataDir, Version: versionNum / 10000}
 }
 
 // postmasterPort reads the port (the fourth line) of a postmaster.pid file.
@@ -273,64 +273,6 @@ func samePath(a, b string) bool {
 	return err1 == nil && err2 == nil && ra == rb
 }
 
-// prepareRoot creates DataDir and, when we are root, hands it to the
-// cluster's owner, who must be able to create pgdata and the log in it.
-func (c *cluster) prepareRoot() error {
-	if err := os.MkdirAll(filepath.Dir(c.root), 0o755); err != nil {
-		return fmt.Errorf("pgboot: create %s: %w", filepath.Dir(c.root), err)
-	}
-	if err := os.Mkdir(c.root, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("pgboot: create DataDir: %w", err)
-	}
-	if c.owner == nil {
-		return nil
-	}
-	if err := os.Chown(c.root, int(c.owner.uid), int(c.owner.gid)); err != nil {
-		return fmt.Errorf("pgboot: hand %s to user %s: %w", c.root, c.owner.name, err)
-	}
-	return checkReachable(c.root, c.owner)
-}
-
-// checkReachable fails when owner could not get to dir because a directory
-// above it is not searchable by owner (t.TempDir() directories, for one, are
-// 0700 and owned by root). initdb would fail on it with a vaguer message.
-func checkReachable(dir string, owner *osUser) error {
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("pgboot: stat %s: %w", p, err)
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if ok && !searchable(fi.Mode().Perm(), st.Uid, st.Gid, owner) {
-			return fmt.Errorf("pgboot: PostgreSQL runs as user %q (we are root), which cannot reach %s because %s (mode %s, uid %d) is not searchable by it; put DataDir under a directory it can reach, such as %s",
-				owner.name, dir, p, fi.Mode().Perm(), st.Uid, os.TempDir())
-		}
-		if p == filepath.Dir(p) {
-			return nil
-		}
-	}
-}
-
-func searchable(perm os.FileMode, uid, gid uint32, u *osUser) bool {
-	switch {
-	case uid == u.uid:
-		return perm&0o100 != 0
-	case gid == u.gid || containsUint32(u.groups, gid):
-		return perm&0o010 != 0
-	default:
-		return perm&0o001 != 0
-	}
-}
-
-func containsUint32(s []uint32, v uint32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // initialized reports whether pgdata holds a cluster that our initdb
 // finished setting up. A pgdata without the marker is the remains of an
 // initdb that was killed, and is made again.
@@ -371,7 +313,7 @@ func (c *cluster) pickBinaries(bins []binDir, ephemeral bool) (binDir, error) {
 		return bins[0], nil
 	}
 	return binDir{}, fmt.Errorf("pgboot: the dev cluster in %s was made by PostgreSQL %d, but only %s is installed; install PostgreSQL %d again, or delete %s to start afresh (its data will be lost)",
-		c.root, major, strings.Join(have, ", "), major, c.root)
+		c.dataDir, major, strings.Join(have, ", "), major, c.dataDir)
 }
 
 // initdb makes the cluster: trust auth (it only listens on loopback and on a
@@ -395,8 +337,8 @@ func (c *cluster) initdb(ctx context.Context, bin binDir, cfg Config) error {
 	if err := appendFile(filepath.Join(c.pgdata, "postgresql.conf"), include); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(c.root, markerName), []byte("PostgreSQL "+bin.Version+"\n"), 0o644); err != nil {
-		return fmt.Errorf("pgboot: %w", err)
+	if err := c.writeOwnedFile(filepath.Join(c.root, markerName), "PostgreSQL "+bin.Version+"\n"); err != nil {
+		return err
 	}
 	c.log.Info("pgboot: initialised a PostgreSQL cluster", "version", bin.Version, "pgdata", c.pgdata, "owner", c.ownerName(), "took", since(start))
 	return nil
@@ -474,14 +416,14 @@ func (c *cluster) start(ctx context.Context, bin binDir, cfg Config) (*Server, e
 	if err != nil {
 		return nil, fmt.Errorf("pgboot: the dev cluster started but does not answer (server log: %s): %w", c.logFile, err)
 	}
-	c.log.Info("pgboot: started a PostgreSQL dev cluster", "version", bin.Version, "url", u, "dir", c.root,
+	c.log.Info("pgboot: started a PostgreSQL dev cluster", "version", bin.Version, "url", u, "dir", c.dataDir,
 		"log", c.logFile, "owner", c.ownerName(), "ephemeral", cfg.Ephemeral, "took", since(began))
 	timeout := cfg.StartTimeout
 	return &Server{
 		URL:     u,
-		Source:  "dev cluster at " + c.root,
+		Source:  c.source(),
 		Started: true,
-		DataDir: c.root,
+		DataDir: c.dataDir,
 		Version: info.Major,
 		stop:    func(ctx context.Context) error { return c.stop(ctx, bin, timeout) },
 	}, nil
@@ -543,7 +485,7 @@ func (c *cluster) stop(ctx context.Context, bin binDir, timeout time.Duration) e
 	if err != nil {
 		return fmt.Errorf("pgboot: pg_ctl stop -D %s failed: %w\n%s", c.pgdata, err, lastLines(out, 10))
 	}
-	c.log.Info("pgboot: stopped the PostgreSQL dev cluster", "dir", c.root, "took", since(began))
+	c.log.Info("pgboot: stopped the PostgreSQL dev cluster", "dir", c.dataDir, "took", since(began))
 	return nil
 }
 
@@ -581,6 +523,15 @@ func childEnv(environ []string, switchUser bool, home string) []string {
 	return env
 }
 
+// source is Server.Source for the dev cluster: DataDir, and where the
+// cluster really is when DataDir links elsewhere (see relocate).
+func (c *cluster) source() string {
+	if c.root != c.dataDir {
+		return fmt.Sprintf("dev cluster at %s (a link to %s)", c.dataDir, c.root)
+	}
+	return "dev cluster at " + c.dataDir
+}
+
 func (c *cluster) ownerName() string {
 	if c.owner == nil {
 		if u, err := user.Current(); err == nil {
@@ -591,7 +542,7 @@ func (c *cluster) ownerName() string {
 	return c.owner.name
 }
 
-// writeOwnedFile writes a file in pgdata that the cluster's owner can read.
+// writeOwnedFile writes a file of the cluster that belongs to its owner.
 func (c *cluster) writeOwnedFile(path, content string) error {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("pgboot: %w", err)

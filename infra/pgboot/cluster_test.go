@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -102,8 +103,8 @@ func clusterDir(t *testing.T) string {
 func stopDevCluster(t *testing.T, dir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := newCluster(Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
+	c := newCluster(Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err := c.chooseOwner(user.Lookup); err != nil {
 		t.Error(err)
 		return
 	}
@@ -376,7 +377,7 @@ func TestEnsureInstallsWhenNoBinaries(t *testing.T) {
 	}}
 	dir := clusterDir(t)
 	cfg := Config{SkipLocal: true, DataDir: dir, Port: freePort(t), Ephemeral: true, Logger: testLogger(t)}
-	srv, err := ensure(t.Context(), cfg, finder, inst)
+	srv, err := ensure(t.Context(), cfg, host{finder: finder, inst: inst, lookupUser: user.Lookup})
 	if err != nil {
 		t.Fatal(err)
 	}

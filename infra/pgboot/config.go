@@ -27,6 +27,9 @@ const (
 	// DefaultStartTimeout bounds initdb and pg_ctl start each. A cold initdb
 	// takes a second or two; the margin is for slow CI disks.
 	DefaultStartTimeout = 2 * time.Minute
+	// DefaultSpareDir is where a dev cluster lives when we are root and the
+	// user that runs PostgreSQL cannot reach DataDir (see Config.SpareDir).
+	DefaultSpareDir = "/var/lib/pgboot"
 	// MinMajorVersion is the oldest PostgreSQL we use: DROP DATABASE … WITH
 	// (FORCE), which tests rely on to clean up, arrived in 13.
 	MinMajorVersion = 13
@@ -62,7 +65,19 @@ type Config struct {
 	// callers (DataDir/lock). It must be an absolute path. When empty it is
 	// a directory under os.TempDir() named after the OS user id, so that
 	// users of one machine do not share a cluster.
+	//
+	// When we are root, PostgreSQL runs as another user, which must be able
+	// to reach DataDir. If it cannot (a checkout under /root, which is
+	// 0700) and DataDir holds no cluster yet, the cluster is made in
+	// SpareDir instead and DataDir becomes a symbolic link to it.
 	DataDir string
+	// DataDirSetting names, in messages, how the user sets DataDir (such as
+	// "RAPPORT_DATA_DIR"); "Config.DataDir" when empty.
+	DataDirSetting string
+	// SpareDir is where the cluster lives when we are root and the
+	// cluster's owner cannot reach DataDir: SpareDir/<base of DataDir>-<hash
+	// of its path> (DefaultSpareDir when empty). It must be an absolute path.
+	SpareDir string
 	// Port is the TCP port the dev cluster listens on at 127.0.0.1 when we
 	// start it (DefaultPort when 0). If another program holds that port, a
 	// free one is used instead, because the cluster's real port is always
@@ -99,6 +114,12 @@ func (c *Config) setDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir("rapport-postgres")
 	}
+	if c.DataDirSetting == "" {
+		c.DataDirSetting = "Config.DataDir"
+	}
+	if c.SpareDir == "" {
+		c.SpareDir = DefaultSpareDir
+	}
 	if c.Port == 0 {
 		c.Port = DefaultPort
 	}
@@ -110,6 +131,26 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+}
+
+// TestClusterPort is the port of the tests' shared cluster (TestConfig); not
+// DefaultPort, which the development cluster of `make run` uses, so that the
+// two coexist.
+const TestClusterPort = 55433
+
+// TestConfig is the configuration under which Rapport's tests get their
+// server: infra/pgtest, `rapport devdb` (make test) and make test's
+// pre-check (cmd/pgcheck) all use it, so that they share one throwaway
+// cluster per OS user, in DefaultDataDir("rapport-pgtest") on port
+// TestClusterPort, with durability off. DatabaseURL is DATABASE_URL.
+// Callers set Logger.
+func TestConfig() Config {
+	return Config{
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		DataDir:     DefaultDataDir("rapport-pgtest"),
+		Port:        TestClusterPort,
+		Ephemeral:   true,
 	}
 }
 
@@ -137,6 +178,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("DataDir %q must be an absolute path", c.DataDir))
+	}
+	if c.SpareDir != "" && !filepath.IsAbs(c.SpareDir) {
+		errs = append(errs, fmt.Errorf("SpareDir %q must be an absolute path", c.SpareDir))
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("Port %d is outside 1-65535 (0 means %d)", c.Port, DefaultPort))

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -84,8 +87,11 @@ func TestTryLocalPassesOverServerThatWantsPassword(t *testing.T) {
 	if !strings.Contains(note, "we cannot use it without a password") || !strings.Contains(note, "28P01") {
 		t.Errorf("note = %q, want the refusal", note)
 	}
-	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "falling back to a dev cluster") {
-		t.Errorf("want a logged note, got:\n%s", logs.String())
+	// The distribution's server on a fresh machine: the normal case, said
+	// as information about what happens, never as a warning.
+	if !strings.Contains(logs.String(), "level=INFO") || strings.Contains(logs.String(), "level=WARN") ||
+		!strings.Contains(logs.String(), "wants a password, so pgboot uses a dev cluster of its own instead") {
+		t.Errorf("want one informational note saying what happens, got:\n%s", logs.String())
 	}
 	// Every role was tried before giving up.
 	for _, role := range localRoles() {
@@ -113,7 +119,7 @@ func TestDatabaseURLMustAnswer(t *testing.T) {
 		DatabaseURL: "postgres://postgres:s3cret@" + closedAddr(t) + "/postgres",
 		Logger:      slog.New(slog.DiscardHandler),
 	}
-	srv, err := ensure(t.Context(), cfg, binFinder{}, fakeInstaller{})
+	srv, err := ensure(t.Context(), cfg, host{inst: fakeInstaller{}, lookupUser: user.Lookup})
 	if err == nil {
 		t.Fatalf("Ensure = %+v, want an error", srv)
 	}
@@ -123,7 +129,7 @@ func TestDatabaseURLMustAnswer(t *testing.T) {
 	}
 
 	cfg.DatabaseURL = "postgres://postgres@" + refusingServer(t) + "/postgres"
-	if _, err := ensure(t.Context(), cfg, binFinder{}, fakeInstaller{}); err == nil || !strings.Contains(err.Error(), "28P01") {
+	if _, err := ensure(t.Context(), cfg, host{inst: fakeInstaller{}, lookupUser: user.Lookup}); err == nil || !strings.Contains(err.Error(), "28P01") {
 		t.Errorf("Ensure with a refusing DATABASE_URL = %v, want the server's refusal", err)
 	}
 }
@@ -155,7 +161,7 @@ func TestNoPostgresErrorSaysWhatToDo(t *testing.T) {
 		Logger:    slog.New(slog.DiscardHandler),
 	}
 	noBinaries := binFinder{pathEnv: t.TempDir()}
-	_, err := ensure(t.Context(), cfg, noBinaries, fakeInstaller{whyNot: "this is not Debian or Ubuntu"})
+	_, err := ensure(t.Context(), cfg, host{finder: noBinaries, inst: fakeInstaller{whyNot: "this is not Debian or Ubuntu"}, lookupUser: user.Lookup})
 	if !errors.Is(err, ErrNoPostgres) {
 		t.Fatalf("Ensure = %v, want ErrNoPostgres", err)
 	}
@@ -175,8 +181,38 @@ func TestNoPostgresErrorSaysWhatToDo(t *testing.T) {
 	}
 
 	failing := fakeInstaller{do: func(context.Context) (string, error) { return "", errors.New("E: Unable to locate package postgresql") }}
-	_, err = ensure(t.Context(), cfg, noBinaries, failing)
+	_, err = ensure(t.Context(), cfg, host{finder: noBinaries, inst: failing, lookupUser: user.Lookup})
 	if !errors.Is(err, ErrNoPostgres) || !strings.Contains(err.Error(), "Unable to locate package") {
 		t.Errorf("Ensure with a failing install = %v, want ErrNoPostgres with apt's reason", err)
+	}
+}
+
+func TestAvailableChecksWithoutStarting(t *testing.T) {
+	cfg := Config{LocalAddr: refusingServer(t), DataDir: clusterDir(t), Logger: slog.New(slog.DiscardHandler)}
+	noBinaries := binFinder{pathEnv: t.TempDir()}
+	_, err := available(t.Context(), cfg, host{finder: noBinaries, inst: fakeInstaller{whyNot: "not running as root"}, lookupUser: user.Lookup})
+	if !errors.Is(err, ErrNoPostgres) || !strings.Contains(err.Error(), "install PostgreSQL 13 or newer") {
+		t.Errorf("available without binaries = %v, want ErrNoPostgres saying what to install", err)
+	}
+
+	// With binaries it says what Ensure will start, and starts nothing.
+	real := fakeInstall(t, filepath.Join(t.TempDir(), "bin"), "16.4")
+	source, err := available(t.Context(), cfg, host{finder: binFinder{explicit: real}, inst: fakeInstaller{}, lookupUser: user.Lookup})
+	if err != nil || !strings.Contains(source, "a dev cluster in "+cfg.DataDir+", to be started with PostgreSQL 16.4") {
+		t.Errorf("available = %q, %v", source, err)
+	}
+	if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("available touched DataDir: %v", err)
+	}
+
+	// Installing is what it does do, since that is the part that fails.
+	lib := t.TempDir()
+	inst := fakeInstaller{do: func(context.Context) (string, error) {
+		fakeInstall(t, filepath.Join(lib, "17", "bin"), "17.2")
+		return "fake install", nil
+	}}
+	source, err = available(t.Context(), cfg, host{finder: binFinder{pathEnv: t.TempDir(), globs: []string{filepath.Join(lib, "*", "bin")}}, inst: inst, lookupUser: user.Lookup})
+	if err != nil || !strings.Contains(source, "PostgreSQL 17.2, just installed (fake install)") {
+		t.Errorf("available with an install = %q, %v", source, err)
 	}
 }

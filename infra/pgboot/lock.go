@@ -1,10 +1,12 @@
 package pgboot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // fileLock is an exclusive flock(2) on a file. flock rather than a lock file
@@ -45,4 +47,29 @@ func (l *fileLock) tryLock() (bool, error) {
 func (l *fileLock) close() {
 	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	_ = l.f.Close()
+}
+
+// waitLock opens the lock file at path and waits, up to ctx, until it holds
+// the lock.
+func waitLock(ctx context.Context, path string) (*fileLock, error) {
+	lock, err := openLock(path)
+	if err != nil {
+		return nil, err
+	}
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		locked, err := lock.tryLock()
+		if err != nil {
+			lock.close()
+			return nil, err
+		}
+		if locked {
+			return lock, nil
+		}
+		select {
+		case <-ctx.Done():
+			lock.close()
+			return nil, fmt.Errorf("pgboot: waiting for %s (another process holds it): %w", path, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
 }

@@ -10,7 +10,8 @@
 //	   being silently replaced by another server;
 //	b. a server on localhost:5432 that lets us in without a password as
 //	   "postgres" or as the current OS user (a server that answers but wants
-//	   a password is passed over with a logged note);
+//	   a password, like the distribution's, is passed over with an
+//	   informational note);
 //	c. a dev cluster of our own in Config.DataDir, made with the installed
 //	   initdb and started with pg_ctl on 127.0.0.1 with trust auth: it
 //	   listens on loopback only and its socket is inside its data directory,
@@ -19,7 +20,13 @@
 //	   cluster already running there is reused; a file lock
 //	   makes sure that of many processes starting at once exactly one
 //	   initialises and starts it. As root, the cluster runs as the
-//	   "postgres" user (or "nobody"), since PostgreSQL refuses to run as root;
+//	   "postgres" user (or "nobody"), since PostgreSQL refuses to run as
+//	   root. That choice is made after step d, which is what creates
+//	   "postgres" on a fresh machine; a cluster whose files belong to
+//	   another user than the one chosen is handed over to it (as root) or
+//	   refused with the chown to run (otherwise). When that user cannot
+//	   reach DataDir (a checkout under /root), the cluster lives in
+//	   Config.SpareDir and DataDir links to it;
 //	d. when no server binaries are installed and we are root on Debian or
 //	   Ubuntu, `apt-get install postgresql`, then c. The distribution's own
 //	   cluster is not used: its TCP access wants a password;
@@ -98,43 +105,93 @@ func (s *Server) StopHint() string {
 // documentation and returns it. It is safe to call from many goroutines and
 // processes at once with the same Config.
 func Ensure(ctx context.Context, cfg Config) (*Server, error) {
-	return ensure(ctx, cfg, newBinFinder(cfg.BinDir), aptInstaller{disabled: cfg.NoInstall})
+	return ensure(ctx, cfg, host{finder: newBinFinder(cfg.BinDir), inst: aptInstaller{disabled: cfg.NoInstall}, lookupUser: user.Lookup})
 }
 
-// ensure is Ensure with the discovery of binaries and their installation
-// replaceable, so that tests can simulate machines without PostgreSQL.
-func ensure(ctx context.Context, cfg Config, finder binFinder, inst installer) (*Server, error) {
+// host is what Ensure finds on the machine: server binaries, a way to
+// install them, and the OS users. Tests replace it to simulate machines
+// without PostgreSQL, or with it but without a "postgres" user yet.
+type host struct {
+	finder     binFinder
+	inst       installer
+	lookupUser func(name string) (*user.User, error)
+}
+
+// ensure is Ensure on a host that tests can replace.
+func ensure(ctx context.Context, cfg Config, h host) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
-	log := cfg.Logger
+	srv, localNote, err := findServer(ctx, cfg)
+	if srv != nil || err != nil {
+		return srv, err
+	}
+	// c and d. A dev cluster of our own.
+	return ensureCluster(ctx, cfg, h, localNote)
+}
 
+// Available reports whether Ensure with cfg would have a server, without
+// starting one: DATABASE_URL answers, a server on LocalAddr lets us in, the
+// dev cluster runs, or server binaries are installed. When Ensure would
+// install them (step d) Available does, because that is the part that takes
+// long or fails. It returns where the server will come from, or the error
+// Ensure would return, so that a long job can fail before it begins.
+func Available(ctx context.Context, cfg Config) (string, error) {
+	return available(ctx, cfg, host{finder: newBinFinder(cfg.BinDir), inst: aptInstaller{disabled: cfg.NoInstall}, lookupUser: user.Lookup})
+}
+
+func available(ctx context.Context, cfg Config, h host) (string, error) {
+	if err := cfg.Validate(); err != nil {
+		return "", err
+	}
+	cfg.setDefaults()
+	srv, localNote, err := findServer(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	if srv != nil {
+		return srv.Source, nil
+	}
+	c := newCluster(cfg)
+	if srv := c.reuse(ctx); srv != nil {
+		return srv.Source, nil
+	}
+	bins, installed, err := findOrInstall(ctx, h, cfg.Logger, localNote)
+	if err != nil {
+		return "", err
+	}
+	how := "installed"
+	if installed != "" {
+		how = "just installed (" + installed + ")"
+	}
+	return fmt.Sprintf("a dev cluster in %s, to be started with PostgreSQL %s, %s in %s", cfg.DataDir, bins[0].Version, how, bins[0].Dir), nil
+}
+
+// findServer is steps a and b: DATABASE_URL, else a server on LocalAddr.
+// With neither, it returns no server and, for the error of step e, a note
+// on what LocalAddr answered.
+func findServer(ctx context.Context, cfg Config) (*Server, string, error) {
+	log := cfg.Logger
 	// a. DATABASE_URL.
 	if cfg.DatabaseURL != "" {
 		info, err := probe(ctx, cfg.DatabaseURL)
 		if err != nil {
-			return nil, fmt.Errorf("pgboot: DATABASE_URL is set but its server cannot be used (unset it to let pgboot find or start one): %w", err)
+			return nil, "", fmt.Errorf("pgboot: DATABASE_URL is set but its server cannot be used (unset it to let pgboot find or start one): %w", err)
 		}
 		if info.Major < MinMajorVersion {
-			return nil, fmt.Errorf("pgboot: DATABASE_URL points at PostgreSQL %d; %d or newer is needed", info.Major, MinMajorVersion)
+			return nil, "", fmt.Errorf("pgboot: DATABASE_URL points at PostgreSQL %d; %d or newer is needed", info.Major, MinMajorVersion)
 		}
 		log.Info("pgboot: using DATABASE_URL", "url", Redact(cfg.DatabaseURL), "version", info.Major)
-		return &Server{URL: cfg.DatabaseURL, Source: "DATABASE_URL", Version: info.Major}, nil
+		return &Server{URL: cfg.DatabaseURL, Source: "DATABASE_URL", Version: info.Major}, "", nil
 	}
 
 	// b. A server on localhost:5432.
-	localNote := fmt.Sprintf("%s was not tried (Config.SkipLocal)", cfg.LocalAddr)
-	if !cfg.SkipLocal {
-		srv, note := tryLocal(ctx, cfg.LocalAddr, log)
-		if srv != nil {
-			return srv, nil
-		}
-		localNote = note
+	if cfg.SkipLocal {
+		return nil, fmt.Sprintf("%s was not tried (Config.SkipLocal)", cfg.LocalAddr), nil
 	}
-
-	// c and d. A dev cluster of our own.
-	return ensureCluster(ctx, cfg, finder, inst, localNote)
+	srv, note := tryLocal(ctx, cfg.LocalAddr, log)
+	return srv, note, nil
 }
 
 // tryLocal returns the server at addr if one answers and lets us in without
@@ -169,7 +226,12 @@ func tryLocal(ctx context.Context, addr string, log *slog.Logger) (*Server, stri
 		}
 	}
 	note := fmt.Sprintf("a server answers on %s but we cannot use it without a password (%s)", addr, strings.Join(refusals, "; "))
-	log.Warn("pgboot: " + note + "; falling back to a dev cluster (set DATABASE_URL to use that server)")
+	// Info, not a warning: this is the normal case on a machine with the
+	// distribution's server (its TCP access wants a password), and pgboot
+	// handles it. Only the roles are logged, not the refusals, which read
+	// like a failure.
+	log.Info(fmt.Sprintf("pgboot: the PostgreSQL server on %s wants a password, so pgboot uses a dev cluster of its own instead (to use that server, set DATABASE_URL with a password)", addr),
+		"roles tried", strings.Join(localRoles(), ","))
 	return nil, note
 }
 

@@ -2,7 +2,8 @@
 // tests and test packages (which `go test ./...` runs as parallel processes)
 // never see each other's data and leave nothing behind.
 //
-// The server comes from pgboot.Ensure, once per test process:
+// The server comes from pgboot.Ensure with pgboot.TestConfig, once per test
+// process:
 // DATABASE_URL if set, else a server on localhost:5432 that lets us in
 // without a password, else a throwaway cluster shared by every test process
 // of the current OS user, in pgboot.DefaultDataDir("rapport-pgtest")
@@ -43,9 +44,6 @@ const (
 	// dbPrefix starts every test database's name, so that leftovers of a
 	// killed test run are easy to recognise and drop.
 	dbPrefix = "rapport_test_"
-	// port of the shared test cluster; not pgboot.DefaultPort, which the
-	// dev cluster of `make run` uses, so that the two coexist.
-	port = 55433
 	// ensureTimeout covers the worst case: installing PostgreSQL with apt-get.
 	ensureTimeout = 10 * time.Minute
 	// retryAfter is how long a failure to get a server is remembered. Long
@@ -78,15 +76,11 @@ func server(ctx context.Context) (*pgboot.Server, error) {
 	if shared.err != nil && time.Since(shared.failed) < retryAfter {
 		return nil, shared.err
 	}
-	srv, err := pgboot.Ensure(ctx, pgboot.Config{
-		DatabaseURL: os.Getenv("DATABASE_URL"),
-		DataDir:     pgboot.DefaultDataDir("rapport-pgtest"),
-		Port:        port,
-		Ephemeral:   true,
-		// Only warnings: the normal case needs no words, and passing tests'
-		// output is hidden anyway.
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	cfg := pgboot.TestConfig()
+	// Only warnings: the normal case needs no words, and passing tests'
+	// output is hidden anyway.
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := pgboot.Ensure(ctx, cfg)
 	if err != nil {
 		shared.err, shared.failed = err, time.Now()
 		return nil, err
