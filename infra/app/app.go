@@ -164,7 +164,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Keyring, err = postgres.NewKeyring(m.Pool, m.cfg.MasterKey, postgres.KeyringConfig{}); err != nil {
 		return err
 	}
-	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring)
+	chainKey, err := eventcodec.DeriveChainKey(m.cfg.MasterKey)
+	if err != nil {
+		return err
+	}
+	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring, eventcodec.WithChainKey(chainKey))
 	m.APIKeys = postgres.NewAPIKeys(m.Pool)
 	m.Registry = prometheus.NewRegistry()
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

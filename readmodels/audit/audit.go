@@ -98,7 +98,7 @@ func (a *Auditor) event(ctx context.Context, customerID uuid.UUID, rec eventstor
 	}
 	return Event{
 		Revision: rec.Revision, Position: uint64(rec.Position), EventID: rec.ID, CustomerID: customerID, Type: rec.Type,
-		SchemaVersion: meta.SchemaVersion, RecordedAt: rec.RecordedAt.UTC(), OccurredAt: meta.OccurredAt,
+		SchemaVersion: meta.SchemaVersion, RecordedAt: meta.RecordedTime(rec.RecordedAt), OccurredAt: meta.OccurredAt,
 		Actor: meta.Actor, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
 		Data: data, Erased: erased, PrevHash: meta.PrevHash, Hash: meta.Hash,
 	}, nil
@@ -112,12 +112,18 @@ type State struct {
 	Events   int
 	// RecordedAt is when that last event was recorded.
 	RecordedAt time.Time
+	// Erased says the customer's personal data has been erased since (its
+	// key is destroyed): the personal fields of Customer are unreadable,
+	// not empty.
+	Erased bool
 }
 
-// StateAsOf folds the customer's events recorded up to asOf (the store's
-// recorded time, the clock auditors can trust: business times are
-// supplied by clients). It returns ErrCustomerNotFound when no event was
-// recorded by then.
+// StateAsOf folds the customer's events recorded up to asOf. The recorded
+// time is the one inside each event's hashed metadata (set by the service's
+// clock, not by clients as business times are, and covered by the chain),
+// not the store's column beside it, which a database writer could move
+// without breaking anything. It returns ErrCustomerNotFound when no event
+// was recorded by then.
 func (a *Auditor) StateAsOf(ctx context.Context, customerID uuid.UUID, asOf time.Time) (State, error) {
 	stream := domain.StreamName(customerID)
 	var st State
@@ -131,15 +137,17 @@ func (a *Auditor) StateAsOf(ctx context.Context, customerID uuid.UUID, asOf time
 			return st, fmt.Errorf("audit: read events: %w", err)
 		}
 		for _, rec := range page {
-			if rec.RecordedAt.After(asOf) {
-				return st.orNotFound()
-			}
 			d, err := a.codec.Decode(ctx, rec)
 			if err != nil {
 				return st, fmt.Errorf("audit: %w", err)
 			}
+			recordedAt := d.Metadata.RecordedTime(rec.RecordedAt)
+			if recordedAt.After(asOf) {
+				return st.orNotFound()
+			}
 			st.Customer = domain.Evolve(st.Customer, d.Event)
-			st.Revision, st.RecordedAt = rec.Revision, rec.RecordedAt.UTC()
+			st.Revision, st.RecordedAt = rec.Revision, recordedAt
+			st.Erased = st.Erased || d.Erased
 			st.Events++
 		}
 		if len(page) < pageSize {
@@ -163,8 +171,16 @@ type Verification struct {
 	Events       int       `json:"events"`
 	LastRevision *uint64   `json:"last_revision"`
 	// LastHash is the hash of the last event: anchoring it elsewhere (a
-	// report, a ticket) makes truncation of the tail detectable too.
+	// report, a ticket, `rapport audit anchor`) makes truncation of the
+	// tail detectable too.
 	LastHash string `json:"last_hash,omitempty"`
+	// LastPosition is the last event's global log position.
+	LastPosition *uint64 `json:"last_position,omitempty"`
+	// LegacyEvents counts the events chained under the first, unkeyed
+	// rule (written before chains were keyed). Their chain is checked, but
+	// a database writer could have recomputed it; an anchor taken since
+	// the upgrade seals them.
+	LegacyEvents int `json:"legacy_events"`
 	// BrokenAt is the first event whose hash does not follow.
 	BrokenAt *Break `json:"broken_at"`
 }
@@ -176,11 +192,13 @@ type Break struct {
 	Reason   string    `json:"reason"`
 }
 
-// Verify recomputes the customer's hash chain from the stored events. It
-// needs no key: the chain covers what is stored, so erasure keeps it valid.
+// Verify recomputes the customer's hash chain from the stored events and
+// checks the store's columns against it. It needs the chain key (derived
+// from the master key) but no data key: the chain covers what is stored,
+// so erasure keeps it valid.
 func (a *Auditor) Verify(ctx context.Context, customerID uuid.UUID) (Verification, error) {
 	v := Verification{CustomerID: customerID, Intact: true}
-	var chain eventcodec.Verifier
+	chain := a.codec.NewVerifier()
 	stream := domain.StreamName(customerID)
 	from := uint64(0)
 	for {
@@ -192,7 +210,7 @@ func (a *Auditor) Verify(ctx context.Context, customerID uuid.UUID) (Verificatio
 			return v, fmt.Errorf("audit: read events: %w", err)
 		}
 		for _, rec := range page {
-			if done := v.check(&chain, rec); done {
+			if done := v.check(chain, rec); done {
 				return v, nil
 			}
 		}
@@ -215,10 +233,11 @@ func (v *Verification) check(chain *eventcodec.Verifier, rec eventstore.Recorded
 		v.BrokenAt = &Break{Revision: rec.Revision, EventID: rec.ID, Reason: reason}
 		return true
 	}
-	rev := rec.Revision
+	rev, pos := rec.Revision, uint64(rec.Position)
 	v.Events++
-	v.LastRevision = &rev
+	v.LastRevision, v.LastPosition = &rev, &pos
 	v.LastHash = chain.LastHash
+	v.LegacyEvents = chain.Legacy
 	return false
 }
 
@@ -227,7 +246,7 @@ func (v *Verification) check(chain *eventcodec.Verifier, rec eventstore.Recorded
 // customer, in order of first appearance.
 func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), report func(Verification) error) error {
 	type streamState struct {
-		chain eventcodec.Verifier
+		chain *eventcodec.Verifier
 		v     Verification
 	}
 	states := map[string]*streamState{}
@@ -247,12 +266,12 @@ func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), repo
 			}
 			st := states[rec.Stream]
 			if st == nil {
-				st = &streamState{v: Verification{CustomerID: id, Intact: true}}
+				st = &streamState{chain: a.codec.NewVerifier(), v: Verification{CustomerID: id, Intact: true}}
 				states[rec.Stream] = st
 				order = append(order, rec.Stream)
 			}
 			if st.v.Intact {
-				st.v.check(&st.chain, rec)
+				st.v.check(st.chain, rec)
 			}
 			seen++
 		}
