@@ -134,8 +134,10 @@ type Verifier struct {
 	keyed    bool
 	// LastHash is the hash of the last event verified.
 	LastHash string
-	// Legacy counts the events verified under the unkeyed first rule.
-	Legacy int
+	// Legacy counts the events verified under the unkeyed first rule;
+	// LastLegacy says the last one was.
+	Legacy     int
+	LastLegacy bool
 }
 
 // NewVerifier returns a verifier that accepts chains keyed with the
@@ -212,7 +214,8 @@ func (v *Verifier) Verify(rec eventstore.RecordedEvent) error {
 				rec.RecordedAt.UTC().Format(time.RFC3339Nano), meta.RecordedAt.UTC().Format(time.RFC3339Nano))
 		}
 	}
-	if meta.Chain == 0 {
+	v.LastLegacy = meta.Chain == 0
+	if v.LastLegacy {
 		v.Legacy++
 	} else {
 		v.keyed = true
@@ -222,4 +225,34 @@ func (v *Verifier) Verify(rec eventstore.RecordedEvent) error {
 	v.prevHash = meta.Hash
 	v.LastHash = meta.Hash
 	return nil
+}
+
+// ErrNoChainKey says the codec holds no chain key, so it cannot sign.
+var ErrNoChainKey = errors.New("eventcodec: no chain key (the service's master key is needed)")
+
+// SignAnchor signs msg (an audit anchor's digest) with the anchor key of
+// the current chain key, and names that key.
+func (c *Codec) SignAnchor(msg []byte) (keyID, signature string, err error) {
+	if c.chain == nil {
+		return "", "", ErrNoChainKey
+	}
+	return c.chain.id, anchorMAC(c.chain.anchor, msg), nil
+}
+
+// CheckAnchor reports whether signature signs msg under the anchor key of
+// the chain key keyID names (the current one or an older one).
+func (c *Codec) CheckAnchor(keyID string, msg []byte, signature string) bool {
+	for _, k := range c.NewVerifier().keys {
+		if k.id == keyID {
+			return hmac.Equal([]byte(anchorMAC(k.anchor, msg)), []byte(signature))
+		}
+	}
+	return false
+}
+
+func anchorMAC(key, msg []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("rapport-anchor-v1\x00"))
+	mac.Write(msg)
+	return hex.EncodeToString(mac.Sum(nil))
 }

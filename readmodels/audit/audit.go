@@ -183,6 +183,8 @@ type Verification struct {
 	LegacyEvents int `json:"legacy_events"`
 	// BrokenAt is the first event whose hash does not follow.
 	BrokenAt *Break `json:"broken_at"`
+	// Anchor is the anchored head the stream was checked against, if any.
+	Anchor *AnchorCheck `json:"anchor,omitempty"`
 }
 
 // Break locates the first broken link of a chain.
@@ -195,10 +197,19 @@ type Break struct {
 // Verify recomputes the customer's hash chain from the stored events and
 // checks the store's columns against it. It needs the chain key (derived
 // from the master key) but no data key: the chain covers what is stored,
-// so erasure keeps it valid.
+// so erasure keeps it valid. A chain alone cannot show that events were
+// cut from its end: VerifyAnchored checks against an anchor too.
 func (a *Auditor) Verify(ctx context.Context, customerID uuid.UUID) (Verification, error) {
+	return a.verify(ctx, customerID, nil)
+}
+
+func (a *Auditor) verify(ctx context.Context, customerID uuid.UUID, head *StreamHead) (Verification, error) {
 	v := Verification{CustomerID: customerID, Intact: true}
 	chain := a.codec.NewVerifier()
+	var anchored *anchorState
+	if head != nil {
+		anchored = &anchorState{head: *head}
+	}
 	stream := domain.StreamName(customerID)
 	from := uint64(0)
 	for {
@@ -210,19 +221,22 @@ func (a *Auditor) Verify(ctx context.Context, customerID uuid.UUID) (Verificatio
 			return v, fmt.Errorf("audit: read events: %w", err)
 		}
 		for _, rec := range page {
-			if done := v.check(chain, rec); done {
+			if done := v.check(chain, anchored, rec); done {
+				v.finish(anchored)
 				return v, nil
 			}
 		}
 		if len(page) < pageSize {
+			v.finish(anchored)
 			return v, nil
 		}
 		from = page[len(page)-1].Revision + 1
 	}
 }
 
-// check verifies the next event; it reports whether the chain is broken.
-func (v *Verification) check(chain *eventcodec.Verifier, rec eventstore.RecordedEvent) bool {
+// check verifies the next event, and against the anchored head if there
+// is one; it reports whether the chain is broken.
+func (v *Verification) check(chain *eventcodec.Verifier, anchored *anchorState, rec eventstore.RecordedEvent) bool {
 	if err := chain.Verify(rec); err != nil {
 		var link *eventcodec.LinkError
 		reason := err.Error()
@@ -238,16 +252,35 @@ func (v *Verification) check(chain *eventcodec.Verifier, rec eventstore.Recorded
 	v.LastRevision, v.LastPosition = &rev, &pos
 	v.LastHash = chain.LastHash
 	v.LegacyEvents = chain.Legacy
+	if anchored != nil {
+		return v.checkAnchored(anchored, rec, chain.LastLegacy)
+	}
 	return false
+}
+
+// finish closes a stream's verification: against an anchor, a stream that
+// ended before its anchored head was truncated.
+func (v *Verification) finish(anchored *anchorState) {
+	if anchored != nil {
+		v.finishAnchored(anchored)
+	}
 }
 
 // VerifyAll verifies every customer stream by reading the global log once,
 // keeping one small chain state per customer. It calls report for each
 // customer, in order of first appearance.
 func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), report func(Verification) error) error {
+	return a.verifyLog(ctx, nil, progress, report, nil)
+}
+
+// verifyLog is VerifyAll, against anchored heads when heads is not nil
+// (then a stream without a head must be keyed throughout); it leaves the
+// last event of the log in logHead.
+func (a *Auditor) verifyLog(ctx context.Context, heads map[uuid.UUID]StreamHead, progress func(events int), report func(Verification) error, logHead *LogHead) error {
 	type streamState struct {
-		chain *eventcodec.Verifier
-		v     Verification
+		chain    *eventcodec.Verifier
+		anchored *anchorState
+		v        Verification
 	}
 	states := map[string]*streamState{}
 	var order []string
@@ -260,6 +293,9 @@ func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), repo
 		}
 		for _, rec := range page {
 			from = rec.Position
+			if logHead != nil {
+				*logHead = LogHead{Position: uint64(rec.Position), Stream: rec.Stream, Revision: rec.Revision, EventID: rec.ID}
+			}
 			id, ok := domain.CustomerIDFromStream(rec.Stream)
 			if !ok {
 				continue
@@ -267,11 +303,18 @@ func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), repo
 			st := states[rec.Stream]
 			if st == nil {
 				st = &streamState{chain: a.codec.NewVerifier(), v: Verification{CustomerID: id, Intact: true}}
+				if head, known := heads[id]; known {
+					st.anchored = &anchorState{head: head}
+				}
 				states[rec.Stream] = st
 				order = append(order, rec.Stream)
 			}
-			if st.v.Intact {
-				st.v.check(st.chain, rec)
+			if st.v.Intact && !st.v.check(st.chain, st.anchored, rec) && heads != nil && st.anchored == nil && st.chain.LastLegacy {
+				// A stream the anchor does not know was written after it,
+				// so after chains were keyed: an unkeyed event in it was
+				// written without the key.
+				st.v.Intact = false
+				st.v.BrokenAt = &Break{Revision: rec.Revision, EventID: rec.ID, Reason: "it uses the unkeyed chain in a stream the anchor does not know: the stream was written after the anchor, without the key"}
 			}
 			seen++
 		}
@@ -283,7 +326,9 @@ func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), repo
 		}
 	}
 	for _, stream := range order {
-		if err := report(states[stream].v); err != nil {
+		st := states[stream]
+		st.v.finish(st.anchored)
+		if err := report(st.v); err != nil {
 			return err
 		}
 	}

@@ -8,15 +8,17 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
-	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/readmodels/audit"
 )
 
@@ -173,4 +175,171 @@ func TestAuditorsReadTheHashedRecordedTime(t *testing.T) {
 	}
 }
 
-var _ = eventcodec.SchemaVersion
+// waitVisible waits until the global log's readers see position.
+func waitVisible(t *testing.T, m *apptest.Main, position eventstore.Position) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		head, err := m.Store.ReadAll(context.Background(), eventstore.ReadAllOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(head) == 1 && head[0].Position >= position {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the last event never became visible in the global log")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func contact(t *testing.T, m *apptest.Main, id uuid.UUID, summary string) eventstore.Position {
+	t.Helper()
+	return handle(t, m, id, domain.LogContact{Channel: domain.ChannelEmail, Direction: domain.DirectionOutbound, Summary: summary, By: "bob"}).Position
+}
+
+// TestAnchorCatchesTruncationAndRollback takes an anchor, then cuts,
+// rolls back, deletes and fabricates streams: each is invisible to the
+// chain alone and caught against the anchor, per stream and for the whole
+// log.
+func TestAnchorCatchesTruncationAndRollback(t *testing.T) {
+	m := apptest.MustOpen(t)
+	a := audit.New(m.Store, m.Codec)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := m.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := domain.StreamName
+	intact, truncated, rolledBack, deleted, forged, grown := history(t, m, 4), history(t, m, 4), history(t, m, 4), history(t, m, 4), history(t, m, 4), history(t, m, 4)
+	waitVisible(t, m, contact(t, m, grown, "before the anchor"))
+	anchor, broken, err := a.Anchor(ctx, time.Now(), nil)
+	if err != nil || len(broken) != 0 {
+		t.Fatalf("anchor: %v %+v", err, broken)
+	}
+	if len(anchor.Streams) != 6 || anchor.Signature == "" || anchor.Log.Stream != stream(grown) {
+		t.Fatalf("anchor %+v", anchor)
+	}
+	entries := map[uuid.UUID]string{}
+	for _, h := range anchor.Streams {
+		entries[h.CustomerID] = h.Entry
+	}
+
+	// The tail of one stream is cut; another is rolled back and written
+	// on by the service (as after restoring an old backup); a third is
+	// deleted; a fourth is rewritten from its start with the unkeyed rule.
+	exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision = 4`, stream(truncated))
+	exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision >= 3`, stream(rolledBack))
+	restarted, err := commands.NewCustomers(commands.Config{Store: m.Store, Codec: m.Codec, Emails: postgres.NewEmailRegistry(m.Pool, make([]byte, 32)), Keys: m.Keyring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, summary := range []string{"after the rollback", "after the rollback, again"} {
+		if _, err := restarted.Handle(ctx, commands.Request{CustomerID: rolledBack, CommandID: uuid.New(), Actor: "auditor-test",
+			Command: domain.LogContact{Channel: domain.ChannelEmail, Direction: domain.DirectionOutbound, Summary: summary, By: "bob"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`DELETE FROM eventstore.events WHERE stream = $1`, stream(deleted))
+	forgeFrom(t, m, forged, 0)
+	// A stream that grew normally, and one born after the anchor, pass.
+	contact(t, m, grown, "after the anchor")
+	born := history(t, m, 1)
+	// A stream born after the anchor and written without the key does not.
+	fabricated := history(t, m, 1)
+	forgeFrom(t, m, fabricated, 0)
+	waitVisible(t, m, contact(t, m, born, "last"))
+
+	// Without the anchor, the chain alone sees none of it.
+	for _, id := range []uuid.UUID{truncated, rolledBack, forged} {
+		if v, err := a.Verify(ctx, id); err != nil || !v.Intact {
+			t.Errorf("without an anchor %s should look intact (the chain cannot see a cut): %+v %v", id, v, err)
+		}
+	}
+
+	want := map[uuid.UUID]string{truncated: "truncated", rolledBack: "rolled back", deleted: "deleted", forged: "rolled back or rewritten"}
+	for id, reason := range want {
+		head, err := a.ParseAnchorEntry(entries[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := a.VerifyAnchored(ctx, id, head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Intact || v.BrokenAt == nil || !strings.Contains(v.BrokenAt.Reason, reason) || v.Anchor == nil {
+			t.Errorf("%s against its entry: %+v (break %+v), want %q", id, v, v.BrokenAt, reason)
+		}
+	}
+	for _, id := range []uuid.UUID{intact, grown} {
+		head, _ := a.ParseAnchorEntry(entries[id])
+		if v, err := a.VerifyAnchored(ctx, id, head); err != nil || !v.Intact {
+			t.Errorf("%s against its entry: %+v %v", id, v, err)
+		}
+	}
+
+	results := map[uuid.UUID]audit.Verification{}
+	err = a.VerifyAllAnchored(ctx, &anchor, nil, func(v audit.Verification) error { results[v.CustomerID] = v; return nil })
+	if err != nil {
+		t.Fatalf("log head: %v", err)
+	}
+	want[fabricated] = "anchor does not know"
+	for id, reason := range want {
+		v := results[id]
+		if v.Intact || v.BrokenAt == nil || !strings.Contains(v.BrokenAt.Reason, reason) {
+			t.Errorf("VerifyAllAnchored %s: %+v (break %+v), want %q", id, v, v.BrokenAt, reason)
+		}
+	}
+	for _, id := range []uuid.UUID{intact, grown, born} {
+		if v := results[id]; !v.Intact {
+			t.Errorf("VerifyAllAnchored %s: %+v %+v", id, v, v.BrokenAt)
+		}
+	}
+
+	// The log's anchored last event is cut: the log head check says so.
+	exec(`DELETE FROM eventstore.events WHERE position = $1`, int64(anchor.Log.Position))
+	err = a.VerifyAllAnchored(ctx, &anchor, nil, func(audit.Verification) error { return nil })
+	if !errors.Is(err, audit.ErrLogHeadMissing) {
+		t.Errorf("log head cut: %v", err)
+	}
+}
+
+func TestAnAnchorCannotBeEdited(t *testing.T) {
+	m := apptest.MustOpen(t)
+	a := audit.New(m.Store, m.Codec)
+	ctx := context.Background()
+	id := history(t, m, 2)
+	waitVisible(t, m, contact(t, m, id, "x"))
+	anchor, _, err := a.Anchor(ctx, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckAnchor(&anchor); err != nil {
+		t.Fatalf("untouched anchor: %v", err)
+	}
+	edited := anchor
+	edited.Streams = append([]audit.StreamHead(nil), anchor.Streams...)
+	edited.Streams[0].Revision = 1
+	if err := a.CheckAnchor(&edited); !errors.Is(err, audit.ErrInvalidAnchor) {
+		t.Errorf("edited head: %v", err)
+	}
+	resigned := edited
+	resigned.Digest = "00" + anchor.Digest[2:]
+	if err := a.CheckAnchor(&resigned); !errors.Is(err, audit.ErrInvalidAnchor) {
+		t.Errorf("edited digest: %v", err)
+	}
+	entry := anchor.Streams[0].Entry
+	for _, bad := range []string{strings.Replace(entry, ".3.", ".1.", 1), entry[:len(entry)-2] + "00", "a1.x", ""} {
+		if _, err := a.ParseAnchorEntry(bad); !errors.Is(err, audit.ErrInvalidAnchor) {
+			t.Errorf("entry %q: %v", bad, err)
+		}
+	}
+	// Another deployment's service (another master key) refuses it.
+	other := apptest.MustOpen(t)
+	if err := audit.New(other.Store, other.Codec).CheckAnchor(&anchor); !errors.Is(err, audit.ErrInvalidAnchor) {
+		t.Errorf("another master key accepted the anchor: %v", err)
+	}
+}
