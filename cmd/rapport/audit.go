@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,11 +18,15 @@ import (
 const auditSummary = `Auditors' tools over the authoritative event log:
   rapport audit verify CUSTOMER_ID     recompute one customer's hash chain
   rapport audit verify --all           recompute every customer's, reading the log once
+  rapport audit verify --anchor FILE [CUSTOMER_ID | --all]
+                                       also check against an anchor: catches truncation and rollback
+  rapport audit anchor [--out FILE]    write a signed digest of every stream head and the log head
+                                       (keep it away from the database)
   rapport audit replay CUSTOMER_ID [--as-of RFC3339]
                                        print the customer's timeline and its state then`
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "replay") {
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "replay" && args[0] != "anchor") {
 		fmt.Fprintln(stderr, auditSummary)
 		return exitError(2)
 	}
@@ -31,6 +36,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	f.register(fs, true)
 	all := fs.Bool("all", false, "verify every customer")
 	asOf := fs.String("as-of", "", "replay: the instant (RFC 3339) to show the state at; default now")
+	anchorFile := fs.String("anchor", "", "verify: check against this anchor file too (rapport audit anchor)")
+	out := fs.String("out", "", "anchor: the file to write (default anchor-<time>.json)")
 	if err := parseArgs(fs, args[1:]); err != nil {
 		return err
 	}
@@ -40,8 +47,17 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer m.Close(context.WithoutCancel(ctx))
 	auditor := audit.New(m.Store, m.Codec)
-	if sub == "verify" && *all {
-		return verifyAll(ctx, auditor, stdout, stderr)
+	if sub == "anchor" {
+		return writeAnchor(ctx, auditor, *out, stdout, stderr)
+	}
+	var anchor *audit.Anchor
+	if *anchorFile != "" {
+		if anchor, err = readAnchor(auditor, *anchorFile); err != nil {
+			return err
+		}
+	}
+	if sub == "verify" && (*all || (anchor != nil && fs.NArg() == 0)) {
+		return verifyAll(ctx, auditor, anchor, stdout, stderr)
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("audit %s needs a customer id", sub)
@@ -51,7 +67,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%q is not a customer id", fs.Arg(0))
 	}
 	if sub == "verify" {
-		v, err := auditor.Verify(ctx, id)
+		v, err := verifyOne(ctx, auditor, anchor, id)
 		if err != nil {
 			return err
 		}
@@ -78,17 +94,29 @@ func printVerification(w io.Writer, v audit.Verification) {
 	fmt.Fprintf(w, "%s BROKEN at revision %d (event %s): %s\n", v.CustomerID, v.BrokenAt.Revision, v.BrokenAt.EventID, v.BrokenAt.Reason)
 }
 
-func verifyAll(ctx context.Context, auditor *audit.Auditor, stdout, stderr io.Writer) error {
+func verifyAll(ctx context.Context, auditor *audit.Auditor, anchor *audit.Anchor, stdout, stderr io.Writer) error {
 	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("verifying events"), progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
 	customers, broken := 0, 0
-	err := auditor.VerifyAll(ctx, func(events int) { _ = bar.Set(events) }, func(v audit.Verification) error {
+	progress := func(events int) { _ = bar.Set(events) }
+	report := func(v audit.Verification) error {
 		customers++
 		if !v.Intact {
 			broken++
 			printVerification(stdout, v)
 		}
 		return nil
-	})
+	}
+	var err error
+	if anchor != nil {
+		err = auditor.VerifyAllAnchored(ctx, anchor, progress, report)
+		if errors.Is(err, audit.ErrLogHeadMissing) {
+			_ = bar.Finish()
+			fmt.Fprintf(stdout, "log BROKEN: %v: the log was cut since the anchor of %s\n", err, anchor.TakenAt.Format(time.RFC3339))
+			return exitError(3)
+		}
+	} else {
+		err = auditor.VerifyAll(ctx, progress, report)
+	}
 	_ = bar.Finish()
 	if err != nil {
 		return err
@@ -120,10 +148,71 @@ func replay(ctx context.Context, auditor *audit.Auditor, id uuid.UUID, asOf time
 	if err != nil {
 		return err
 	}
-	out, err := json.MarshalIndent(audit.CustomerView(st.Customer), "", "  ")
+	out, err := json.MarshalIndent(st.CustomerView(), "", "  ")
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\nState at revision %d (%d events, last recorded %s):\n%s\n", st.Revision, st.Events, st.RecordedAt.Format(time.RFC3339), out)
+	return nil
+}
+
+// verifyOne verifies one customer, against its anchored head when an
+// anchor is given (a customer the anchor does not know is verified alone).
+func verifyOne(ctx context.Context, auditor *audit.Auditor, anchor *audit.Anchor, id uuid.UUID) (audit.Verification, error) {
+	if anchor != nil {
+		for _, head := range anchor.Streams {
+			if head.CustomerID == id {
+				return auditor.VerifyAnchored(ctx, id, head)
+			}
+		}
+	}
+	return auditor.Verify(ctx, id)
+}
+
+// readAnchor reads an anchor file and checks its signature.
+func readAnchor(auditor *audit.Auditor, path string) (*audit.Anchor, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--anchor: %w", err)
+	}
+	var anchor audit.Anchor
+	if err := json.Unmarshal(raw, &anchor); err != nil {
+		return nil, fmt.Errorf("--anchor %s: not an anchor: %w", path, err)
+	}
+	if err := auditor.CheckAnchor(&anchor); err != nil {
+		return nil, fmt.Errorf("--anchor %s: %w", path, err)
+	}
+	return &anchor, nil
+}
+
+// writeAnchor verifies every stream and writes the signed anchor; it
+// refuses (exit 3) when a stream does not verify.
+func writeAnchor(ctx context.Context, auditor *audit.Auditor, path string, stdout, stderr io.Writer) error {
+	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("anchoring events"), progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
+	now := time.Now()
+	anchor, broken, err := auditor.Anchor(ctx, now, func(events int) { _ = bar.Set(events) })
+	_ = bar.Finish()
+	if errors.Is(err, audit.ErrBrokenStreams) {
+		for _, v := range broken {
+			printVerification(stdout, v)
+		}
+		fmt.Fprintf(stdout, "no anchor written: %v\n", err)
+		return exitError(3)
+	}
+	if err != nil {
+		return err
+	}
+	if path == "" {
+		path = "anchor-" + now.UTC().Format("20060102T150405Z") + ".json"
+	}
+	raw, err := json.MarshalIndent(anchor, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(raw, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write the anchor: %w", err)
+	}
+	fmt.Fprintf(stdout, "anchored %d streams, log head at position %d, digest %s\nwrote %s: keep it away from the database\n",
+		len(anchor.Streams), anchor.Log.Position, anchor.Digest, path)
 	return nil
 }

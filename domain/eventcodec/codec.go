@@ -7,9 +7,6 @@ package eventcodec
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,10 +43,26 @@ type Metadata struct {
 	// that a retry with the same idempotency key but another body is told
 	// apart from a true retry.
 	RequestHash string `json:"request_hash,omitempty"`
+	// Chain is the rule Hash follows: 0 (absent) for the first, unkeyed
+	// SHA-256 rule of events written before chains were keyed, ChainKeyed
+	// for HMAC-SHA-256 under the chain key ChainKey names. Old events keep
+	// their rule, so no history is rewritten.
+	Chain    int    `json:"chain,omitempty"`
+	ChainKey string `json:"chain_key,omitempty"`
 	// PrevHash is the Hash of the stream's previous event ("" for the
 	// first); Hash chains this event to it.
 	PrevHash string `json:"prev_hash"`
 	Hash     string `json:"hash"`
+}
+
+// RecordedTime is when the event was recorded, as its hashed metadata
+// says: the time auditors read and "as of" folds by. The store's own
+// column (stored) stands in only for an event that carries none.
+func (m Metadata) RecordedTime(stored time.Time) time.Time {
+	if m.RecordedAt.IsZero() {
+		return stored.UTC()
+	}
+	return m.RecordedAt.UTC()
 }
 
 // Keyring holds the customers' data keys outside the event log; destroying
@@ -70,11 +83,34 @@ var ErrKeyDestroyed = errors.New("eventcodec: data key destroyed")
 type Codec struct {
 	registry *domain.Registry
 	keys     Keyring
+	// chain keys the hash chain; nil writes the unkeyed legacy rule.
+	chain *ChainKey
+	// older are previous chain keys, still accepted by verification.
+	older []ChainKey
+}
+
+// Option adjusts a codec.
+type Option func(*Codec)
+
+// WithChainKey keys the hash chain of the events the codec writes with
+// current (HMAC-SHA-256), and lets its verifiers accept chains keyed with
+// current or any of older. A service always sets it: without it the codec
+// writes the unkeyed rule, which anyone who can write the store can
+// recompute (tools and tests that hold no master key use that).
+func WithChainKey(current ChainKey, older ...ChainKey) Option {
+	return func(c *Codec) {
+		c.chain = &current
+		c.older = older
+	}
 }
 
 // New returns a codec that encrypts personal fields with keys from keys.
-func New(registry *domain.Registry, keys Keyring) *Codec {
-	return &Codec{registry: registry, keys: keys}
+func New(registry *domain.Registry, keys Keyring, options ...Option) *Codec {
+	c := &Codec{registry: registry, keys: keys}
+	for _, o := range options {
+		o(c)
+	}
+	return c
 }
 
 // NewPlaintext returns a codec that stores personal fields in clear. It
@@ -135,10 +171,18 @@ func (c *Codec) Encode(ctx context.Context, b Batch) ([]eventstore.EventData, st
 		meta := b.Metadata
 		meta.SchemaVersion = SchemaVersion(e.EventType())
 		meta.OccurredAt = e.BusinessTime().UTC()
+		meta.RecordedAt = meta.RecordedAt.UTC()
 		meta.PrevHash = prev
 		meta.Hash = ""
+		meta.Chain, meta.ChainKey = 0, ""
+		if c.chain != nil {
+			if meta.RecordedAt.IsZero() {
+				return nil, "", errors.New("eventcodec: a keyed chain needs the recorded time in the metadata")
+			}
+			meta.Chain, meta.ChainKey = ChainKeyed, c.chain.id
+		}
 		record := eventstore.RecordedEvent{ID: b.IDs[i], Type: e.EventType(), Data: data, Stream: b.Stream, Revision: b.FirstRevision + uint64(i)}
-		meta.Hash, err = chainHash(record, meta)
+		meta.Hash, err = chainHash(c.chain, record, meta)
 		if err != nil {
 			return nil, "", err
 		}
@@ -250,80 +294,4 @@ func (c *Codec) decrypt(ctx context.Context, d *Decoded, e domain.Event) (domain
 		}
 		return decrypt(key, customerID, stored)
 	})
-}
-
-// chainHash is SHA-256 over a length-prefixed encoding of the previous hash,
-// the event's place (stream, revision), identity (id, type), payload bytes
-// and metadata (with Hash blank). Length prefixes make the encoding
-// unambiguous, so no two different events share an input.
-func chainHash(rec eventstore.RecordedEvent, meta Metadata) (string, error) {
-	meta.Hash = ""
-	metaJSON, err := json.Marshal(meta)
-	if err != nil {
-		return "", fmt.Errorf("eventcodec: marshal metadata: %w", err)
-	}
-	h := sha256.New()
-	write := func(b []byte) {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
-	h.Write([]byte("rapport-chain-v1"))
-	write([]byte(meta.PrevHash))
-	write([]byte(rec.Stream))
-	write([]byte(strconv.FormatUint(rec.Revision, 10)))
-	write(rec.ID[:])
-	write([]byte(rec.Type))
-	write(rec.Data)
-	write(metaJSON)
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// LinkError describes the first event of a stream whose hash does not
-// follow from the events before it.
-type LinkError struct {
-	Revision uint64
-	EventID  uuid.UUID
-	Reason   string
-}
-
-func (e *LinkError) Error() string {
-	return fmt.Sprintf("eventcodec: chain broken at revision %d (event %s): %s", e.Revision, e.EventID, e.Reason)
-}
-
-// Verifier recomputes a stream's hash chain one event at a time, so that a
-// history of any length is checked in constant memory.
-type Verifier struct {
-	next     uint64
-	prevHash string
-	// LastHash is the hash of the last event verified.
-	LastHash string
-}
-
-// Verify checks the next event of the stream; it returns a *LinkError for
-// the first event that does not chain.
-func (v *Verifier) Verify(rec eventstore.RecordedEvent) error {
-	fail := func(reason string) error { return &LinkError{Revision: rec.Revision, EventID: rec.ID, Reason: reason} }
-	if rec.Revision != v.next {
-		return fail(fmt.Sprintf("revision %d follows revision %d: an event is missing or out of place", rec.Revision, int64(v.next)-1))
-	}
-	var meta Metadata
-	if err := json.Unmarshal(rec.Metadata, &meta); err != nil {
-		return fail("metadata is not readable: " + err.Error())
-	}
-	if meta.PrevHash != v.prevHash {
-		return fail("its previous hash does not match the event before it")
-	}
-	want, err := chainHash(rec, meta)
-	if err != nil {
-		return err
-	}
-	if meta.Hash != want {
-		return fail("its content does not match its hash")
-	}
-	v.next++
-	v.prevHash = meta.Hash
-	v.LastHash = meta.Hash
-	return nil
 }

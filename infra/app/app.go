@@ -192,7 +192,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("app: refusing to start: %w", err)
 	}
 	m.watchMasterKey(ctx)
-	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring)
+	// The chain key derives from the deployment's index secret, which the
+	// database keeps wrapped by the master key: a rotation of the master
+	// key re-wraps it without changing it, so chains written before the
+	// rotation still verify after it.
+	chainKey, err := eventcodec.DeriveChainKey(m.Keyring.IndexSecret())
+	if err != nil {
+		return err
+	}
+	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring, eventcodec.WithChainKey(chainKey))
 	m.APIKeys = postgres.NewAPIKeys(m.Pool)
 	m.Registry = prometheus.NewRegistry()
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -19,6 +20,8 @@ type Auditor interface {
 	Events(ctx context.Context, customerID uuid.UUID, from uint64, visit func(audit.Event) (bool, error)) error
 	StateAsOf(ctx context.Context, customerID uuid.UUID, asOf time.Time) (audit.State, error)
 	Verify(ctx context.Context, customerID uuid.UUID) (audit.Verification, error)
+	ParseAnchorEntry(entry string) (audit.StreamHead, error)
+	VerifyAnchored(ctx context.Context, customerID uuid.UUID, head audit.StreamHead) (audit.Verification, error)
 }
 
 // auditRoutes lists the auditors' endpoints over the event log.
@@ -141,7 +144,7 @@ func (s *Server) stateAsOf(w http.ResponseWriter, r *http.Request) error {
 		"revision":    st.Revision,
 		"events":      st.Events,
 		"recorded_at": st.RecordedAt,
-		"customer":    audit.CustomerView(st.Customer),
+		"customer":    st.CustomerView(),
 	})
 	return nil
 }
@@ -151,8 +154,25 @@ func (s *Server) verification(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.cfg.Auditor.Verify(r.Context(), id)
-	if err != nil {
+	var v audit.Verification
+	if entry := r.URL.Query().Get("anchor"); entry != "" {
+		// anchor is the customer's signed entry of an anchor file
+		// (`rapport audit anchor`): the head the stream had then.
+		head, err := s.cfg.Auditor.ParseAnchorEntry(entry)
+		if err == nil && head.CustomerID != id {
+			err = fmt.Errorf("%w: the entry is for customer %s", audit.ErrInvalidAnchor, head.CustomerID)
+		}
+		if errors.Is(err, audit.ErrInvalidAnchor) {
+			return invalidFields(FieldError{Field: "anchor", Message: "must be this customer's entry of an anchor this service signed: " + err.Error()})
+		}
+		if err != nil {
+			return err
+		}
+		v, err = s.cfg.Auditor.VerifyAnchored(r.Context(), id, head)
+		if err != nil {
+			return auditError(err)
+		}
+	} else if v, err = s.cfg.Auditor.Verify(r.Context(), id); err != nil {
 		return auditError(err)
 	}
 	writeJSON(w, http.StatusOK, v)

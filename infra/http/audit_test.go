@@ -3,13 +3,16 @@ package http_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/readmodels/audit"
 )
 
 func TestAuditorEndpoints(t *testing.T) {
@@ -96,4 +99,85 @@ func testAuditorEndpoints(t *testing.T, m *apptest.Main) {
 	}
 	// The email is free again.
 	requireStatus(t, m.Post(t, "/v1/customers", map[string]any{"name": "New", "email": "audited@example.com"}), http.StatusCreated)
+}
+
+// TestStateAsOfBeforeErasureShowsNull: once a customer was erased, its
+// state as of an earlier instant cannot show the personal fields either,
+// and shows them as null (unreadable), not as "" (empty).
+func TestStateAsOfBeforeErasureShowsNull(t *testing.T) {
+	m := apptest.MustOpen(t)
+	id := register(t, m, "erased-later@example.com")
+	base := "/v1/customers/" + id
+	time.Sleep(10 * time.Millisecond)
+	before := time.Now().UTC()
+	time.Sleep(10 * time.Millisecond)
+	requireStatus(t, m.Do(t, apptest.Request{Method: http.MethodPost, Path: base + "/erasure", Key: m.Keys["admin"], Body: map[string]any{"reason": "request 9"}}), http.StatusOK)
+	st := requireStatus(t, m.Get(t, "auditor", base+"/state?as_of="+url.QueryEscape(before.Format(time.RFC3339Nano))), http.StatusOK)["customer"].(map[string]any)
+	if st["status"] != "active" {
+		t.Fatalf("as of before the erasure: %v", st)
+	}
+	for _, field := range []string{"name", "email", "phone", "company", "tags"} {
+		if v, ok := st[field]; !ok || v != nil {
+			t.Errorf("%s = %#v, want null", field, v)
+		}
+	}
+	if st["segment"] != "enterprise" {
+		t.Errorf("segment = %v", st["segment"])
+	}
+}
+
+// TestVerificationAgainstAnAnchorEntry checks one customer against its
+// entry of an anchor: intact while the stream still reaches the anchored
+// head, broken once its tail is cut, and 422 for an entry that is not
+// this customer's or not signed by this service.
+func TestVerificationAgainstAnAnchorEntry(t *testing.T) {
+	m := apptest.MustOpen(t)
+	id := register(t, m, "anchored@example.com")
+	other := register(t, m, "not-anchored@example.com")
+	base := "/v1/customers/" + id
+	for i := range 2 {
+		requireStatus(t, m.Post(t, base+"/contacts", map[string]any{"channel": "phone", "direction": "inbound", "summary": "call " + string(rune('a'+i)), "by": "bob"}), http.StatusCreated)
+	}
+	auditor := audit.New(m.Store, m.Codec)
+	var anchor audit.Anchor
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if anchor, _, err = auditor.Anchor(context.Background(), time.Now(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if len(anchor.Streams) == 2 && (anchor.Streams[0].Revision == 2 || anchor.Streams[1].Revision == 2) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the anchor never saw the events: %+v", anchor)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var entry, otherEntry string
+	for _, h := range anchor.Streams {
+		if h.CustomerID.String() == id {
+			entry = h.Entry
+		} else {
+			otherEntry = h.Entry
+		}
+	}
+	v := requireStatus(t, m.Get(t, "auditor", base+"/verification?anchor="+url.QueryEscape(entry)), http.StatusOK)
+	if v["intact"] != true || v["anchor"].(map[string]any)["revision"].(float64) != 2 {
+		t.Fatalf("anchored verification: %v", v)
+	}
+	if _, err := m.Pool.Exec(context.Background(), `DELETE FROM eventstore.events WHERE stream = $1 AND revision = 2`, "customer-"+id); err != nil {
+		t.Fatal(err)
+	}
+	if v := requireStatus(t, m.Get(t, "auditor", base+"/verification"), http.StatusOK); v["intact"] != true {
+		t.Fatalf("without the anchor a cut tail is invisible: %v", v)
+	}
+	v = requireStatus(t, m.Get(t, "auditor", base+"/verification?anchor="+url.QueryEscape(entry)), http.StatusOK)
+	if v["intact"] != false || !strings.Contains(v["broken_at"].(map[string]any)["reason"].(string), "truncated") {
+		t.Fatalf("cut tail against the anchor: %v", v)
+	}
+	requireProblem(t, m.Get(t, "auditor", base+"/verification?anchor="+url.QueryEscape(otherEntry)), 422, "invalid_fields", "anchor")
+	requireProblem(t, m.Get(t, "auditor", base+"/verification?anchor="+url.QueryEscape(strings.Replace(entry, ".2.", ".1.", 1))), 422, "invalid_fields", "anchor")
+	requireProblem(t, m.Get(t, "auditor", base+"/verification?anchor=nonsense"), 422, "invalid_fields", "anchor")
+	_ = other
 }

@@ -94,7 +94,7 @@ func (a *Auditor) event(ctx context.Context, customerID uuid.UUID, rec eventstor
 	}
 	return Event{
 		Revision: rec.Revision, Position: uint64(rec.Position), EventID: rec.ID, CustomerID: customerID, Type: rec.Type,
-		SchemaVersion: meta.SchemaVersion, RecordedAt: rec.RecordedAt.UTC(), OccurredAt: meta.OccurredAt,
+		SchemaVersion: meta.SchemaVersion, RecordedAt: meta.RecordedTime(rec.RecordedAt), OccurredAt: meta.OccurredAt,
 		Actor: meta.Actor, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
 		Data: data, Erased: erased, PrevHash: meta.PrevHash, Hash: meta.Hash,
 	}, nil
@@ -108,12 +108,18 @@ type State struct {
 	Events   int
 	// RecordedAt is when that last event was recorded.
 	RecordedAt time.Time
+	// Erased says the customer's personal data has been erased since (its
+	// key is destroyed): the personal fields of Customer are unreadable,
+	// not empty.
+	Erased bool
 }
 
-// StateAsOf folds the customer's events recorded up to asOf (the store's
-// recorded time, the clock auditors can trust: business times are
-// supplied by clients). It returns ErrCustomerNotFound when no event was
-// recorded by then.
+// StateAsOf folds the customer's events recorded up to asOf. The recorded
+// time is the one inside each event's hashed metadata (set by the service's
+// clock, not by clients as business times are, and covered by the chain),
+// not the store's column beside it, which a database writer could move
+// without breaking anything. It returns ErrCustomerNotFound when no event
+// was recorded by then.
 func (a *Auditor) StateAsOf(ctx context.Context, customerID uuid.UUID, asOf time.Time) (State, error) {
 	stream := domain.StreamName(customerID)
 	var st State
@@ -127,15 +133,17 @@ func (a *Auditor) StateAsOf(ctx context.Context, customerID uuid.UUID, asOf time
 			return st, fmt.Errorf("audit: read events: %w", err)
 		}
 		for _, rec := range page {
-			if rec.RecordedAt.After(asOf) {
-				return st.orNotFound()
-			}
 			d, err := a.codec.Decode(ctx, rec)
 			if err != nil {
 				return st, fmt.Errorf("audit: %w", err)
 			}
+			recordedAt := d.Metadata.RecordedTime(rec.RecordedAt)
+			if recordedAt.After(asOf) {
+				return st.orNotFound()
+			}
 			st.Customer = domain.Evolve(st.Customer, d.Event)
-			st.Revision, st.RecordedAt = rec.Revision, rec.RecordedAt.UTC()
+			st.Revision, st.RecordedAt = rec.Revision, recordedAt
+			st.Erased = st.Erased || d.Erased
 			st.Events++
 		}
 		if len(page) < pageSize {
@@ -159,10 +167,20 @@ type Verification struct {
 	Events       int       `json:"events"`
 	LastRevision *uint64   `json:"last_revision"`
 	// LastHash is the hash of the last event: anchoring it elsewhere (a
-	// report, a ticket) makes truncation of the tail detectable too.
+	// report, a ticket, `rapport audit anchor`) makes truncation of the
+	// tail detectable too.
 	LastHash string `json:"last_hash,omitempty"`
+	// LastPosition is the last event's global log position.
+	LastPosition *uint64 `json:"last_position,omitempty"`
+	// LegacyEvents counts the events chained under the first, unkeyed
+	// rule (written before chains were keyed). Their chain is checked, but
+	// a database writer could have recomputed it; an anchor taken since
+	// the upgrade seals them.
+	LegacyEvents int `json:"legacy_events"`
 	// BrokenAt is the first event whose hash does not follow.
 	BrokenAt *Break `json:"broken_at"`
+	// Anchor is the anchored head the stream was checked against, if any.
+	Anchor *AnchorCheck `json:"anchor,omitempty"`
 }
 
 // Break locates the first broken link of a chain.
@@ -172,11 +190,22 @@ type Break struct {
 	Reason   string    `json:"reason"`
 }
 
-// Verify recomputes the customer's hash chain from the stored events. It
-// needs no key: the chain covers what is stored, so erasure keeps it valid.
+// Verify recomputes the customer's hash chain from the stored events and
+// checks the store's columns against it. It needs the chain key (derived
+// from the master key) but no data key: the chain covers what is stored,
+// so erasure keeps it valid. A chain alone cannot show that events were
+// cut from its end: VerifyAnchored checks against an anchor too.
 func (a *Auditor) Verify(ctx context.Context, customerID uuid.UUID) (Verification, error) {
+	return a.verify(ctx, customerID, nil)
+}
+
+func (a *Auditor) verify(ctx context.Context, customerID uuid.UUID, head *StreamHead) (Verification, error) {
 	v := Verification{CustomerID: customerID, Intact: true}
-	var chain eventcodec.Verifier
+	chain := a.codec.NewVerifier()
+	var anchored *anchorState
+	if head != nil {
+		anchored = &anchorState{head: *head}
+	}
 	stream := domain.StreamName(customerID)
 	from := uint64(0)
 	for {
@@ -188,19 +217,22 @@ func (a *Auditor) Verify(ctx context.Context, customerID uuid.UUID) (Verificatio
 			return v, fmt.Errorf("audit: read events: %w", err)
 		}
 		for _, rec := range page {
-			if done := v.check(&chain, rec); done {
+			if done := v.check(chain, anchored, rec); done {
+				v.finish(anchored)
 				return v, nil
 			}
 		}
 		if len(page) < pageSize {
+			v.finish(anchored)
 			return v, nil
 		}
 		from = page[len(page)-1].Revision + 1
 	}
 }
 
-// check verifies the next event; it reports whether the chain is broken.
-func (v *Verification) check(chain *eventcodec.Verifier, rec eventstore.RecordedEvent) bool {
+// check verifies the next event, and against the anchored head if there
+// is one; it reports whether the chain is broken.
+func (v *Verification) check(chain *eventcodec.Verifier, anchored *anchorState, rec eventstore.RecordedEvent) bool {
 	if err := chain.Verify(rec); err != nil {
 		var link *eventcodec.LinkError
 		reason := err.Error()
@@ -211,20 +243,40 @@ func (v *Verification) check(chain *eventcodec.Verifier, rec eventstore.Recorded
 		v.BrokenAt = &Break{Revision: rec.Revision, EventID: rec.ID, Reason: reason}
 		return true
 	}
-	rev := rec.Revision
+	rev, pos := rec.Revision, uint64(rec.Position)
 	v.Events++
-	v.LastRevision = &rev
+	v.LastRevision, v.LastPosition = &rev, &pos
 	v.LastHash = chain.LastHash
+	v.LegacyEvents = chain.Legacy
+	if anchored != nil {
+		return v.checkAnchored(anchored, rec, chain.LastLegacy)
+	}
 	return false
+}
+
+// finish closes a stream's verification: against an anchor, a stream that
+// ended before its anchored head was truncated.
+func (v *Verification) finish(anchored *anchorState) {
+	if anchored != nil {
+		v.finishAnchored(anchored)
+	}
 }
 
 // VerifyAll verifies every customer stream by reading the global log once,
 // keeping one small chain state per customer. It calls report for each
 // customer, in order of first appearance.
 func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), report func(Verification) error) error {
+	return a.verifyLog(ctx, nil, progress, report, nil)
+}
+
+// verifyLog is VerifyAll, against anchored heads when heads is not nil
+// (then a stream without a head must be keyed throughout); it leaves the
+// last event of the log in logHead.
+func (a *Auditor) verifyLog(ctx context.Context, heads map[uuid.UUID]StreamHead, progress func(events int), report func(Verification) error, logHead *LogHead) error {
 	type streamState struct {
-		chain eventcodec.Verifier
-		v     Verification
+		chain    *eventcodec.Verifier
+		anchored *anchorState
+		v        Verification
 	}
 	states := map[string]*streamState{}
 	var order []string
@@ -237,18 +289,28 @@ func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), repo
 		}
 		for _, rec := range page {
 			from = rec.Position
+			if logHead != nil {
+				*logHead = LogHead{Position: uint64(rec.Position), Stream: rec.Stream, Revision: rec.Revision, EventID: rec.ID}
+			}
 			id, ok := domain.CustomerIDFromStream(rec.Stream)
 			if !ok {
 				continue
 			}
 			st := states[rec.Stream]
 			if st == nil {
-				st = &streamState{v: Verification{CustomerID: id, Intact: true}}
+				st = &streamState{chain: a.codec.NewVerifier(), v: Verification{CustomerID: id, Intact: true}}
+				if head, known := heads[id]; known {
+					st.anchored = &anchorState{head: head}
+				}
 				states[rec.Stream] = st
 				order = append(order, rec.Stream)
 			}
-			if st.v.Intact {
-				st.v.check(&st.chain, rec)
+			if st.v.Intact && !st.v.check(st.chain, st.anchored, rec) && heads != nil && st.anchored == nil && st.chain.LastLegacy {
+				// A stream the anchor does not know was written after it,
+				// so after chains were keyed: an unkeyed event in it was
+				// written without the key.
+				st.v.Intact = false
+				st.v.BrokenAt = &Break{Revision: rec.Revision, EventID: rec.ID, Reason: "it uses the unkeyed chain in a stream the anchor does not know: the stream was written after the anchor, without the key"}
 			}
 			seen++
 		}
@@ -260,7 +322,9 @@ func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), repo
 		}
 	}
 	for _, stream := range order {
-		if err := report(states[stream].v); err != nil {
+		st := states[stream]
+		st.v.finish(st.anchored)
+		if err := report(st.v); err != nil {
 			return err
 		}
 	}

@@ -132,7 +132,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 		meta := d.Metadata
 		rows = append(rows, []any{
 			id, int64(d.Record.Revision), int64(d.Record.Position), d.Record.ID, d.Record.Type,
-			d.Record.RecordedAt, meta.OccurredAt, meta.Actor, meta.CorrelationID, meta.CausationID,
+			meta.RecordedTime(d.Record.RecordedAt), meta.OccurredAt, meta.Actor, meta.CorrelationID, meta.CausationID,
 			e.summary, e.details, e.personal, e.changes, e.personalChanges,
 		})
 	}

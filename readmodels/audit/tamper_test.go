@@ -1,0 +1,345 @@
+package audit_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rapport-crm/rapport/commands"
+	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/infra/postgres"
+	"github.com/rapport-crm/rapport/readmodels/audit"
+)
+
+// legacyMetadata is the metadata of the first (unkeyed) chain rule, field
+// for field: what a database writer who read the old code would hash.
+type legacyMetadata struct {
+	SchemaVersion int       `json:"schema_version"`
+	CustomerID    uuid.UUID `json:"customer_id"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	RecordedAt    time.Time `json:"recorded_at"`
+	Actor         string    `json:"actor"`
+	CorrelationID string    `json:"correlation_id"`
+	CausationID   uuid.UUID `json:"causation_id"`
+	RequestHash   string    `json:"request_hash,omitempty"`
+	PrevHash      string    `json:"prev_hash"`
+	Hash          string    `json:"hash"`
+}
+
+// forgeFrom rewrites the stream from revision from on as a database
+// writer could: it edits the actor and recomputes every hash with the
+// public, unkeyed SHA-256 rule, so that the chain looks whole.
+func forgeFrom(t *testing.T, m *apptest.Main, id uuid.UUID, from uint64) {
+	t.Helper()
+	ctx := context.Background()
+	stream := domain.StreamName(id)
+	recs, err := m.Store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Forwards, From: 0, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := ""
+	for _, rec := range recs {
+		var meta legacyMetadata
+		if err := json.Unmarshal(rec.Metadata, &meta); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Revision < from {
+			prev = meta.Hash
+			continue
+		}
+		meta.Actor, meta.PrevHash, meta.Hash = "mallory", prev, ""
+		unhashed, _ := json.Marshal(meta)
+		h := sha256.New()
+		write := func(b []byte) {
+			var n [8]byte
+			binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+			h.Write(n[:])
+			h.Write(b)
+		}
+		h.Write([]byte("rapport-chain-v1"))
+		write([]byte(meta.PrevHash))
+		write([]byte(rec.Stream))
+		write([]byte(strconv.FormatUint(rec.Revision, 10)))
+		write(rec.ID[:])
+		write([]byte(rec.Type))
+		write(rec.Data)
+		write(unhashed)
+		meta.Hash = hex.EncodeToString(h.Sum(nil))
+		prev = meta.Hash
+		metaJSON, _ := json.Marshal(meta)
+		if _, err := m.Pool.Exec(ctx, `UPDATE eventstore.events SET metadata = $3 WHERE stream = $1 AND revision = $2`, stream, rec.Revision, string(metaJSON)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTamperingByADatabaseWriterIsDetected edits the Postgres store the
+// way someone who can write the database (and read the code) would, and
+// checks that verification catches every edit.
+func TestTamperingByADatabaseWriterIsDetected(t *testing.T) {
+	m := apptest.MustOpen(t)
+	a := audit.New(m.Store, m.Codec)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := m.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := domain.StreamName
+	cases := []struct {
+		name   string
+		tamper func(id uuid.UUID)
+		// brokenAt is the revision verification must stop at.
+		brokenAt uint64
+	}{
+		{"edited payload", func(id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET data = '{"channel":"visit","direction":"inbound","summary":"","by":"mallory"}' WHERE stream = $1 AND revision = 2`, stream(id))
+		}, 2},
+		{"inserted event", func(id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET revision = revision + 1000 WHERE stream = $1 AND revision >= 2`, stream(id))
+			exec(`UPDATE eventstore.events SET revision = revision - 999 WHERE stream = $1 AND revision >= 1000`, stream(id))
+			exec(`INSERT INTO eventstore.events (position, stream, revision, event_id, event_type, data, metadata)
+				SELECT position - 1, stream, 2, gen_random_uuid(), event_type, data, metadata FROM eventstore.events WHERE stream = $1 AND revision = 1`, stream(id))
+		}, 2},
+		{"deleted in the middle", func(id uuid.UUID) {
+			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision = 2`, stream(id))
+		}, 3},
+		{"reordered", func(id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET revision = CASE revision WHEN 2 THEN 1003 ELSE 1002 END WHERE stream = $1 AND revision IN (2, 3)`, stream(id))
+			exec(`UPDATE eventstore.events SET revision = revision - 1000 WHERE stream = $1 AND revision >= 1000`, stream(id))
+		}, 2},
+		{"recorded_at moved back 300 days", func(id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET recorded_at = recorded_at - interval '300 days' WHERE stream = $1 AND revision = 3`, stream(id))
+		}, 3},
+		{"position moved before the stream's start", func(id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET position = (SELECT min(position) - 1 FROM eventstore.events WHERE stream = $1) WHERE stream = $1 AND revision = 3`, stream(id))
+		}, 3},
+		{"chain recomputed by a database writer", func(id uuid.UUID) { forgeFrom(t, m, id, 2) }, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := history(t, m, 4)
+			if v, err := a.Verify(ctx, id); err != nil || !v.Intact {
+				t.Fatalf("before tampering: %+v %v", v, err)
+			}
+			tc.tamper(id)
+			v, err := a.Verify(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != tc.brokenAt {
+				t.Fatalf("verification %+v, want broken at revision %d", v, tc.brokenAt)
+			}
+		})
+	}
+}
+
+// TestAuditorsReadTheHashedRecordedTime moves the store's recorded_at
+// column: the events auditors read and the state as of an instant follow
+// the recorded time inside the hashed metadata, not the column.
+func TestAuditorsReadTheHashedRecordedTime(t *testing.T) {
+	m := apptest.MustOpen(t)
+	a := audit.New(m.Store, m.Codec)
+	ctx := context.Background()
+	id := history(t, m, 2)
+	if _, err := m.Pool.Exec(ctx, `UPDATE eventstore.events SET recorded_at = recorded_at - interval '300 days' WHERE stream = $1`, domain.StreamName(id)); err != nil {
+		t.Fatal(err)
+	}
+	var events []audit.Event
+	if err := a.Events(ctx, id, 0, func(e audit.Event) (bool, error) { events = append(events, e); return true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if time.Since(e.RecordedAt) > time.Hour {
+			t.Errorf("revision %d: recorded_at %s is the store's column, not the hashed time", e.Revision, e.RecordedAt)
+		}
+	}
+	st, err := a.StateAsOf(ctx, id, time.Now().Add(-200*24*time.Hour))
+	if !errors.Is(err, audit.ErrCustomerNotFound) {
+		t.Errorf("as of 200 days ago the customer did not exist yet; got %+v %v", st, err)
+	}
+	if st, err := a.StateAsOf(ctx, id, time.Now()); err != nil || st.Events != 3 {
+		t.Errorf("as of now: %+v %v", st, err)
+	}
+}
+
+// waitVisible waits until the global log's readers see position.
+func waitVisible(t *testing.T, m *apptest.Main, position eventstore.Position) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		head, err := m.Store.ReadAll(context.Background(), eventstore.ReadAllOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(head) == 1 && head[0].Position >= position {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the last event never became visible in the global log")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func contact(t *testing.T, m *apptest.Main, id uuid.UUID, summary string) eventstore.Position {
+	t.Helper()
+	return handle(t, m, id, domain.LogContact{Channel: domain.ChannelEmail, Direction: domain.DirectionOutbound, Summary: summary, By: "bob"}).Position
+}
+
+// TestAnchorCatchesTruncationAndRollback takes an anchor, then cuts,
+// rolls back, deletes and fabricates streams: each is invisible to the
+// chain alone and caught against the anchor, per stream and for the whole
+// log.
+func TestAnchorCatchesTruncationAndRollback(t *testing.T) {
+	m := apptest.MustOpen(t)
+	a := audit.New(m.Store, m.Codec)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := m.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := domain.StreamName
+	intact, truncated, rolledBack, deleted, forged, grown := history(t, m, 4), history(t, m, 4), history(t, m, 4), history(t, m, 4), history(t, m, 4), history(t, m, 4)
+	waitVisible(t, m, contact(t, m, grown, "before the anchor"))
+	anchor, broken, err := a.Anchor(ctx, time.Now(), nil)
+	if err != nil || len(broken) != 0 {
+		t.Fatalf("anchor: %v %+v", err, broken)
+	}
+	if len(anchor.Streams) != 6 || anchor.Signature == "" || anchor.Log.Stream != stream(grown) {
+		t.Fatalf("anchor %+v", anchor)
+	}
+	entries := map[uuid.UUID]string{}
+	for _, h := range anchor.Streams {
+		entries[h.CustomerID] = h.Entry
+	}
+
+	// The tail of one stream is cut; another is rolled back and written
+	// on by the service (as after restoring an old backup); a third is
+	// deleted; a fourth is rewritten from its start with the unkeyed rule.
+	exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision = 4`, stream(truncated))
+	exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision >= 3`, stream(rolledBack))
+	restarted, err := commands.NewCustomers(commands.Config{Store: m.Store, Codec: m.Codec, Emails: postgres.NewEmailRegistry(m.Pool, make([]byte, 32)), Keys: m.Keyring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, summary := range []string{"after the rollback", "after the rollback, again"} {
+		if _, err := restarted.Handle(ctx, commands.Request{CustomerID: rolledBack, CommandID: uuid.New(), Actor: "auditor-test",
+			Command: domain.LogContact{Channel: domain.ChannelEmail, Direction: domain.DirectionOutbound, Summary: summary, By: "bob"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`DELETE FROM eventstore.events WHERE stream = $1`, stream(deleted))
+	forgeFrom(t, m, forged, 0)
+	// A stream that grew normally, and one born after the anchor, pass.
+	contact(t, m, grown, "after the anchor")
+	born := history(t, m, 1)
+	// A stream born after the anchor and written without the key does not.
+	fabricated := history(t, m, 1)
+	forgeFrom(t, m, fabricated, 0)
+	waitVisible(t, m, contact(t, m, born, "last"))
+
+	// Without the anchor, the chain alone sees none of it.
+	for _, id := range []uuid.UUID{truncated, rolledBack, forged} {
+		if v, err := a.Verify(ctx, id); err != nil || !v.Intact {
+			t.Errorf("without an anchor %s should look intact (the chain cannot see a cut): %+v %v", id, v, err)
+		}
+	}
+
+	want := map[uuid.UUID]string{truncated: "truncated", rolledBack: "rolled back", deleted: "deleted", forged: "rolled back or rewritten"}
+	for id, reason := range want {
+		head, err := a.ParseAnchorEntry(entries[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := a.VerifyAnchored(ctx, id, head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Intact || v.BrokenAt == nil || !strings.Contains(v.BrokenAt.Reason, reason) || v.Anchor == nil {
+			t.Errorf("%s against its entry: %+v (break %+v), want %q", id, v, v.BrokenAt, reason)
+		}
+	}
+	for _, id := range []uuid.UUID{intact, grown} {
+		head, _ := a.ParseAnchorEntry(entries[id])
+		if v, err := a.VerifyAnchored(ctx, id, head); err != nil || !v.Intact {
+			t.Errorf("%s against its entry: %+v %v", id, v, err)
+		}
+	}
+
+	results := map[uuid.UUID]audit.Verification{}
+	err = a.VerifyAllAnchored(ctx, &anchor, nil, func(v audit.Verification) error { results[v.CustomerID] = v; return nil })
+	if err != nil {
+		t.Fatalf("log head: %v", err)
+	}
+	want[fabricated] = "anchor does not know"
+	for id, reason := range want {
+		v := results[id]
+		if v.Intact || v.BrokenAt == nil || !strings.Contains(v.BrokenAt.Reason, reason) {
+			t.Errorf("VerifyAllAnchored %s: %+v (break %+v), want %q", id, v, v.BrokenAt, reason)
+		}
+	}
+	for _, id := range []uuid.UUID{intact, grown, born} {
+		if v := results[id]; !v.Intact {
+			t.Errorf("VerifyAllAnchored %s: %+v %+v", id, v, v.BrokenAt)
+		}
+	}
+
+	// The log's anchored last event is cut: the log head check says so.
+	exec(`DELETE FROM eventstore.events WHERE position = $1`, int64(anchor.Log.Position))
+	err = a.VerifyAllAnchored(ctx, &anchor, nil, func(audit.Verification) error { return nil })
+	if !errors.Is(err, audit.ErrLogHeadMissing) {
+		t.Errorf("log head cut: %v", err)
+	}
+}
+
+func TestAnAnchorCannotBeEdited(t *testing.T) {
+	m := apptest.MustOpen(t)
+	a := audit.New(m.Store, m.Codec)
+	ctx := context.Background()
+	id := history(t, m, 2)
+	waitVisible(t, m, contact(t, m, id, "x"))
+	anchor, _, err := a.Anchor(ctx, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckAnchor(&anchor); err != nil {
+		t.Fatalf("untouched anchor: %v", err)
+	}
+	edited := anchor
+	edited.Streams = append([]audit.StreamHead(nil), anchor.Streams...)
+	edited.Streams[0].Revision = 1
+	if err := a.CheckAnchor(&edited); !errors.Is(err, audit.ErrInvalidAnchor) {
+		t.Errorf("edited head: %v", err)
+	}
+	resigned := edited
+	resigned.Digest = "00" + anchor.Digest[2:]
+	if err := a.CheckAnchor(&resigned); !errors.Is(err, audit.ErrInvalidAnchor) {
+		t.Errorf("edited digest: %v", err)
+	}
+	entry := anchor.Streams[0].Entry
+	for _, bad := range []string{strings.Replace(entry, ".3.", ".1.", 1), entry[:len(entry)-2] + "00", "a1.x", ""} {
+		if _, err := a.ParseAnchorEntry(bad); !errors.Is(err, audit.ErrInvalidAnchor) {
+			t.Errorf("entry %q: %v", bad, err)
+		}
+	}
+	// Another deployment's service (another master key) refuses it.
+	other := apptest.MustOpen(t)
+	if err := audit.New(other.Store, other.Codec).CheckAnchor(&anchor); !errors.Is(err, audit.ErrInvalidAnchor) {
+		t.Errorf("another master key accepted the anchor: %v", err)
+	}
+}
