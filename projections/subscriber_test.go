@@ -277,9 +277,18 @@ func TestSubscriberMoreFlag(t *testing.T) {
 			trues++
 		}
 	}
+	if trues < 110 {
+		t.Fatalf("more flags: %d of 120 true", trues)
+	}
+	// A checkpoint may come first when the store's horizon made the reader
+	// wait (a loaded machine); it is no event. Then the caught-up notice.
 	m := receive(t, ch)
-	if trues < 110 || m.Metadata.Get(projections.MetadataKind) != projections.KindCaughtUp || m.Metadata.Get(projections.MetadataMore) != "false" {
-		t.Fatalf("more flags: %d of 120 true; then %v", trues, m.Metadata)
+	for m.Metadata.Get(projections.MetadataKind) == projections.KindCheckpoint {
+		m.Ack()
+		m = receive(t, ch)
+	}
+	if m.Metadata.Get(projections.MetadataKind) != projections.KindCaughtUp || m.Metadata.Get(projections.MetadataMore) != "false" {
+		t.Fatalf("after the backlog: %v, want the caught-up notice saying nothing more is ready", m.Metadata)
 	}
 	m.Ack()
 	_ = strconv.Itoa
