@@ -15,7 +15,7 @@ import (
 // the next one to take it over rebuilds it. A rebuild already under way
 // satisfies the request.
 func (e *Engine) RequestRebuild(ctx context.Context, name string) error {
-	rt, err := e.runtime(name)
+	rt, err := e.runner(name)
 	if err != nil {
 		return err
 	}
@@ -37,7 +37,7 @@ func (e *Engine) RequestRebuild(ctx context.Context, name string) error {
 // RequestRebuild) and Rebuild follows its progress; if none does, Rebuild
 // takes the projector's lock and does the work here (the CLI's case).
 func (e *Engine) Rebuild(ctx context.Context, name string, progress func(done, total int64)) error {
-	rt, err := e.runtime(name)
+	rt, err := e.runner(name)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (e *Engine) Rebuild(ctx context.Context, name string, progress func(done, t
 
 // rebuildHere takes the lock and rebuilds in this process; done is false
 // when another process holds the lock.
-func (rt *runtime) rebuildHere(ctx context.Context, progress func(done, total int64)) (done bool, err error) {
+func (rt *runner) rebuildHere(ctx context.Context, progress func(done, total int64)) (done bool, err error) {
 	ok, err := rt.lock.tryLock(ctx)
 	if err != nil || !ok {
 		return false, err

@@ -73,7 +73,7 @@ type eventCounter interface {
 
 // Status reports every projector of the engine.
 func (e *Engine) Status(ctx context.Context) ([]Status, error) {
-	out := make([]Status, 0, len(e.runtimes))
+	out := make([]Status, 0, len(e.runners))
 	var head eventstore.Position
 	if hp, ok := e.cfg.Store.(headPositioner); ok {
 		h, err := hp.HeadPosition(ctx)
@@ -82,7 +82,7 @@ func (e *Engine) Status(ctx context.Context) ([]Status, error) {
 		}
 		head = h
 	}
-	for _, rt := range e.runtimes {
+	for _, rt := range e.runners {
 		st, err := rt.status(ctx, head)
 		if err != nil {
 			return nil, err
@@ -92,7 +92,7 @@ func (e *Engine) Status(ctx context.Context) ([]Status, error) {
 	return out, nil
 }
 
-func (rt *runtime) status(ctx context.Context, head eventstore.Position) (Status, error) {
+func (rt *runner) status(ctx context.Context, head eventstore.Position) (Status, error) {
 	name := rt.p.Name()
 	st := Status{Name: name, CodeVersion: rt.p.Version(), Head: head}
 	var (
@@ -299,7 +299,7 @@ func (e *Engine) metricsLoop(ctx context.Context) {
 			}
 			head = h
 		}
-		for _, rt := range e.runtimes {
+		for _, rt := range e.runners {
 			rt.mu.Lock()
 			live := rt.live
 			rt.mu.Unlock()

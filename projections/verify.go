@@ -66,7 +66,7 @@ type Mismatch struct {
 // see. It reads the whole log once per projector.
 func (e *Engine) Verify(ctx context.Context) (Report, error) {
 	var report Report
-	for _, rt := range e.runtimes {
+	for _, rt := range e.runners {
 		rec, ok := rt.p.(Reconciler)
 		if !ok {
 			continue
@@ -80,7 +80,7 @@ func (e *Engine) Verify(ctx context.Context) (Report, error) {
 	return report, nil
 }
 
-func (rt *runtime) verify(ctx context.Context, rec Reconciler) (ProjectorReport, error) {
+func (rt *runner) verify(ctx context.Context, rec Reconciler) (ProjectorReport, error) {
 	name := rt.p.Name()
 	pr := ProjectorReport{Name: name}
 	model := map[string]uint64{}

@@ -45,12 +45,12 @@ func (e *NotCaughtUpError) Is(target error) bool { return target == ErrNotCaught
 // *NotCaughtUpError.
 func (e *Engine) WaitForPosition(ctx context.Context, position eventstore.Position, names ...string) error {
 	if len(names) == 0 {
-		for _, rt := range e.runtimes {
+		for _, rt := range e.runners {
 			names = append(names, rt.p.Name())
 		}
 	}
 	for _, n := range names {
-		if _, err := e.runtime(n); err != nil {
+		if _, err := e.runner(n); err != nil {
 			return err
 		}
 	}
@@ -104,7 +104,7 @@ func maps(m map[string]eventstore.Position) map[string]eventstore.Position {
 
 // localCheckpoint is the active generation's checkpoint when this process
 // runs it.
-func (rt *runtime) localCheckpoint() (eventstore.Position, bool) {
+func (rt *runner) localCheckpoint() (eventstore.Position, bool) {
 	rt.mu.Lock()
 	live := rt.live
 	rt.mu.Unlock()

@@ -46,7 +46,7 @@ type generation struct {
 // checkpoint, not the acknowledgement, is what a restart resumes from, and
 // a batch whose commit failed is kept and retried before anything else.
 type worker struct {
-	rt     *runtime
+	rt     *runner
 	gen    generation
 	topic  string
 	router *message.Router
@@ -91,7 +91,7 @@ type batch struct {
 
 func newBatch(end eventstore.Position) *batch { return &batch{end: end} }
 
-func newWorker(rt *runtime, gen generation, active bool) *worker {
+func newWorker(rt *runner, gen generation, active bool) *worker {
 	return &worker{
 		rt: rt, gen: gen, active: active,
 		topic:      fmt.Sprintf("%s.g%d", rt.p.Name(), gen.Number),
