@@ -138,6 +138,9 @@ func (rt *runner) abandon(ctx context.Context, gen *generation, reason string) e
 		if _, err := tx.Exec(ctx, `UPDATE projections.projectors SET rebuild_error = $2 WHERE name = $1`, rt.p.Name(), reason); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM projections.parked WHERE projector = $1 AND generation = $2`, rt.p.Name(), gen.Number); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{gen.Schema}.Sanitize()+` CASCADE`)
 		return err
 	})

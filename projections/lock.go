@@ -122,8 +122,18 @@ func (l *lockConn) relock(ctx context.Context) error {
 // set to schema when it is not empty. A broken connection is replaced
 // first (relock), so that a transient error is retried on a healthy one.
 func (l *lockConn) tx(ctx context.Context, schema string, fn func(tx pgx.Tx) error) error {
+	return l.txAfter(ctx, schema, fn, nil)
+}
+
+// txAfter is tx, then calls after (when not nil) with the outcome before
+// another transaction may start: a caching projector learns how its Apply
+// ended before its next Apply, whichever goroutine runs that one.
+func (l *lockConn) txAfter(ctx context.Context, schema string, fn func(tx pgx.Tx) error, after func(err error)) (err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if after != nil {
+		defer func() { after(err) }()
+	}
 	if !l.held || l.conn == nil || l.conn.IsClosed() {
 		if !l.held && l.conn == nil && l.epoch == 0 {
 			return errLockLost

@@ -240,6 +240,7 @@ func (rt *runner) pollOwned(ctx context.Context, handled *int64) error {
 	if err := rt.maybeStartRebuild(ctx, handled, false); err != nil {
 		return err
 	}
+	rt.retryQueued(ctx)
 	rt.stateChanged()
 	return nil
 }

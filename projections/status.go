@@ -46,8 +46,13 @@ type Status struct {
 	Rebuild *RebuildProgress
 	// RebuildError says why the last rebuild failed, if it did.
 	RebuildError string
-	// Poison is set when State is StateStopped.
+	// Poison is set when State is StateStopped: a message the engine
+	// could not even read (events it cannot apply park their stream).
 	Poison *Poison
+	// Parked lists the streams the active (and building) generation
+	// parked; a projector with any is degraded: those customers' rows
+	// are stale.
+	Parked []Parked
 }
 
 // RebuildProgress is the progress of a rebuild.
@@ -144,6 +149,10 @@ func (rt *runner) status(ctx context.Context, head eventstore.Position) (Status,
 	}
 	if err := rows.Err(); err != nil {
 		return st, err
+	}
+
+	if st.Parked, err = parkedOf(ctx, rt.e.cfg.Pool, name); err != nil {
+		return st, fmt.Errorf("projections: parked streams of %s: %w", name, err)
 	}
 
 	local := rt.localState()
@@ -315,6 +324,7 @@ func (e *Engine) metricsLoop(ctx context.Context) {
 			e.metrics.lagEvents.WithLabelValues(name).Set(float64(n))
 			e.metrics.lagSeconds.WithLabelValues(name).Set(age)
 			e.metrics.checkpoint.WithLabelValues(name).Set(float64(cp))
+			e.refreshParkedMetric(ctx, rt)
 		}
 	}
 }
@@ -327,6 +337,7 @@ type metrics struct {
 	applied    *prometheus.CounterVec
 	batch      *prometheus.HistogramVec
 	state      *prometheus.GaugeVec
+	parked     *prometheus.GaugeVec
 }
 
 var allStates = []string{StateRunning, StateCatchingUp, StateRebuilding, StateStandby, StateStopped, StateStarting, StateIdle}
@@ -346,6 +357,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Time to decode, apply and commit one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, label),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "rapport", Subsystem: "projection", Name: "state",
 			Help: "1 for the projector's current state in this process, 0 for the others."}, []string{"projector", "state"}),
+		parked: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "rapport", Subsystem: "projection", Name: "parked_streams",
+			Help: "Streams the active generation parked on an event it could not apply (a degraded projector when above 0)."}, label),
 	}
 	var err error
 	m.checkpoint, err = register(reg, m.checkpoint)
@@ -363,6 +376,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if err == nil {
 		m.state, err = register(reg, m.state)
+	}
+	if err == nil {
+		m.parked, err = register(reg, m.parked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("projections: metrics: %w", err)

@@ -82,6 +82,11 @@ func (rt *runner) switchOver(ctx context.Context, b *worker) error {
 		if _, err := tx.Exec(ctx, `UPDATE projections.generations SET state = 'retired', retired_at = now(), updated_at = now() WHERE projector = $1 AND generation = $2`, name, old.Number); err != nil {
 			return err
 		}
+		// The retired generation's parked streams go with it; the new one
+		// has its own.
+		if _, err := tx.Exec(ctx, `DELETE FROM projections.parked WHERE projector = $1 AND generation = $2`, name, old.Number); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE projections.generations SET state = 'active', activated_at = now(), updated_at = now() WHERE projector = $1 AND generation = $2`, name, b.gen.Number); err != nil {
 			return err
 		}
@@ -98,6 +103,7 @@ func (rt *runner) switchOver(ctx context.Context, b *worker) error {
 	rt.live, rt.builder = b, nil
 	rt.mu.Unlock()
 	rt.stateChanged()
+	rt.e.refreshParkedMetric(ctx, rt)
 	rt.e.cfg.Logger.Info("projections: switched to the rebuilt generation", "projector", name, "generation", b.gen.Number, "retired", old.Number)
 	rt.forget(old.Schema)
 	if err := rt.lock.tx(ctx, "", func(tx pgx.Tx) error {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -68,6 +69,10 @@ type worker struct {
 	endErr        error
 	active        bool // the generation serves readers; commits wake WaitForPosition
 
+	// parkedHint: the generation may have parked streams, so commits look
+	// for them. It is set before a stream is parked and never cleared.
+	parkedHint atomic.Bool
+
 	caughtUpCh chan struct{} // closed after the first caught-up notice is committed
 	done       chan struct{} // closed when the worker has stopped
 	progressed chan struct{} // signalled after each commit
@@ -106,6 +111,9 @@ func newWorker(rt *runner, gen generation, active bool) *worker {
 // start runs the worker's router until ctx ends or stop is called.
 func (w *worker) start(ctx context.Context) error {
 	e := w.rt.e
+	if err := w.loadParkedHint(ctx); err != nil {
+		return err
+	}
 	sub, err := NewSubscriber(SubscriberConfig{
 		Store:          e.cfg.Store,
 		StreamPrefixes: e.cfg.StreamPrefixes,
@@ -362,58 +370,73 @@ func (w *worker) decode(ctx context.Context, b *batch) {
 }
 
 // apply commits a sealed batch. On a permanent error it finds the event
-// that fails on its own, commits everything before it and stops there.
+// that fails on its own, commits everything before it, parks that event's
+// stream (moving the checkpoint past it) and goes on with the rest.
 func (w *worker) apply(ctx context.Context, b *batch) error {
 	start := time.Now()
-	if b.decodeErr != nil && (IsTransient(b.decodeErr) || ctx.Err() != nil) {
-		b.decoded, b.decodeErr = nil, nil // decode again
-	}
-	w.decode(ctx, b)
-	if b.decodeErr != nil {
+	for {
+		if b.decodeErr != nil && (IsTransient(b.decodeErr) || ctx.Err() != nil) {
+			b.decoded, b.decodeErr = nil, nil // decode again
+		}
+		w.decode(ctx, b)
+		if b.decodeErr == nil {
+			break
+		}
 		if IsTransient(b.decodeErr) || ctx.Err() != nil {
 			return b.decodeErr
 		}
-		// Commit what comes before the undecodable event, then stop on it.
+		// Commit what comes before the undecodable event, park its
+		// stream, and decode the rest again.
 		if b.bad > 0 {
 			last := b.events[b.bad-1]
-			if err := w.commit(ctx, b.decoded[:b.bad], last.Position, b.counts[b.bad-1], last.RecordedAt); err != nil {
+			if err := w.commit(ctx, b.decoded[:b.bad], last.Position, b.counts[b.bad-1], last.RecordedAt, nil); err != nil {
 				return err
 			}
 			b.dropFirst(b.bad)
-			b.decoded = b.decoded[b.bad:]
 			b.bad = 0
 		}
-		return w.poison(ctx, b.events[0], b.decodeErr)
+		if err := w.park(ctx, b.events[0], b.counts[0], b.decodeErr); err != nil {
+			return err
+		}
+		b.dropFirst(1)
+		b.decoded, b.decodeErr = nil, nil
 	}
 	decoded := b.decoded
-	err := w.commit(ctx, decoded, b.end, b.nEvents, b.endAt)
-	if err == nil {
-		took := time.Since(start)
-		w.rt.e.metrics.batch.WithLabelValues(w.rt.p.Name()).Observe(took.Seconds())
-		w.rt.e.cfg.Logger.Debug("projections: batch committed", "projector", w.rt.p.Name(), "generation", w.gen.Number,
-			"events", b.nEvents, "applied", len(decoded), "took", took)
-		return nil
-	}
-	if IsTransient(err) || ctx.Err() != nil || errors.Is(err, errLockLost) {
-		return err
-	}
-	// A permanent error: find the event that fails on its own. Everything
-	// before it is committed, one event per transaction.
-	w.rt.e.cfg.Logger.Warn("projections: batch failed; applying its events one by one to find the poison event", "projector", w.rt.p.Name(), "events", len(decoded), "err", err)
-	for len(decoded) > 0 {
-		d := decoded[0]
-		if err := w.commit(ctx, decoded[:1], d.Record.Position, b.counts[0], d.Record.RecordedAt); err != nil {
-			if IsTransient(err) || ctx.Err() != nil || errors.Is(err, errLockLost) {
-				return err
-			}
-			return w.poison(ctx, d.Record, err)
+	for {
+		err := w.commit(ctx, decoded, b.end, b.nEvents, b.endAt, nil)
+		if err == nil {
+			took := time.Since(start)
+			w.rt.e.metrics.batch.WithLabelValues(w.rt.p.Name()).Observe(took.Seconds())
+			w.rt.e.cfg.Logger.Debug("projections: batch committed", "projector", w.rt.p.Name(), "generation", w.gen.Number,
+				"events", b.nEvents, "applied", len(decoded), "took", took)
+			return nil
 		}
-		decoded = decoded[1:]
-		b.decoded = decoded
-		b.dropFirst(1)
+		if IsTransient(err) || ctx.Err() != nil || errors.Is(err, errLockLost) || !errors.As(err, new(*applyError)) || len(decoded) == 0 {
+			return err
+		}
+		// A permanent error: find the event that fails on its own.
+		// Everything before it is committed, one event per transaction;
+		// it parks its stream, and the rest is tried as a batch again.
+		w.rt.e.cfg.Logger.Warn("projections: batch failed; applying its events one by one to find the one that fails", "projector", w.rt.p.Name(), "events", len(decoded), "err", err)
+		for len(decoded) > 0 {
+			d := decoded[0]
+			err := w.commit(ctx, decoded[:1], d.Record.Position, b.counts[0], d.Record.RecordedAt, nil)
+			if err != nil {
+				if IsTransient(err) || ctx.Err() != nil || errors.Is(err, errLockLost) || !errors.As(err, new(*applyError)) {
+					return err
+				}
+				if err := w.park(ctx, d.Record, b.counts[0], err); err != nil {
+					return err
+				}
+			}
+			decoded = decoded[1:]
+			b.decoded = decoded
+			b.dropFirst(1)
+			if err != nil {
+				break
+			}
+		}
 	}
-	// The failure did not come back event by event: commit the rest.
-	return w.commit(ctx, nil, b.end, b.nEvents, b.endAt)
 }
 
 // dropFirst removes the first n handled events after they were committed.
@@ -432,14 +455,18 @@ func (b *batch) dropFirst(n int) {
 // worker last committed: if it moved otherwise, either an earlier commit
 // whose outcome was unknown (the connection broke during COMMIT) did
 // happen, or another process wrote, and this one must stop.
-func (w *worker) commit(ctx context.Context, decoded []eventcodec.Decoded, end eventstore.Position, events int64, lastAt time.Time) error {
+//
+// With pk, the commit parks pk's stream instead (decoded is then empty).
+// Events of parked streams in decoded are not applied but counted as
+// waiting.
+func (w *worker) commit(ctx context.Context, decoded []eventcodec.Decoded, end eventstore.Position, events int64, lastAt time.Time, pk *parking) error {
 	name := w.rt.p.Name()
 	from := w.checkpoint()
 	if end < from {
 		end = from
 	}
 	var already, applied bool
-	err := w.rt.lock.tx(ctx, w.gen.Schema, func(tx pgx.Tx) error {
+	err := w.rt.lock.txAfter(ctx, w.gen.Schema, func(tx pgx.Tx) error {
 		if !w.isActive() {
 			// A generation that serves nobody yet commits asynchronously:
 			// a server crash may lose its last commits, but never half of
@@ -464,24 +491,34 @@ func (w *worker) commit(ctx context.Context, decoded []eventcodec.Decoded, end e
 			}
 			return fmt.Errorf("%w: checkpoint of %s generation %d is %d, this process expected %d", errLockLost, name, w.gen.Number, current, from)
 		}
+		if pk != nil {
+			if err := w.writeParked(ctx, tx, pk); err != nil {
+				return err
+			}
+		}
+		decoded, err := w.holdParked(ctx, tx, decoded)
+		if err != nil {
+			return err
+		}
 		if len(decoded) > 0 {
 			applied = true
 			if err := safeApply(withGeneration(ctx, w.gen.Schema), w.rt.p, tx, decoded); err != nil {
-				return err
+				return &applyError{err}
 			}
 		}
 		var at any
 		if !lastAt.IsZero() {
 			at = lastAt
 		}
-		_, err := tx.Exec(ctx, `UPDATE projections.generations SET checkpoint = $3, events_applied = events_applied + $4,
+		_, err = tx.Exec(ctx, `UPDATE projections.generations SET checkpoint = $3, events_applied = events_applied + $4,
 			last_recorded_at = coalesce($5, last_recorded_at), updated_at = now() WHERE projector = $1 AND generation = $2`,
 			name, w.gen.Number, int64(end), events, at)
 		return err
+	}, func(err error) {
+		if c, ok := w.rt.p.(Cache); ok && applied {
+			c.AfterApply(w.gen.Schema, err == nil)
+		}
 	})
-	if c, ok := w.rt.p.(Cache); ok && applied {
-		c.AfterApply(w.gen.Schema, err == nil)
-	}
 	if err != nil {
 		return err
 	}

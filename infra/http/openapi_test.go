@@ -205,6 +205,9 @@ func TestOpenAPITraffic(t *testing.T) {
 		t.Errorf("GET /openapi.json does not serve %s (%v)", openapitest.DocumentPath, err)
 	}
 
+	// A stream parked on a failure that is then fixed, and its retry.
+	parkFixAndRetry(t, m)
+
 	// Every command.
 	now := time.Now().UTC()
 	reg := do(http.MethodPost, "/v1/customers", writer, map[string]any{

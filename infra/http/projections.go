@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
 	"github.com/rapport-crm/rapport/domain/eventstore"
@@ -22,6 +23,13 @@ type Projections interface {
 	WaitForPosition(ctx context.Context, position eventstore.Position, names ...string) error
 }
 
+// ParkedRetrier is implemented by a Projections that parks streams (the
+// engine): POST /v1/projections/{name}/parked/{stream}/retry calls it. It
+// is a separate interface so that test doubles of Projections need not.
+type ParkedRetrier interface {
+	RetryParked(ctx context.Context, name, stream string) error
+}
+
 func (s *Server) projectionRoutes() []Route {
 	if s.cfg.Projections == nil {
 		return nil
@@ -30,6 +38,7 @@ func (s *Server) projectionRoutes() []Route {
 	return []Route{
 		{Name: "listProjections", Method: http.MethodGet, Path: "/v1/projections", Roles: admin, handler: s.listProjections},
 		{Name: "rebuildProjection", Method: http.MethodPost, Path: "/v1/projections/{name}/rebuild", Roles: admin, handler: s.rebuildProjection},
+		{Name: "retryParkedStream", Method: http.MethodPost, Path: "/v1/projections/{name}/parked/{stream}/retry", Roles: admin, handler: s.retryParkedStream},
 	}
 }
 
@@ -77,6 +86,26 @@ type projectionView struct {
 	Rebuild       *rebuildView     `json:"rebuild,omitempty"`
 	RebuildError  string           `json:"rebuild_error,omitempty"`
 	Error         *projectionError `json:"error,omitempty"`
+	// Degraded: some streams are parked; their customers' rows are stale.
+	Degraded bool         `json:"degraded"`
+	Parked   []parkedView `json:"parked"`
+}
+
+// parkedView is a parked stream: a customer whose event the projector
+// could not apply; its rows keep their last good state.
+type parkedView struct {
+	Stream         string    `json:"stream"`
+	Generation     int       `json:"generation"`
+	Position       uint64    `json:"position"`
+	Revision       uint64    `json:"revision"`
+	EventID        string    `json:"event_id,omitempty"`
+	EventType      string    `json:"event_type"`
+	Message        string    `json:"message"`
+	ParkedAt       time.Time `json:"parked_at"`
+	LastAttemptAt  time.Time `json:"last_attempt_at"`
+	Attempts       int       `json:"attempts"`
+	Waiting        int64     `json:"waiting"`
+	RetryRequested bool      `json:"retry_requested"`
 }
 
 type rebuildView struct {
@@ -103,6 +132,18 @@ func viewOf(st projections.Status) projectionView {
 		Checkpoint: uint64(st.Checkpoint), Head: uint64(st.Head), LagEvents: st.LagEvents, LagEstimated: st.LagEstimated,
 		LagSeconds: st.LagSeconds, EventsApplied: st.EventsApplied, Owner: st.Owner, RebuildError: st.RebuildError,
 	}
+	v.Parked = make([]parkedView, len(st.Parked))
+	for i, p := range st.Parked {
+		v.Parked[i] = parkedView{Stream: p.Stream, Generation: p.Generation, Position: uint64(p.Position), Revision: p.Revision,
+			EventType: p.EventType, Message: p.Err, ParkedAt: p.ParkedAt, LastAttemptAt: p.LastAttemptAt, Attempts: p.Attempts,
+			Waiting: p.Waiting, RetryRequested: p.RetryRequested}
+		if p.EventID != uuid.Nil {
+			v.Parked[i].EventID = p.EventID.String()
+		}
+		if p.Generation == st.Generation {
+			v.Degraded = true
+		}
+	}
 	if rb := st.Rebuild; rb != nil {
 		v.Rebuild = &rebuildView{Generation: rb.Generation, Version: rb.Version, Checkpoint: uint64(rb.Checkpoint), Done: rb.Done, Total: rb.Total}
 	}
@@ -122,6 +163,57 @@ func (s *Server) listProjections(w http.ResponseWriter, r *http.Request) error {
 		items[i] = viewOf(st)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	return nil
+}
+
+// projectionStatus is the status of the projector named name, or a 404.
+func (s *Server) projectionStatus(r *http.Request, name string) (*projections.Status, error) {
+	statuses, err := s.cfg.Projections.Status(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	for i := range statuses {
+		if statuses[i].Name == name {
+			return &statuses[i], nil
+		}
+	}
+	return nil, newProblem(http.StatusNotFound, "projection_not_found", "no projector is named "+strconv.Quote(name))
+}
+
+// retryParkedStream retries a parked stream after a fix: 200 with the
+// projection's status once its waiting events are applied, 202 when the
+// process running the projector will do it, 409 still_parked when applying
+// fails again (one more attempt counted), 404 when the stream is not
+// parked.
+func (s *Server) retryParkedStream(w http.ResponseWriter, r *http.Request) error {
+	name, stream := mux.Vars(r)["name"], mux.Vars(r)["stream"]
+	if _, err := s.projectionStatus(r, name); err != nil {
+		return err
+	}
+	retrier, ok := s.cfg.Projections.(ParkedRetrier)
+	if !ok {
+		return newProblem(http.StatusNotFound, "stream_not_parked", "this service does not park streams")
+	}
+	status := http.StatusOK
+	err := retrier.RetryParked(r.Context(), name, stream)
+	var still *projections.StillParkedError
+	switch {
+	case errors.Is(err, projections.ErrNotParked):
+		return newProblem(http.StatusNotFound, "stream_not_parked", "projector "+strconv.Quote(name)+" has no parked stream "+strconv.Quote(stream))
+	case errors.As(err, &still):
+		return newProblem(http.StatusConflict, "still_parked", still.Error())
+	case errors.Is(err, projections.ErrStillParked):
+		return newProblem(http.StatusConflict, "still_parked", err.Error())
+	case errors.Is(err, projections.ErrRetryQueued):
+		status = http.StatusAccepted
+	case err != nil:
+		return err
+	}
+	st, err := s.projectionStatus(r, name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, status, viewOf(*st))
 	return nil
 }
 

@@ -28,7 +28,7 @@ var allowedRoles = map[string][]string{
 	"getSatisfaction": {"analyst"}, "getChurn": {"analyst"}, "getComplaintAnalytics": {"analyst"},
 	"getContactAnalytics": {"analyst"}, "getKPIs": {"analyst"},
 	// Operators.
-	"listProjections": {}, "rebuildProjection": {}, "metrics": {},
+	"listProjections": {}, "rebuildProjection": {}, "retryParkedStream": {}, "metrics": {},
 }
 
 var publicRoutes = []string{"healthz", "readyz"}
@@ -43,6 +43,7 @@ func concretePath(template string) string {
 		"{follow_up_id}", "0b4f6a2c-3d5e-4f70-8192-a3b4c5d6e7f8",
 		"{role}", "support",
 		"{name}", "customers",
+		"{stream}", "customer-7d9c8f2e-1b3a-4c5d-9e8f-0a1b2c3d4e5f",
 	)
 	return r.Replace(template)
 }
