@@ -23,9 +23,15 @@
 //     is decoded while the previous one commits), live traffic in small ones.
 //     Events a projector does not handle are never decoded.
 //   - A permanent error (an undecodable event, a data or constraint error, a
-//     panic) stops that projector only: the engine applies the failed batch
-//     event by event, commits everything before the culprit and records it as
-//     the poison event (Status, metrics). The checkpoint never passes it.
+//     panic) parks that event's stream in that projector generation only:
+//     the engine applies the failed batch event by event, commits
+//     everything before the culprit, and in one transaction moves the
+//     checkpoint past it and writes a projections.parked row. Later events
+//     of a parked stream are passed unapplied (counted as waiting), so its
+//     rows keep their last good state; the other streams go on.
+//     Engine.RetryParked applies the stream's waiting events in order and
+//     un-parks it, in one transaction (see park.go). Only a message the
+//     engine cannot read at all stops the projector (Status.Poison).
 //   - At most one process runs a projector: it holds a session advisory lock,
 //     pg_try_advisory_lock(lockNamespace, hashtext(name)), on a dedicated
 //     connection that also carries every write of the projector, so that a

@@ -27,8 +27,9 @@ const (
 	// StateStandby: another process is active; this one takes over when
 	// that one dies.
 	StateStandby = "standby"
-	// StateStopped: a permanent error stopped the projector; Status.Poison
-	// says at which event.
+	// StateStopped: a message the engine could not read stopped the
+	// projector; Status.Poison says which. (Events it cannot apply park
+	// their stream instead: Status.Parked.)
 	StateStopped = "stopped"
 	// StateStarting: the lock was just taken.
 	StateStarting = "starting"

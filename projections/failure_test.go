@@ -172,6 +172,14 @@ func TestUndecodableEventParksItsStream(t *testing.T) {
 	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM readmodels.customers WHERE id = $1`, id).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the undecodable customer has %d rows (%v)", n, err)
 	}
+	// Verify knows the parked stream holds its state before the event.
+	rep, err := eng.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || len(rep.Projectors) != 1 || fmt.Sprint(rep.Projectors[0].Parked) != "["+domain.StreamName(id)+"]" {
+		t.Fatalf("verify with a parked stream: %+v", rep)
+	}
 	// The event cannot be read, ever: a retry keeps the stream parked.
 	err = eng.RetryParked(context.Background(), "customers", domain.StreamName(id))
 	if !errors.Is(err, projections.ErrStillParked) {

@@ -406,3 +406,21 @@ func (e *Engine) refreshParkedMetric(ctx context.Context, rt *runner) {
 		e.metrics.parked.WithLabelValues(rt.p.Name()).Set(float64(n))
 	}
 }
+
+// StaleFor names the projectors among names (all of the engine's when
+// none is given) whose active generation has stream parked: their rows
+// for that customer keep their last good state, so a query that reads
+// them answers stale data and should say so (stale: true).
+func (e *Engine) StaleFor(ctx context.Context, stream string, names ...string) ([]string, error) {
+	if len(names) == 0 {
+		for _, rt := range e.runners {
+			names = append(names, rt.p.Name())
+		}
+	}
+	rows, err := e.cfg.Pool.Query(ctx, `SELECT DISTINCT p.projector FROM projections.parked p JOIN projections.generations g USING (projector, generation)
+		WHERE p.stream = $1 AND p.projector = ANY($2) AND g.state = 'active' ORDER BY 1`, stream, names)
+	if err != nil {
+		return nil, fmt.Errorf("projections: stale projectors of %s: %w", stream, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

@@ -205,6 +205,12 @@ func TestPoisonEventParksItsStream(t *testing.T) {
 		t.Fatalf("victim's ledger rows %v, want its last good state [0 1]", got)
 	}
 	checkLedgerComplete(t, e, v.stream(), 2)
+	if stale, err := eng.StaleFor(ctx, v.stream()); err != nil || fmt.Sprint(stale) != "[ledger]" {
+		t.Fatalf("stale projectors of the victim: %v %v", stale, err)
+	}
+	if stale, err := eng.StaleFor(ctx, v.stream(), "customers"); err != nil || len(stale) != 0 {
+		t.Fatalf("customers is not stale for the victim: %v %v", stale, err)
+	}
 
 	// A retry before the fix fails the same way: still parked, one more
 	// attempt, nothing applied.
@@ -225,6 +231,9 @@ func TestPoisonEventParksItsStream(t *testing.T) {
 	}
 	if p := parkedOf(t, eng, "ledger"); len(p) != 0 {
 		t.Fatalf("still parked after a successful retry: %+v", p)
+	}
+	if stale, err := eng.StaleFor(ctx, v.stream()); err != nil || len(stale) != 0 {
+		t.Fatalf("stale after the retry: %v %v", stale, err)
 	}
 	if got := ledgerRevisions(t, e, v.stream()); fmt.Sprint(got) != "[0 1 2 3 4]" {
 		t.Fatalf("victim's ledger rows %v after the retry", got)

@@ -42,8 +42,9 @@ type Projector interface {
 	// Setup creates the projector's tables in a new, empty generation.
 	Setup(ctx context.Context, tx pgx.Tx) error
 	// Apply applies a batch of events, oldest first. An error that is not
-	// transient (see IsTransient) stops the projector at the first event
-	// that fails on its own.
+	// transient (see IsTransient) parks the stream of the first event that
+	// fails on its own: that stream's events wait until a retry, the
+	// others go on.
 	Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decoded) error
 }
 

@@ -20,8 +20,8 @@ import (
 // IsTransient reports whether err is worth retrying as it is: a broken or
 // refused connection, a serialization failure or a deadlock. Everything
 // else (an undecodable event, a data or constraint error, a bug) is
-// permanent and stops the projector, because retrying would fail the same
-// way forever.
+// permanent and parks the event's stream, because retrying would fail the
+// same way forever.
 func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errLockLost) {
 		return false

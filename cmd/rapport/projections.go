@@ -90,6 +90,9 @@ func runProjections(ctx context.Context, args []string, stdout, stderr io.Writer
 			if st.Poison != nil {
 				fmt.Fprintf(tw, "  stopped at\t%s@%d\t%s\t%s\n", st.Poison.Stream, st.Poison.Revision, st.Poison.EventType, st.Poison.Err)
 			}
+			for _, p := range st.Parked {
+				fmt.Fprintf(tw, "  parked (g%d)\t%s@%d\t%s\t%d waiting, %d attempts: %s\n", p.Generation, p.Stream, p.Revision, p.EventType, p.Waiting, p.Attempts, p.Err)
+			}
 		}
 		return tw.Flush()
 	case "rebuild":
