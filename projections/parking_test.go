@@ -223,6 +223,21 @@ func TestPoisonEventParksItsStream(t *testing.T) {
 	}
 	checkLedgerComplete(t, e, v.stream(), 2)
 
+	// Asked of a process that does not run the projector, the retry is
+	// queued for the one that does, which tries it at its next poll.
+	other := e.newEngine(t, e.engineConfig(t, newCustomers(t), newLedger("ledger")))
+	if err := other.RetryParked(ctx, "ledger", v.stream()); !errors.Is(err, projections.ErrRetryQueued) {
+		t.Fatalf("retry through another process: %v", err)
+	}
+	if p := parkedOf(t, eng, "ledger"); len(p) != 1 || !p[0].RetryRequested {
+		t.Fatalf("queued retry not recorded: %+v", p)
+	}
+	eventually(t, 10*time.Second, "the queued retry", func() bool {
+		p := parkedOf(t, eng, "ledger")
+		return len(p) == 1 && p[0].Attempts == 3 && !p[0].RetryRequested
+	})
+	checkLedgerComplete(t, e, v.stream(), 2)
+
 	// After the fix, the retry applies the parked event and those that
 	// waited, in order, and un-parks the stream.
 	l.poison.Store(uuid.Nil)
@@ -297,6 +312,52 @@ func TestRebuildParksPoisonStream(t *testing.T) {
 	}
 	if got := ledgerRevisions(t, e, v.stream()); fmt.Sprint(got) != "[0 1 2 3 4]" {
 		t.Fatalf("victim's rows %v after the retry", got)
+	}
+	checkLedgerComplete(t, e, v.stream(), -1)
+}
+
+// TestRetryWhileTheStreamGoesOn retries a parked stream while events keep
+// arriving on it and on others: whatever the interleaving with the live
+// batches, each event is applied once and in order.
+func TestRetryWhileTheStreamGoesOn(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	v := newVictim()
+	v.register(t, e)
+	poison := v.contact(t, e, "poison")
+	l := newLedger("ledger")
+	l.poison.Store(poison)
+	cfg := e.engineConfig(t, l)
+	cfg.BatchSize = 7
+	eng := e.newEngine(t, cfg)
+	run(t, eng)
+	waitFor(t, eng, v.last, time.Minute)
+	if p := parkedOf(t, eng, "ledger"); len(p) != 1 {
+		t.Fatalf("parked %+v", p)
+	}
+	l.poison.Store(uuid.Nil)
+	retried := make(chan error, 1)
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		retried <- eng.RetryParked(ctx, "ledger", v.stream())
+	}()
+	for i := range 40 {
+		v.contact(t, e, fmt.Sprint("live ", i))
+		if i%4 == 0 {
+			_, _ = e.load(t, uint64(300+i), 10)
+		}
+	}
+	if err := <-retried; err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	waitFor(t, eng, v.last, time.Minute)
+	_, last := e.load(t, 399, 5)
+	waitFor(t, eng, last, time.Minute)
+	if p := parkedOf(t, eng, "ledger"); len(p) != 0 {
+		t.Fatalf("parked after the retry: %+v", p)
+	}
+	if got := ledgerRevisions(t, e, v.stream()); len(got) != int(v.next) {
+		t.Fatalf("victim has %d rows, want %d: %v", len(got), v.next, got)
 	}
 	checkLedgerComplete(t, e, v.stream(), -1)
 }

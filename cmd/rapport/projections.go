@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -53,10 +54,11 @@ func projectorNames(e *projections.Engine) []string {
 const projectionsSummary = `Operates the projectors:
   rapport projections status             each projector's checkpoint, lag and state
   rapport projections rebuild NAME|--all rebuild without downtime, with a progress bar
-  rapport projections verify             compare each customer stream with what the read models applied`
+  rapport projections verify             compare each customer stream with what the read models applied
+  rapport projections retry NAME STREAM  retry a parked stream after a fix (the process running NAME does it)`
 
 func runProjections(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || !slices.Contains([]string{"status", "rebuild", "verify"}, args[0]) {
+	if len(args) == 0 || !slices.Contains([]string{"status", "rebuild", "verify", "retry"}, args[0]) {
 		fmt.Fprintln(stderr, projectionsSummary)
 		return exitError(2)
 	}
@@ -113,6 +115,21 @@ func runProjections(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintf(stdout, "rebuilt %s: the new generation serves readers\n", name)
 		}
 		return nil
+	case "retry":
+		if fs.NArg() != 2 {
+			return fmt.Errorf("projections retry needs a projector name and a parked stream (see projections status)")
+		}
+		name, stream := fs.Arg(0), fs.Arg(1)
+		err := m.Engine.RetryParked(ctx, name, stream)
+		switch {
+		case errors.Is(err, projections.ErrRetryQueued):
+			fmt.Fprintf(stdout, "retry of %s in %s queued: the process running %s applies it at its next poll (see projections status)\n", stream, name, name)
+			return nil
+		case err == nil:
+			fmt.Fprintf(stdout, "%s in %s: applied, no longer parked\n", stream, name)
+			return nil
+		}
+		return err
 	default: // verify
 		report, err := m.Engine.Verify(ctx)
 		if err != nil {
@@ -139,6 +156,9 @@ func printReport(w io.Writer, r projections.Report) {
 			verdict = fmt.Sprintf("DIFFERS: %d missing, %d extra, %d revision mismatches", len(p.Missing), len(p.Extra), len(p.Mismatches))
 		}
 		fmt.Fprintf(w, "%s (generation %d, checkpoint %d): %d customer streams, %s\n", p.Name, p.Generation, p.Checkpoint, p.Streams, verdict)
+		for _, s := range p.Parked {
+			fmt.Fprintf(w, "  parked   %s (compared up to the event it is parked on)\n", s)
+		}
 		for i, s := range p.Missing {
 			if i == 10 {
 				fmt.Fprintf(w, "  … %d more missing\n", len(p.Missing)-10)

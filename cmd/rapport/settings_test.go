@@ -36,6 +36,7 @@ func TestEverySubcommandTakesFlagsAfterArguments(t *testing.T) {
 		{"projections", "status", "extra"},
 		{"projections", "rebuild", "customers"},
 		{"projections", "verify", "extra"},
+		{"projections", "retry", "customers", "customer-" + id},
 		{"audit", "verify", id},
 		{"audit", "replay", id},
 		{"seed", "extra"},
