@@ -63,6 +63,9 @@ type customerView struct {
 	Risk     *risk.Risk `json:"risk"`
 	Revision uint64     `json:"revision"`
 	Position uint64     `json:"position"`
+	// Stale: a projector parked the customer's stream on an event it could
+	// not apply; the row is its last good state.
+	Stale bool `json:"stale,omitempty"`
 }
 
 func viewOfCustomer(c customers.Customer) customerView {
@@ -118,8 +121,12 @@ func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	v := viewOfCustomer(c)
+	if v.Stale, err = s.staleFor(r, id, s.cfg.Customers.Reads()...); err != nil {
+		return err
+	}
 	w.Header().Set("ETag", strconv.Quote(strconv.FormatUint(c.Revision, 10)))
-	writeJSON(w, http.StatusOK, viewOfCustomer(c))
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

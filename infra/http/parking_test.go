@@ -174,18 +174,34 @@ func grepLines(s, word string) string {
 
 // parkFixAndRetry parks a customer on a failure that can be fixed: a
 // constraint an operator added to the customer directory's table refuses
-// the customer's name (SQLSTATE 23514). Once the constraint is dropped, a
-// retry applies the waiting events in order and the customer reads
-// current again. The OpenAPI traffic test uses it for the retry's success.
+// the customer's new company (SQLSTATE 23514). Meanwhile the customer reads
+// in its last good state with stale: true, and a later event waits. Once
+// the constraint is dropped, a retry applies the waiting events in order
+// and the customer reads current again. The OpenAPI traffic test uses it
+// for the retry's success.
 func parkFixAndRetry(t *testing.T, m *apptest.Main) {
 	t.Helper()
 	ctx := context.Background()
+	resp := m.Post(t, "/v1/customers", map[string]any{"name": "Parked Customer", "company": "Before Ltd", "email": fmt.Sprintf("parked-%s@example.com", uuid.NewString()[:8])})
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("register: %d %s", resp.Status, resp.Body)
+	}
+	var reg struct {
+		CustomerID uuid.UUID `json:"customer_id"`
+		Position   uint64    `json:"position"`
+	}
+	resp.JSON(t, &reg)
+	path := "/v1/customers/" + reg.CustomerID.String()
+	if resp := m.Get(t, "writer", fmt.Sprintf("%s?min_position=%d", path, reg.Position)); resp.Status != http.StatusOK {
+		t.Fatalf("get: %d %s", resp.Status, resp.Body)
+	}
+
 	var schema string
 	if err := m.Pool.QueryRow(ctx, `SELECT schema_name FROM projections.generations WHERE projector = 'customers' AND state = 'active'`).Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
 	table := schema + ".customers"
-	if _, err := m.Pool.Exec(ctx, `ALTER TABLE `+table+` ADD CONSTRAINT parking_trap CHECK (name IS NULL OR name NOT LIKE 'Trapped%')`); err != nil {
+	if _, err := m.Pool.Exec(ctx, `ALTER TABLE `+table+` ADD CONSTRAINT parking_trap CHECK (company IS NULL OR company NOT LIKE 'Trapped%')`); err != nil {
 		t.Fatal(err)
 	}
 	dropped := false
@@ -198,17 +214,11 @@ func parkFixAndRetry(t *testing.T, m *apptest.Main) {
 		}
 	}
 	defer drop()
-	var trapped struct {
-		CustomerID uuid.UUID `json:"customer_id"`
-		Position   uint64    `json:"position"`
+	if resp := m.Do(t, apptest.Request{Method: http.MethodPatch, Path: path, Key: m.Keys["writer"], Body: map[string]any{"company": "Trapped Inc"}}); resp.Status != http.StatusOK {
+		t.Fatalf("update: %d %s", resp.Status, resp.Body)
 	}
-	resp := m.Post(t, "/v1/customers", map[string]any{"name": "Trapped Customer", "email": fmt.Sprintf("trapped-%s@example.com", uuid.NewString()[:8])})
-	if resp.Status != http.StatusCreated {
-		t.Fatalf("register: %d %s", resp.Status, resp.Body)
-	}
-	resp.JSON(t, &trapped)
 	// A later event of the parked stream waits behind the first.
-	contact := m.Post(t, "/v1/customers/"+trapped.CustomerID.String()+"/contacts", map[string]any{"channel": "phone", "direction": "inbound", "summary": "waits", "by": "bob"})
+	contact := m.Post(t, path+"/contacts", map[string]any{"channel": "phone", "direction": "inbound", "summary": "waits", "by": "bob"})
 	if contact.Status != http.StatusCreated {
 		t.Fatalf("contact: %d %s", contact.Status, contact.Body)
 	}
@@ -216,11 +226,20 @@ func parkFixAndRetry(t *testing.T, m *apptest.Main) {
 		Position uint64 `json:"position"`
 	}
 	contact.JSON(t, &logged)
-	stream := domain.StreamName(trapped.CustomerID)
+	stream := domain.StreamName(reg.CustomerID)
 	// The read side passes both events: waiting for the contact's position
-	// answers.
-	if resp := m.Get(t, "writer", fmt.Sprintf("/v1/customers?min_position=%d", logged.Position)); resp.Status != http.StatusOK {
-		t.Fatalf("list with min_position: %d %s", resp.Status, resp.Body)
+	// answers, with the customer's last good state, marked stale.
+	got := m.Get(t, "writer", fmt.Sprintf("%s?min_position=%d", path, logged.Position))
+	var c struct {
+		Company       *string `json:"company"`
+		LastContactAt *string `json:"last_contact_at"`
+		Stale         *bool   `json:"stale"`
+	}
+	if got.Status == http.StatusOK {
+		got.JSON(t, &c)
+	}
+	if got.Status != http.StatusOK || c.Company == nil || *c.Company != "Before Ltd" || c.LastContactAt != nil || c.Stale == nil || !*c.Stale {
+		t.Fatalf("the parked customer: %d %s, want its last good state with stale: true", got.Status, got.Body)
 	}
 	cust := projectionsByName(t, m)["customers"]
 	var p *parkedJSON
@@ -231,9 +250,6 @@ func parkFixAndRetry(t *testing.T, m *apptest.Main) {
 	}
 	if p == nil || !strings.Contains(p.Message, "23514") || p.Waiting != 1 || !cust.Degraded {
 		t.Fatalf("customers %+v: want %s parked on 23514 with one event waiting", cust, stream)
-	}
-	if resp := m.Get(t, "writer", "/v1/customers/"+trapped.CustomerID.String()); resp.Status != http.StatusNotFound {
-		t.Fatalf("the parked customer before the fix: %d %s (it had no good state yet)", resp.Status, resp.Body)
 	}
 
 	// The fix, then the retry.
@@ -249,15 +265,12 @@ func parkFixAndRetry(t *testing.T, m *apptest.Main) {
 			t.Fatalf("still parked after a successful retry: %+v", after)
 		}
 	}
-	got := m.Get(t, "writer", "/v1/customers/"+trapped.CustomerID.String())
-	var c struct {
-		Name          string  `json:"name"`
-		LastContactAt *string `json:"last_contact_at"`
-	}
+	got = m.Get(t, "writer", path)
+	c.Company, c.LastContactAt, c.Stale = nil, nil, nil
 	if got.Status == http.StatusOK {
 		got.JSON(t, &c)
 	}
-	if got.Status != http.StatusOK || c.Name != "Trapped Customer" || c.LastContactAt == nil {
+	if got.Status != http.StatusOK || c.Company == nil || *c.Company != "Trapped Inc" || c.LastContactAt == nil || c.Stale != nil {
 		t.Fatalf("the customer after the retry: %d %s", got.Status, got.Body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/projections"
 )
@@ -28,6 +29,24 @@ type Projections interface {
 // is a separate interface so that test doubles of Projections need not.
 type ParkedRetrier interface {
 	RetryParked(ctx context.Context, name, stream string) error
+}
+
+// StaleReporter is implemented by a Projections that parks streams (the
+// engine): it names the projectors whose rows for a stream are stale.
+type StaleReporter interface {
+	StaleFor(ctx context.Context, stream string, names ...string) ([]string, error)
+}
+
+// staleFor says whether what the projectors hold of customer id is stale:
+// one of them parked the customer's stream, so its rows keep their last
+// good state (PRODUCT.md, Operational guarantees: they say stale: true).
+func (s *Server) staleFor(r *http.Request, id uuid.UUID, projectors ...string) (bool, error) {
+	sr, ok := s.cfg.Projections.(StaleReporter)
+	if !ok {
+		return false, nil
+	}
+	stale, err := sr.StaleFor(r.Context(), domain.StreamName(id), projectors...)
+	return len(stale) > 0, err
 }
 
 func (s *Server) projectionRoutes() []Route {
