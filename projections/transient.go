@@ -18,7 +18,10 @@ import (
 // its failures eventstore.ErrUnavailable.
 
 // IsTransient reports whether err is worth retrying as it is: a broken or
-// refused connection, a serialization failure or a deadlock. Everything
+// refused connection, a serialization failure or a deadlock, or a server
+// out of resources (disk full, out of memory: class 53) or failing I/O
+// (class 58). Those say nothing about the event being applied, so they
+// must not park its stream: every stream would fail the same way. Everything
 // else (an undecodable event, a data or constraint error, a bug) is
 // permanent and parks the event's stream, because retrying would fail the
 // same way forever.
@@ -36,6 +39,9 @@ func IsTransient(err error) bool {
 			"40P01", // deadlock_detected
 			"55P03": // lock_not_available
 			return true
+		}
+		if strings.HasPrefix(pgErr.Code, "53") || strings.HasPrefix(pgErr.Code, "58") {
+			return true // insufficient resources, system error
 		}
 	}
 	return IsConnectionError(err)
