@@ -10,7 +10,7 @@ import (
 // that whatever the domain accepts every store can hold.
 func TestTextRefusesControlCharacters(t *testing.T) {
 	s := func(v string) *string { return &v }
-	for _, bad := range []string{"\x00", "\x01", "\x1f", "\x7f", "\u0080", "\u009f"} {
+	for _, bad := range []string{"\x00", "\x01", "\x1f", "\x7f", "\u0080", "\u0085", "\u009f", "\v", "\f"} {
 		x := "a" + bad + "b"
 		cases := []struct {
 			name  string

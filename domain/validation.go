@@ -90,9 +90,12 @@ func (f *fieldErrors) required(field, value string, max int) string {
 
 // optional trims a text that may be empty and checks its length.
 func (f *fieldErrors) optional(field, value string, max int) string {
+	// Controls are looked for before trimming: NEL (U+0085), vertical tab
+	// and form feed are white space to TrimSpace, but refused all the same.
+	control := HasRefusedControl(value)
 	value = strings.TrimSpace(value)
 	switch {
-	case HasRefusedControl(value):
+	case control:
 		f.add(field, "must not hold control characters other than tab, line feed and carriage return")
 	case utf8.RuneCountInString(value) > max:
 		f.add(field, "must be at most %d characters", max)
@@ -107,8 +110,9 @@ func (f *fieldErrors) label(field, value string) string {
 
 // tier checks a value tier that was given.
 func (f *fieldErrors) tier(field, value string) string {
+	control := HasRefusedControl(value)
 	value = strings.TrimSpace(value)
-	if !ValidTier(value) { // also refuses any control character
+	if control || !ValidTier(value) {
 		f.add(field, "must be one of A, B, C")
 	}
 	return value
@@ -148,8 +152,9 @@ func (f *fieldErrors) tags(field string, tags []string) []string {
 	}
 	var clean []string
 	for _, tag := range tags {
+		control := HasRefusedControl(tag)
 		tag = strings.TrimSpace(tag)
-		if HasRefusedControl(tag) {
+		if control {
 			f.add(field, "each tag must be free of control characters other than tab, line feed and carriage return")
 			return nil
 		}
