@@ -167,6 +167,15 @@ func TestInputRules(t *testing.T) {
 			})
 		}
 	})
+	t.Run("an email rewritten in another form stays taken", func(t *testing.T) {
+		// The customer keeps the same key: releasing the old form would
+		// free the address for a twin.
+		own := "/v1/customers/" + register(t, m, "keep@example.com")
+		requireStatus(t, post("PATCH", own, map[string]any{"email": "\uff4b\uff45\uff45\uff50@example.com"}), http.StatusOK)
+		requireProblem(t, post("POST", "/v1/customers", map[string]any{"name": "Twin", "email": "keep@example.com"}), http.StatusConflict, "email_taken", "")
+		requireStatus(t, post("PATCH", own, map[string]any{"email": "moved@example.com"}), http.StatusOK)
+		register(t, m, "keep@example.com") // released once the key changed
+	})
 	// Whatever was accepted, every projector still runs.
 	requireProjectorsRunning(t, m)
 }
