@@ -214,6 +214,7 @@ func NewCustomers(cfg Config) (*Customers, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.Emails = emailKeys{cfg.Emails}
 	return &Customers{cfg: cfg, cache: newStateCache(cfg.CacheSize)}, nil
 }
 

@@ -85,7 +85,7 @@ func (h *Customers) afterAppend(ctx context.Context, entry *cacheEntry, before d
 				return err
 			}
 		}
-		if before.Email != "" && before.Email != email {
+		if before.Email != "" && EmailKey(before.Email) != EmailKey(email) { // the same key is still held
 			if err := h.cfg.Emails.Release(ctx, before.Email, customerID); err != nil {
 				return err
 			}
@@ -177,7 +177,7 @@ func newEmail(before domain.Customer, events []domain.Event) (string, bool) {
 		case domain.CustomerRegistered:
 			return e.Email, e.Email != ""
 		case domain.CustomerProfileUpdated:
-			if e.Email != nil && *e.Email != before.Email {
+			if e.Email != nil && EmailKey(*e.Email) != EmailKey(before.Email) {
 				return *e.Email, true
 			}
 		}

@@ -90,8 +90,14 @@ func (f *fieldErrors) required(field, value string, max int) string {
 
 // optional trims a text that may be empty and checks its length.
 func (f *fieldErrors) optional(field, value string, max int) string {
+	// Controls are looked for before trimming: NEL (U+0085), vertical tab
+	// and form feed are white space to TrimSpace, but refused all the same.
+	control := HasRefusedControl(value)
 	value = strings.TrimSpace(value)
-	if utf8.RuneCountInString(value) > max {
+	switch {
+	case control:
+		f.add(field, "must not hold control characters other than tab, line feed and carriage return")
+	case utf8.RuneCountInString(value) > max:
 		f.add(field, "must be at most %d characters", max)
 	}
 	return value
@@ -104,8 +110,9 @@ func (f *fieldErrors) label(field, value string) string {
 
 // tier checks a value tier that was given.
 func (f *fieldErrors) tier(field, value string) string {
+	control := HasRefusedControl(value)
 	value = strings.TrimSpace(value)
-	if !ValidTier(value) {
+	if control || !ValidTier(value) {
 		f.add(field, "must be one of A, B, C")
 	}
 	return value
@@ -114,6 +121,10 @@ func (f *fieldErrors) tier(field, value string) string {
 // email normalises an email; the empty string means "none".
 func (f *fieldErrors) email(field, value string) string {
 	if strings.TrimSpace(value) == "" {
+		return ""
+	}
+	if hasInvisible(value) {
+		f.add(field, "must not hold invisible, format or control characters")
 		return ""
 	}
 	email, ok := NormalizeEmail(value)
@@ -141,7 +152,12 @@ func (f *fieldErrors) tags(field string, tags []string) []string {
 	}
 	var clean []string
 	for _, tag := range tags {
+		control := HasRefusedControl(tag)
 		tag = strings.TrimSpace(tag)
+		if control {
+			f.add(field, "each tag must be free of control characters other than tab, line feed and carriage return")
+			return nil
+		}
 		if tag == "" || utf8.RuneCountInString(tag) > MaxTagLength {
 			f.add(field, "each tag must be 1 to %d characters", MaxTagLength)
 			return nil
@@ -170,6 +186,8 @@ func (f *fieldErrors) notAfterNow(field string, t *time.Time, now time.Time) tim
 		return now
 	case t.IsZero():
 		f.add(field, "must be a valid time")
+	case !TimeInRange(*t):
+		f.add(field, "must lie between 1900-01-01 and 9999-12-31 UTC")
 	case t.After(now):
 		f.add(field, "must not be in the future")
 	}
@@ -310,6 +328,8 @@ func (cmd ScheduleFollowUp) normalized(now time.Time) (ScheduleFollowUp, error) 
 	switch {
 	case cmd.DueAt.IsZero():
 		f.add("due_at", "is required")
+	case !TimeInRange(cmd.DueAt):
+		f.add("due_at", "must lie between 1900-01-01 and 9999-12-31 UTC")
 	case !cmd.DueAt.After(now):
 		f.add("due_at", "must be in the future")
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/readmodels/analytics"
 )
 
@@ -41,10 +42,10 @@ func (s *Server) analyticsRoutes() []Route {
 	}
 }
 
-// Bounds of the times a report may cover (the years JSON and RFC 3339 can
-// write).
+// Bounds of the times a report may cover: the product's time range
+// (PRODUCT.md, input rules), to the microsecond the read models keep.
 var (
-	minReportTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	minReportTime = domain.MinTime
 	maxReportTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
 )
 
@@ -80,7 +81,7 @@ func parseAnalyticsParams(q url.Values, now time.Time) (analytics.Params, error)
 		}
 		t = t.UTC().Truncate(time.Microsecond)
 		if t.Before(minReportTime) || t.After(maxReportTime) {
-			p.fail(name, "must lie within the years 0001 to 9999 (UTC)")
+			p.fail(name, "must lie between 1900-01-01 and 9999-12-31 UTC")
 			return time.Time{}, false
 		}
 		return t, true
@@ -210,6 +211,20 @@ func reportJSON(f analytics.Family, rep analytics.Report) []byte {
 	return b.Bytes()
 }
 
+// csvText neutralises a text cell that a spreadsheet would run as a
+// formula (PRODUCT.md, input rules): a leading =, +, -, @, tab or carriage
+// return gets a ' in front. Only text cells pass through it — the group
+// key, which is a segment, tier, region, owner or month that users typed or
+// we wrote. The figures are numbers we format ourselves (strconv), so a
+// cell such as -100 is a number to a spreadsheet, not a formula, and is
+// left as it is: prefixing it would turn a figure into text.
+func csvText(cell string) string {
+	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+		return "'" + cell
+	}
+	return cell
+}
+
 // writeReportCSV writes the groups as CSV (RFC 4180: CRLF line ends,
 // quoting as needed): a header row, key then the figures in the JSON
 // order, and one row per group; an undefined figure or a null key is an
@@ -227,7 +242,7 @@ func writeReportCSV(w http.ResponseWriter, f analytics.Family, rep analytics.Rep
 		if g.Key != nil {
 			key = *g.Key
 		}
-		row = append(row, key)
+		row = append(row, csvText(key))
 		for _, c := range cols {
 			cell := string(figureJSON(g.Figure(c)))
 			if cell == "null" {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+
+	"github.com/rapport-crm/rapport/domain"
 )
 
 // decodeBody reads a JSON request body strictly into dst and returns the
@@ -41,6 +43,9 @@ func decodeBody(r *http.Request, maxBytes int64, dst any) ([]byte, error) {
 func decodeJSON(raw []byte, dst any) error {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return newProblem(http.StatusBadRequest, "malformed_json", "the body is empty; a JSON object is expected")
+	}
+	if err := strictJSON(raw, dst); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -119,7 +124,8 @@ func (p *fieldParser) err() error {
 	return invalidFields(p.errs...)
 }
 
-// time parses an optional RFC 3339 time.
+// time parses an optional RFC 3339 time, which must lie within the years
+// the product accepts (domain.TimeInRange) once converted to UTC.
 func (p *fieldParser) time(field string, value *string) *time.Time {
 	if value == nil {
 		return nil
@@ -127,6 +133,10 @@ func (p *fieldParser) time(field string, value *string) *time.Time {
 	t, err := time.Parse(time.RFC3339Nano, *value)
 	if err != nil {
 		p.fail(field, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
+		return nil
+	}
+	if !domain.TimeInRange(t) {
+		p.fail(field, "must lie between 1900-01-01 and 9999-12-31 UTC")
 		return nil
 	}
 	return &t
