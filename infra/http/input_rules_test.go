@@ -181,7 +181,8 @@ func TestInputRules(t *testing.T) {
 }
 
 // requireProjectorsRunning waits for every projector to reach the store's
-// head and fails if any has stopped.
+// head and fails if any has stopped or parked a stream: either way an
+// event the API accepted could not be stored by a read model.
 func requireProjectorsRunning(tb testing.TB, m *apptest.Main) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -195,6 +196,9 @@ func requireProjectorsRunning(tb testing.TB, m *apptest.Main) {
 		for _, s := range statuses {
 			if s.State == projections.StateStopped {
 				tb.Fatalf("projector %s stopped: %+v", s.Name, s)
+			}
+			if len(s.Parked) > 0 {
+				tb.Fatalf("projector %s parked streams: %+v", s.Name, s.Parked)
 			}
 			caughtUp = caughtUp && s.Checkpoint >= s.Head
 		}
