@@ -84,63 +84,140 @@ func forgeFrom(t *testing.T, m *apptest.Main, id uuid.UUID, from uint64) {
 	}
 }
 
+// execFunc runs one SQL statement as a database writer, failing the test
+// on error.
+type execFunc func(sql string, args ...any)
+
 // TestTamperingByADatabaseWriterIsDetected edits the Postgres store the
-// way someone who can write the database (and read the code) would, and
-// checks that verification catches every edit.
+// way someone who can write the database (and read the code) would, one
+// edit per subtest, and checks that verification reports the stream not
+// intact at the first bad revision and says what disagrees. Edits that a
+// chain alone cannot see (a cut tail, a moved last position) are checked
+// against an anchor taken before the edit, and the chain's silence
+// without one is asserted too, so that the limit stays known.
 func TestTamperingByADatabaseWriterIsDetected(t *testing.T) {
 	m := apptest.MustOpen(t)
 	a := audit.New(m.Store, m.Codec)
 	ctx := context.Background()
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := m.Pool.Exec(ctx, sql, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
 	stream := domain.StreamName
+	// Every stream has revisions 0 to 5: a registration, four contacts
+	// and a last contact whose position the log's readers have seen.
 	cases := []struct {
 		name   string
-		tamper func(id uuid.UUID)
-		// brokenAt is the revision verification must stop at.
+		tamper func(exec execFunc, id uuid.UUID)
+		// brokenAt is the revision verification must stop at; reason a
+		// part of what it must say.
 		brokenAt uint64
+		reason   string
+		// anchored verifies against the stream's entry in an anchor taken
+		// before the edit; then silent says what the chain alone reports:
+		// intact, with the stream ending at lastWithout.
+		anchored    bool
+		lastWithout uint64
 	}{
-		{"edited payload", func(id uuid.UUID) {
+		{name: "edited payload", tamper: func(exec execFunc, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET data = '{"channel":"visit","direction":"inbound","summary":"","by":"mallory"}' WHERE stream = $1 AND revision = 2`, stream(id))
-		}, 2},
-		{"inserted event", func(id uuid.UUID) {
+		}, brokenAt: 2, reason: "content does not match its hash"},
+		{name: "edited metadata (actor)", tamper: func(exec execFunc, id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET metadata = replace(metadata::text, '"actor":"auditor-test"', '"actor":"mallory"')::json WHERE stream = $1 AND revision = 1`, stream(id))
+		}, brokenAt: 1, reason: "content does not match its hash"},
+		{name: "edited hashed recorded time and recorded_at together", tamper: func(exec execFunc, id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET recorded_at = recorded_at - interval '300 days',
+				metadata = jsonb_set(metadata::jsonb, '{recorded_at}', to_jsonb(to_char((recorded_at - interval '300 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))::json
+				WHERE stream = $1 AND revision = 3`, stream(id))
+		}, brokenAt: 3, reason: "content does not match its hash"},
+		{name: "inserted event", tamper: func(exec execFunc, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET revision = revision + 1000 WHERE stream = $1 AND revision >= 2`, stream(id))
 			exec(`UPDATE eventstore.events SET revision = revision - 999 WHERE stream = $1 AND revision >= 1000`, stream(id))
 			exec(`INSERT INTO eventstore.events (position, stream, revision, event_id, event_type, data, metadata)
-				SELECT position - 1, stream, 2, gen_random_uuid(), event_type, data, metadata FROM eventstore.events WHERE stream = $1 AND revision = 1`, stream(id))
-		}, 2},
-		{"deleted in the middle", func(id uuid.UUID) {
+				SELECT (position + (SELECT position FROM eventstore.events WHERE stream = $1 AND revision = 3)) / 2, stream, 2, gen_random_uuid(), event_type, data, metadata
+				FROM eventstore.events WHERE stream = $1 AND revision = 1`, stream(id))
+		}, brokenAt: 2, reason: "previous hash does not match"},
+		{name: "deleted in the middle", tamper: func(exec execFunc, id uuid.UUID) {
 			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision = 2`, stream(id))
-		}, 3},
-		{"reordered", func(id uuid.UUID) {
+		}, brokenAt: 3, reason: "revision 3 follows revision 1"},
+		{name: "deleted in the middle, renumbered", tamper: func(exec execFunc, id uuid.UUID) {
+			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision = 2`, stream(id))
+			exec(`UPDATE eventstore.events SET revision = revision + 999 WHERE stream = $1 AND revision > 2`, stream(id))
+			exec(`UPDATE eventstore.events SET revision = revision - 1000 WHERE stream = $1 AND revision >= 1000`, stream(id))
+		}, brokenAt: 2, reason: "previous hash does not match"},
+		{name: "deleted the tail, against an anchor", tamper: func(exec execFunc, id uuid.UUID) {
+			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision >= 4`, stream(id))
+		}, brokenAt: 4, reason: "truncated", anchored: true, lastWithout: 3},
+		{name: "reordered", tamper: func(exec execFunc, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET revision = CASE revision WHEN 2 THEN 1003 ELSE 1002 END WHERE stream = $1 AND revision IN (2, 3)`, stream(id))
 			exec(`UPDATE eventstore.events SET revision = revision - 1000 WHERE stream = $1 AND revision >= 1000`, stream(id))
-		}, 2},
-		{"recorded_at moved back 300 days", func(id uuid.UUID) {
+		}, brokenAt: 2, reason: "previous hash does not match"},
+		{name: "recorded_at moved back 300 days", tamper: func(exec execFunc, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET recorded_at = recorded_at - interval '300 days' WHERE stream = $1 AND revision = 3`, stream(id))
-		}, 3},
-		{"position moved before the stream's start", func(id uuid.UUID) {
+		}, brokenAt: 3, reason: "recorded_at"},
+		{name: "position moved before the stream's start", tamper: func(exec execFunc, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET position = (SELECT min(position) - 1 FROM eventstore.events WHERE stream = $1) WHERE stream = $1 AND revision = 3`, stream(id))
-		}, 3},
-		{"chain recomputed by a database writer", func(id uuid.UUID) { forgeFrom(t, m, id, 2) }, 2},
+		}, brokenAt: 3, reason: "position"},
+		{name: "positions of two events swapped", tamper: func(exec execFunc, id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET position = -position WHERE stream = $1 AND revision IN (2, 3)`, stream(id))
+			exec(`UPDATE eventstore.events e SET position = -(SELECT o.position FROM eventstore.events o WHERE o.stream = e.stream AND o.revision = 5 - e.revision)
+				WHERE e.stream = $1 AND e.revision IN (2, 3)`, stream(id))
+		}, brokenAt: 3, reason: "position"},
+		{name: "last position moved forward, against an anchor", tamper: func(exec execFunc, id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET position = position + 7 WHERE stream = $1 AND revision = 5`, stream(id))
+		}, brokenAt: 5, reason: "positions were changed", anchored: true, lastWithout: 5},
+		{name: "chain recomputed by a database writer", tamper: func(exec execFunc, id uuid.UUID) { forgeFrom(t, m, id, 2) }, brokenAt: 2, reason: "unkeyed chain after a keyed event"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			m, a := m, a
+			if tc.anchored {
+				// An anchor covers the whole log: give it a log of its own,
+				// which the other subtests' edits leave unbroken.
+				m = apptest.MustOpen(t)
+				a = audit.New(m.Store, m.Codec)
+			}
+			exec := func(sql string, args ...any) {
+				t.Helper()
+				if _, err := m.Pool.Exec(ctx, sql, args...); err != nil {
+					t.Fatal(err)
+				}
+			}
 			id := history(t, m, 4)
-			if v, err := a.Verify(ctx, id); err != nil || !v.Intact {
+			waitVisible(t, m, contact(t, m, id, "last"))
+			if v, err := a.Verify(ctx, id); err != nil || !v.Intact || *v.LastRevision != 5 {
 				t.Fatalf("before tampering: %+v %v", v, err)
 			}
-			tc.tamper(id)
+			var head audit.StreamHead
+			if tc.anchored {
+				anchor, broken, err := a.Anchor(ctx, time.Now(), nil)
+				if err != nil {
+					t.Fatalf("anchor: %v %+v", err, broken)
+				}
+				for _, h := range anchor.Streams {
+					if h.CustomerID == id {
+						if head, err = a.ParseAnchorEntry(h.Entry); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if head.CustomerID != id {
+					t.Fatalf("the anchor has no entry for %s", id)
+				}
+			}
+			tc.tamper(exec, id)
 			v, err := a.Verify(ctx, id)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != tc.brokenAt {
-				t.Fatalf("verification %+v, want broken at revision %d", v, tc.brokenAt)
+			if tc.anchored {
+				// The chain alone cannot see this edit: it must say so
+				// honestly (intact, and where the stream now ends).
+				if !v.Intact || v.LastRevision == nil || *v.LastRevision != tc.lastWithout {
+					t.Errorf("without an anchor: %+v (break %+v), want intact up to revision %d", v, v.BrokenAt, tc.lastWithout)
+				}
+				if v, err = a.VerifyAnchored(ctx, id, head); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != tc.brokenAt || !strings.Contains(v.BrokenAt.Reason, tc.reason) {
+				t.Fatalf("verification %+v (break %+v), want broken at revision %d: …%s…", v, v.BrokenAt, tc.brokenAt, tc.reason)
 			}
 		})
 	}
