@@ -16,6 +16,7 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
 	"github.com/rapport-crm/rapport/infra/postgres"
@@ -418,5 +419,53 @@ func TestAnAnchorCannotBeEdited(t *testing.T) {
 	other := apptest.MustOpen(t)
 	if err := audit.New(other.Store, other.Codec).CheckAnchor(&anchor); !errors.Is(err, audit.ErrInvalidAnchor) {
 		t.Errorf("another master key accepted the anchor: %v", err)
+	}
+}
+
+// legacyHistory makes a customer with a few events chained under the first,
+// unkeyed rule, as a service before the keyed chain wrote them, and
+// returns its id.
+func legacyHistory(t testing.TB, m *apptest.Main, contacts int) uuid.UUID {
+	t.Helper()
+	legacy := eventcodec.New(domain.NewRegistry(), m.Keyring)
+	old, err := commands.NewCustomers(commands.Config{Store: m.Store, Codec: legacy, Emails: postgres.NewEmailRegistry(m.Pool, make([]byte, 32)), Keys: m.Keyring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	do := func(id uuid.UUID, cmd domain.Command) commands.Result {
+		res, err := old.Handle(ctx, commands.Request{CustomerID: id, Command: cmd, CommandID: uuid.New(), Actor: "auditor-test", CorrelationID: "corr-1"})
+		if err != nil {
+			t.Fatalf("%T: %v", cmd, err)
+		}
+		return res
+	}
+	id := do(uuid.Nil, domain.RegisterCustomer{Name: "Ada Lovelace", Email: "ada-" + uuid.NewString()[:8] + "@example.com", Segment: "enterprise"}).CustomerID
+	for i := range contacts {
+		do(id, domain.LogContact{Channel: domain.ChannelEmail, Direction: domain.DirectionOutbound, Summary: "note " + strconv.Itoa(i), By: "bob"})
+	}
+	return id
+}
+
+// TestOldRuleChainsVerifyAndAreCheckedOnPostgres: a stream written under
+// the unkeyed rule before the upgrade verifies under it (counted as
+// legacy), new events the service appends to it are keyed and verify
+// under the new rule, and an edit to an old event is still caught.
+func TestOldRuleChainsVerifyAndAreCheckedOnPostgres(t *testing.T) {
+	m := apptest.MustOpen(t)
+	a := audit.New(m.Store, m.Codec)
+	ctx := context.Background()
+	id := legacyHistory(t, m, 3)
+	contact(t, m, id, "after the upgrade")
+	v, err := a.Verify(ctx, id)
+	if err != nil || !v.Intact || v.Events != 5 || v.LegacyEvents != 4 {
+		t.Fatalf("mixed stream: %+v (break %+v) %v, want intact with 4 legacy events of 5", v, v.BrokenAt, err)
+	}
+	if _, err := m.Pool.Exec(ctx, `UPDATE eventstore.events SET data = '{"channel":"visit","direction":"inbound","summary":"","by":"mallory"}' WHERE stream = $1 AND revision = 2`, domain.StreamName(id)); err != nil {
+		t.Fatal(err)
+	}
+	v, err = a.Verify(ctx, id)
+	if err != nil || v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != 2 || !strings.Contains(v.BrokenAt.Reason, "content does not match its hash") {
+		t.Fatalf("edited legacy event: %+v (break %+v) %v", v, v.BrokenAt, err)
 	}
 }
