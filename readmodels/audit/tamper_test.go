@@ -105,65 +105,72 @@ func TestTamperingByADatabaseWriterIsDetected(t *testing.T) {
 	// and a last contact whose position the log's readers have seen.
 	cases := []struct {
 		name   string
-		tamper func(exec execFunc, id uuid.UUID)
+		tamper func(exec execFunc, m *apptest.Main, id uuid.UUID)
 		// brokenAt is the revision verification must stop at; reason a
 		// part of what it must say.
 		brokenAt uint64
 		reason   string
 		// anchored verifies against the stream's entry in an anchor taken
 		// before the edit; then silent says what the chain alone reports:
-		// intact, with the stream ending at lastWithout.
-		anchored    bool
-		lastWithout uint64
+		// intact, with the stream ending at lastWithout and legacyWithout events
+		// under the old rule.
+		anchored      bool
+		lastWithout   uint64
+		legacyWithout int
 	}{
-		{name: "edited payload", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "edited payload", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET data = '{"channel":"visit","direction":"inbound","summary":"","by":"mallory"}' WHERE stream = $1 AND revision = 2`, stream(id))
 		}, brokenAt: 2, reason: "content does not match its hash"},
-		{name: "edited metadata (actor)", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "edited metadata (actor)", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET metadata = replace(metadata::text, '"actor":"auditor-test"', '"actor":"mallory"')::json WHERE stream = $1 AND revision = 1`, stream(id))
 		}, brokenAt: 1, reason: "content does not match its hash"},
-		{name: "edited hashed recorded time and recorded_at together", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "edited hashed recorded time and recorded_at together", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET recorded_at = recorded_at - interval '300 days',
 				metadata = jsonb_set(metadata::jsonb, '{recorded_at}', to_jsonb(to_char((recorded_at - interval '300 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))::json
 				WHERE stream = $1 AND revision = 3`, stream(id))
 		}, brokenAt: 3, reason: "content does not match its hash"},
-		{name: "inserted event", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "inserted event", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET revision = revision + 1000 WHERE stream = $1 AND revision >= 2`, stream(id))
 			exec(`UPDATE eventstore.events SET revision = revision - 999 WHERE stream = $1 AND revision >= 1000`, stream(id))
 			exec(`INSERT INTO eventstore.events (position, stream, revision, event_id, event_type, data, metadata)
 				SELECT (position + (SELECT position FROM eventstore.events WHERE stream = $1 AND revision = 3)) / 2, stream, 2, gen_random_uuid(), event_type, data, metadata
 				FROM eventstore.events WHERE stream = $1 AND revision = 1`, stream(id))
 		}, brokenAt: 2, reason: "previous hash does not match"},
-		{name: "deleted in the middle", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "deleted in the middle", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision = 2`, stream(id))
 		}, brokenAt: 3, reason: "revision 3 follows revision 1"},
-		{name: "deleted in the middle, renumbered", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "deleted in the middle, renumbered", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision = 2`, stream(id))
 			exec(`UPDATE eventstore.events SET revision = revision + 999 WHERE stream = $1 AND revision > 2`, stream(id))
 			exec(`UPDATE eventstore.events SET revision = revision - 1000 WHERE stream = $1 AND revision >= 1000`, stream(id))
 		}, brokenAt: 2, reason: "previous hash does not match"},
-		{name: "deleted the tail, against an anchor", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "deleted the tail, against an anchor", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision >= 4`, stream(id))
 		}, brokenAt: 4, reason: "truncated", anchored: true, lastWithout: 3},
-		{name: "reordered", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "reordered", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET revision = CASE revision WHEN 2 THEN 1003 ELSE 1002 END WHERE stream = $1 AND revision IN (2, 3)`, stream(id))
 			exec(`UPDATE eventstore.events SET revision = revision - 1000 WHERE stream = $1 AND revision >= 1000`, stream(id))
 		}, brokenAt: 2, reason: "previous hash does not match"},
-		{name: "recorded_at moved back 300 days", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "recorded_at moved back 300 days", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET recorded_at = recorded_at - interval '300 days' WHERE stream = $1 AND revision = 3`, stream(id))
 		}, brokenAt: 3, reason: "recorded_at"},
-		{name: "position moved before the stream's start", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "position moved before the stream's start", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET position = (SELECT min(position) - 1 FROM eventstore.events WHERE stream = $1) WHERE stream = $1 AND revision = 3`, stream(id))
 		}, brokenAt: 3, reason: "position"},
-		{name: "positions of two events swapped", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "positions of two events swapped", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET position = -position WHERE stream = $1 AND revision IN (2, 3)`, stream(id))
 			exec(`UPDATE eventstore.events e SET position = -(SELECT o.position FROM eventstore.events o WHERE o.stream = e.stream AND o.revision = 5 - e.revision)
 				WHERE e.stream = $1 AND e.revision IN (2, 3)`, stream(id))
 		}, brokenAt: 3, reason: "position"},
-		{name: "last position moved forward, against an anchor", tamper: func(exec execFunc, id uuid.UUID) {
+		{name: "last position moved forward, against an anchor", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET position = position + 7 WHERE stream = $1 AND revision = 5`, stream(id))
 		}, brokenAt: 5, reason: "positions were changed", anchored: true, lastWithout: 5},
-		{name: "chain recomputed by a database writer", tamper: func(exec execFunc, id uuid.UUID) { forgeFrom(t, m, id, 2) }, brokenAt: 2, reason: "unkeyed chain after a keyed event"},
+		{name: "chain recomputed by a database writer", tamper: func(_ execFunc, m *apptest.Main, id uuid.UUID) { forgeFrom(t, m, id, 2) },
+			brokenAt: 2, reason: "unkeyed chain after a keyed event"},
+		// Rewritten whole with the public rule, the stream passes for one
+		// written before chains were keyed (every event counted legacy).
+		{name: "whole chain recomputed by a database writer, against an anchor", tamper: func(_ execFunc, m *apptest.Main, id uuid.UUID) { forgeFrom(t, m, id, 0) },
+			brokenAt: 5, reason: "rolled back or rewritten", anchored: true, lastWithout: 5, legacyWithout: 6},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,7 +209,7 @@ func TestTamperingByADatabaseWriterIsDetected(t *testing.T) {
 					t.Fatalf("the anchor has no entry for %s", id)
 				}
 			}
-			tc.tamper(exec, id)
+			tc.tamper(exec, m, id)
 			v, err := a.Verify(ctx, id)
 			if err != nil {
 				t.Fatal(err)
@@ -210,8 +217,8 @@ func TestTamperingByADatabaseWriterIsDetected(t *testing.T) {
 			if tc.anchored {
 				// The chain alone cannot see this edit: it must say so
 				// honestly (intact, and where the stream now ends).
-				if !v.Intact || v.LastRevision == nil || *v.LastRevision != tc.lastWithout {
-					t.Errorf("without an anchor: %+v (break %+v), want intact up to revision %d", v, v.BrokenAt, tc.lastWithout)
+				if !v.Intact || v.LastRevision == nil || *v.LastRevision != tc.lastWithout || v.LegacyEvents != tc.legacyWithout {
+					t.Errorf("without an anchor: %+v (break %+v), want intact up to revision %d, %d legacy", v, v.BrokenAt, tc.lastWithout, tc.legacyWithout)
 				}
 				if v, err = a.VerifyAnchored(ctx, id, head); err != nil {
 					t.Fatal(err)
