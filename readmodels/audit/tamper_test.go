@@ -16,6 +16,7 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
 	"github.com/rapport-crm/rapport/infra/postgres"
@@ -84,63 +85,147 @@ func forgeFrom(t *testing.T, m *apptest.Main, id uuid.UUID, from uint64) {
 	}
 }
 
+// execFunc runs one SQL statement as a database writer, failing the test
+// on error.
+type execFunc func(sql string, args ...any)
+
 // TestTamperingByADatabaseWriterIsDetected edits the Postgres store the
-// way someone who can write the database (and read the code) would, and
-// checks that verification catches every edit.
+// way someone who can write the database (and read the code) would, one
+// edit per subtest, and checks that verification reports the stream not
+// intact at the first bad revision and says what disagrees. Edits that a
+// chain alone cannot see (a cut tail, a moved last position) are checked
+// against an anchor taken before the edit, and the chain's silence
+// without one is asserted too, so that the limit stays known.
 func TestTamperingByADatabaseWriterIsDetected(t *testing.T) {
 	m := apptest.MustOpen(t)
 	a := audit.New(m.Store, m.Codec)
 	ctx := context.Background()
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := m.Pool.Exec(ctx, sql, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
 	stream := domain.StreamName
+	// Every stream has revisions 0 to 5: a registration, four contacts
+	// and a last contact whose position the log's readers have seen.
 	cases := []struct {
 		name   string
-		tamper func(id uuid.UUID)
-		// brokenAt is the revision verification must stop at.
+		tamper func(exec execFunc, m *apptest.Main, id uuid.UUID)
+		// brokenAt is the revision verification must stop at; reason a
+		// part of what it must say.
 		brokenAt uint64
+		reason   string
+		// anchored verifies against the stream's entry in an anchor taken
+		// before the edit; then silent says what the chain alone reports:
+		// intact, with the stream ending at lastWithout and legacyWithout events
+		// under the old rule.
+		anchored      bool
+		lastWithout   uint64
+		legacyWithout int
 	}{
-		{"edited payload", func(id uuid.UUID) {
+		{name: "edited payload", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET data = '{"channel":"visit","direction":"inbound","summary":"","by":"mallory"}' WHERE stream = $1 AND revision = 2`, stream(id))
-		}, 2},
-		{"inserted event", func(id uuid.UUID) {
+		}, brokenAt: 2, reason: "content does not match its hash"},
+		{name: "edited metadata (actor)", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET metadata = replace(metadata::text, '"actor":"auditor-test"', '"actor":"mallory"')::json WHERE stream = $1 AND revision = 1`, stream(id))
+		}, brokenAt: 1, reason: "content does not match its hash"},
+		{name: "edited hashed recorded time and recorded_at together", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET recorded_at = recorded_at - interval '300 days',
+				metadata = jsonb_set(metadata::jsonb, '{recorded_at}', to_jsonb(to_char((recorded_at - interval '300 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))::json
+				WHERE stream = $1 AND revision = 3`, stream(id))
+		}, brokenAt: 3, reason: "content does not match its hash"},
+		{name: "inserted event", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET revision = revision + 1000 WHERE stream = $1 AND revision >= 2`, stream(id))
 			exec(`UPDATE eventstore.events SET revision = revision - 999 WHERE stream = $1 AND revision >= 1000`, stream(id))
 			exec(`INSERT INTO eventstore.events (position, stream, revision, event_id, event_type, data, metadata)
-				SELECT position - 1, stream, 2, gen_random_uuid(), event_type, data, metadata FROM eventstore.events WHERE stream = $1 AND revision = 1`, stream(id))
-		}, 2},
-		{"deleted in the middle", func(id uuid.UUID) {
+				SELECT (position + (SELECT position FROM eventstore.events WHERE stream = $1 AND revision = 3)) / 2, stream, 2, gen_random_uuid(), event_type, data, metadata
+				FROM eventstore.events WHERE stream = $1 AND revision = 1`, stream(id))
+		}, brokenAt: 2, reason: "previous hash does not match"},
+		{name: "deleted in the middle", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision = 2`, stream(id))
-		}, 3},
-		{"reordered", func(id uuid.UUID) {
+		}, brokenAt: 3, reason: "revision 3 follows revision 1"},
+		{name: "deleted in the middle, renumbered", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
+			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision = 2`, stream(id))
+			exec(`UPDATE eventstore.events SET revision = revision + 999 WHERE stream = $1 AND revision > 2`, stream(id))
+			exec(`UPDATE eventstore.events SET revision = revision - 1000 WHERE stream = $1 AND revision >= 1000`, stream(id))
+		}, brokenAt: 2, reason: "previous hash does not match"},
+		{name: "deleted the tail, against an anchor", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
+			exec(`DELETE FROM eventstore.events WHERE stream = $1 AND revision >= 4`, stream(id))
+		}, brokenAt: 4, reason: "truncated", anchored: true, lastWithout: 3},
+		{name: "reordered", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET revision = CASE revision WHEN 2 THEN 1003 ELSE 1002 END WHERE stream = $1 AND revision IN (2, 3)`, stream(id))
 			exec(`UPDATE eventstore.events SET revision = revision - 1000 WHERE stream = $1 AND revision >= 1000`, stream(id))
-		}, 2},
-		{"recorded_at moved back 300 days", func(id uuid.UUID) {
+		}, brokenAt: 2, reason: "previous hash does not match"},
+		{name: "recorded_at moved back 300 days", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET recorded_at = recorded_at - interval '300 days' WHERE stream = $1 AND revision = 3`, stream(id))
-		}, 3},
-		{"position moved before the stream's start", func(id uuid.UUID) {
+		}, brokenAt: 3, reason: "recorded_at"},
+		{name: "position moved before the stream's start", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
 			exec(`UPDATE eventstore.events SET position = (SELECT min(position) - 1 FROM eventstore.events WHERE stream = $1) WHERE stream = $1 AND revision = 3`, stream(id))
-		}, 3},
-		{"chain recomputed by a database writer", func(id uuid.UUID) { forgeFrom(t, m, id, 2) }, 2},
+		}, brokenAt: 3, reason: "position"},
+		{name: "positions of two events swapped", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET position = -position WHERE stream = $1 AND revision IN (2, 3)`, stream(id))
+			exec(`UPDATE eventstore.events e SET position = -(SELECT o.position FROM eventstore.events o WHERE o.stream = e.stream AND o.revision = 5 - e.revision)
+				WHERE e.stream = $1 AND e.revision IN (2, 3)`, stream(id))
+		}, brokenAt: 3, reason: "position"},
+		{name: "last position moved forward, against an anchor", tamper: func(exec execFunc, _ *apptest.Main, id uuid.UUID) {
+			exec(`UPDATE eventstore.events SET position = position + 7 WHERE stream = $1 AND revision = 5`, stream(id))
+		}, brokenAt: 5, reason: "positions were changed", anchored: true, lastWithout: 5},
+		{name: "chain recomputed by a database writer", tamper: func(_ execFunc, m *apptest.Main, id uuid.UUID) { forgeFrom(t, m, id, 2) },
+			brokenAt: 2, reason: "unkeyed chain after a keyed event"},
+		// Rewritten whole with the public rule, the stream passes for one
+		// written before chains were keyed (every event counted legacy).
+		{name: "whole chain recomputed by a database writer, against an anchor", tamper: func(_ execFunc, m *apptest.Main, id uuid.UUID) { forgeFrom(t, m, id, 0) },
+			brokenAt: 5, reason: "rolled back or rewritten", anchored: true, lastWithout: 5, legacyWithout: 6},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			m, a := m, a
+			if tc.anchored {
+				// An anchor covers the whole log: give it a log of its own,
+				// which the other subtests' edits leave unbroken.
+				m = apptest.MustOpen(t)
+				a = audit.New(m.Store, m.Codec)
+			}
+			exec := func(sql string, args ...any) {
+				t.Helper()
+				if _, err := m.Pool.Exec(ctx, sql, args...); err != nil {
+					t.Fatal(err)
+				}
+			}
 			id := history(t, m, 4)
-			if v, err := a.Verify(ctx, id); err != nil || !v.Intact {
+			waitVisible(t, m, contact(t, m, id, "last"))
+			if v, err := a.Verify(ctx, id); err != nil || !v.Intact || *v.LastRevision != 5 {
 				t.Fatalf("before tampering: %+v %v", v, err)
 			}
-			tc.tamper(id)
+			var head audit.StreamHead
+			if tc.anchored {
+				anchor, broken, err := a.Anchor(ctx, time.Now(), nil)
+				if err != nil {
+					t.Fatalf("anchor: %v %+v", err, broken)
+				}
+				for _, h := range anchor.Streams {
+					if h.CustomerID == id {
+						if head, err = a.ParseAnchorEntry(h.Entry); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if head.CustomerID != id {
+					t.Fatalf("the anchor has no entry for %s", id)
+				}
+			}
+			tc.tamper(exec, m, id)
 			v, err := a.Verify(ctx, id)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != tc.brokenAt {
-				t.Fatalf("verification %+v, want broken at revision %d", v, tc.brokenAt)
+			if tc.anchored {
+				// The chain alone cannot see this edit: it must say so
+				// honestly (intact, and where the stream now ends).
+				if !v.Intact || v.LastRevision == nil || *v.LastRevision != tc.lastWithout || v.LegacyEvents != tc.legacyWithout {
+					t.Errorf("without an anchor: %+v (break %+v), want intact up to revision %d, %d legacy", v, v.BrokenAt, tc.lastWithout, tc.legacyWithout)
+				}
+				if v, err = a.VerifyAnchored(ctx, id, head); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != tc.brokenAt || !strings.Contains(v.BrokenAt.Reason, tc.reason) {
+				t.Fatalf("verification %+v (break %+v), want broken at revision %d: …%s…", v, v.BrokenAt, tc.brokenAt, tc.reason)
 			}
 		})
 	}
@@ -341,5 +426,53 @@ func TestAnAnchorCannotBeEdited(t *testing.T) {
 	other := apptest.MustOpen(t)
 	if err := audit.New(other.Store, other.Codec).CheckAnchor(&anchor); !errors.Is(err, audit.ErrInvalidAnchor) {
 		t.Errorf("another master key accepted the anchor: %v", err)
+	}
+}
+
+// legacyHistory makes a customer with a few events chained under the first,
+// unkeyed rule, as a service before the keyed chain wrote them, and
+// returns its id.
+func legacyHistory(t testing.TB, m *apptest.Main, contacts int) uuid.UUID {
+	t.Helper()
+	legacy := eventcodec.New(domain.NewRegistry(), m.Keyring)
+	old, err := commands.NewCustomers(commands.Config{Store: m.Store, Codec: legacy, Emails: postgres.NewEmailRegistry(m.Pool, make([]byte, 32)), Keys: m.Keyring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	do := func(id uuid.UUID, cmd domain.Command) commands.Result {
+		res, err := old.Handle(ctx, commands.Request{CustomerID: id, Command: cmd, CommandID: uuid.New(), Actor: "auditor-test", CorrelationID: "corr-1"})
+		if err != nil {
+			t.Fatalf("%T: %v", cmd, err)
+		}
+		return res
+	}
+	id := do(uuid.Nil, domain.RegisterCustomer{Name: "Ada Lovelace", Email: "ada-" + uuid.NewString()[:8] + "@example.com", Segment: "enterprise"}).CustomerID
+	for i := range contacts {
+		do(id, domain.LogContact{Channel: domain.ChannelEmail, Direction: domain.DirectionOutbound, Summary: "note " + strconv.Itoa(i), By: "bob"})
+	}
+	return id
+}
+
+// TestOldRuleChainsVerifyAndAreCheckedOnPostgres: a stream written under
+// the unkeyed rule before the upgrade verifies under it (counted as
+// legacy), new events the service appends to it are keyed and verify
+// under the new rule, and an edit to an old event is still caught.
+func TestOldRuleChainsVerifyAndAreCheckedOnPostgres(t *testing.T) {
+	m := apptest.MustOpen(t)
+	a := audit.New(m.Store, m.Codec)
+	ctx := context.Background()
+	id := legacyHistory(t, m, 3)
+	contact(t, m, id, "after the upgrade")
+	v, err := a.Verify(ctx, id)
+	if err != nil || !v.Intact || v.Events != 5 || v.LegacyEvents != 4 {
+		t.Fatalf("mixed stream: %+v (break %+v) %v, want intact with 4 legacy events of 5", v, v.BrokenAt, err)
+	}
+	if _, err := m.Pool.Exec(ctx, `UPDATE eventstore.events SET data = '{"channel":"visit","direction":"inbound","summary":"","by":"mallory"}' WHERE stream = $1 AND revision = 2`, domain.StreamName(id)); err != nil {
+		t.Fatal(err)
+	}
+	v, err = a.Verify(ctx, id)
+	if err != nil || v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != 2 || !strings.Contains(v.BrokenAt.Reason, "content does not match its hash") {
+		t.Fatalf("edited legacy event: %+v (break %+v) %v", v, v.BrokenAt, err)
 	}
 }
