@@ -34,6 +34,7 @@ import (
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 	"github.com/rapport-crm/rapport/readmodels/surveys"
+	"github.com/rapport-crm/rapport/readmodels/work"
 )
 
 // Config is the service's configuration; cmd/rapport fills it from flags
@@ -117,12 +118,16 @@ type ReadModelSettings struct {
 	SLA sla.Targets
 	// RiskWeights are the churn-risk factors' points (nil: PRODUCT.md's).
 	RiskWeights *risk.Weights
+	// Cadence is the contact cadence by tier (zero fields: PRODUCT.md's
+	// 14, 30, 90 and 180 days).
+	Cadence work.Cadence
 }
 
 func (r *ReadModelSettings) setDefaults() {
 	if r.SLA == nil {
 		r.SLA = sla.Defaults()
 	}
+	r.Cadence.SetDefaults()
 }
 
 // ParseMasterKey decodes a base64 master key.
@@ -250,6 +255,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Surveys:         surveys.NewQueries(m.Pool),
 		Lifecycles:      lifecycle.NewQueries(m.Pool),
 		Analytics:       m.analyticsQueries(),
+		Work:            m.workQueries(),
 		History:         history.NewQueries(m.Pool),
 		Projections:     m.Engine,
 		Keys:            apiKeyAuthenticator{m.APIKeys},
