@@ -44,9 +44,12 @@ type PendingFollowUp struct {
 }
 
 // FollowUps returns the follow-ups no contact has completed, earliest due
-// first (then id). A follow-up is pending at now when it was not done
-// before now: the analytics' "follow-ups overdue" predicate. Follow-ups
-// of erased customers are left out.
+// first (then id). Follow-ups of erased customers are left out.
+//
+// Pending is done_at IS NULL: the analytics' predicate (not done before
+// the instant asked) at now, since a contact is never dated after the
+// moment it is logged; this form is what the partial index
+// follow_ups_pending_idx serves.
 func (q *Queries) FollowUps(ctx context.Context, f FollowUpFilter, limit int, cursor string) (readmodel.Page[PendingFollowUp], error) {
 	limit, err := checkLimit(limit)
 	if err != nil {
@@ -59,18 +62,17 @@ func (q *Queries) FollowUps(ctx context.Context, f FollowUpFilter, limit int, cu
 	now := q.now().UTC()
 	tomorrow := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 	b := &builder{}
-	nowArg := b.arg(now)
 	head := `SELECT fu.follow_up_id, fu.customer_id, fu.due_at, fu.by, fu.note, fu.scheduled_at
 		FROM readmodels.follow_ups fu
 		JOIN readmodels.customers c ON c.id = fu.customer_id`
-	b.where = append(b.where, "(fu.done_at IS NULL OR fu.done_at >= "+nowArg+"::timestamptz)", "c.status <> 'erased'")
+	b.where = append(b.where, "fu.done_at IS NULL", "c.status <> 'erased'")
 	b.customer(f.Filter)
 	switch f.State {
 	case "":
 	case FollowUpOverdue:
-		b.where = append(b.where, "fu.due_at < "+nowArg+"::timestamptz")
+		b.add("fu.due_at < ?", now)
 	case FollowUpDueToday:
-		b.where = append(b.where, "fu.due_at >= "+nowArg+"::timestamptz")
+		b.add("fu.due_at >= ?", now)
 		b.add("fu.due_at < ?", tomorrow)
 	case FollowUpUpcoming:
 		b.add("fu.due_at >= ?", tomorrow)
