@@ -105,6 +105,13 @@ func (c Config) Validate() error {
 	case c.EventStore != "postgres" && !strings.HasPrefix(c.EventStore, "esdb://") && !strings.HasPrefix(c.EventStore, "esdb+discover://"):
 		return fmt.Errorf("app: unknown event store %q: use postgres or an esdb:// URL", c.EventStore)
 	}
+	// Zero cadences are the defaults (setDefaults); anything else must be
+	// whole days.
+	cadence := c.ReadModels.Cadence
+	cadence.SetDefaults()
+	if err := cadence.Validate(); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
 	return nil
 }
 

@@ -60,6 +60,11 @@ func (c Cadence) Validate() error {
 	return nil
 }
 
+// String writes the cadence in the form ParseCadence reads.
+func (c Cadence) String() string {
+	return fmt.Sprintf("A=%d,B=%d,C=%d,none=%d", c.Days("A"), c.Days("B"), c.Days("C"), c.Days(""))
+}
+
 // ParseCadence reads "A=14,B=30,C=90,none=180" (days) over the defaults.
 func ParseCadence(s string) (Cadence, error) {
 	c := DefaultCadence()
