@@ -10,6 +10,7 @@ import (
 
 	"github.com/rapport-crm/rapport/readmodels/complaints"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
+	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
 // SLA selections of the complaint queue.
@@ -77,21 +78,18 @@ func (q *Queries) Complaints(ctx context.Context, f ComplaintFilter, limit int, 
 	now := q.now()
 	b := &builder{}
 	nowArg, slaArg := b.arg(now), b.arg(q.slaJSON)
-	// t: the targets of the complaint's severity; x: the next step, its
-	// due time, its length (for the 25 %) and Judge's breach of an open
-	// complaint (no first response by its target, or unresolved past the
-	// resolution target).
+	// t: the due times of the last opening's targets; x: the next step,
+	// its due time, its length (for the 25 %) and the breach, in package
+	// sla's SQL (the analytics' too; complaints.Judge in Go).
 	head := `SELECT k.complaint_id, k.customer_id, k.category, k.severity, k.status, k.assignee, k.filed_at, k.opened_at,
-			k.acknowledged_at, x.step, x.due_at
+			k.acknowledged_at, k.resolved_at, x.step, x.due_at
 		FROM readmodels.complaints k
 		JOIN readmodels.customers c ON c.id = k.customer_id
-		CROSS JOIN LATERAL (SELECT (` + slaArg + `::jsonb->k.severity->>0)::bigint * interval '1 second' AS fr,
-			(` + slaArg + `::jsonb->k.severity->>1)::bigint * interval '1 second' AS res) t
+		CROSS JOIN LATERAL (SELECT ` + sla.FirstResponseDueSQL("k", slaArg) + ` AS fr_due, ` + sla.ResolutionDueSQL("k", slaArg) + ` AS res_due) t
 		CROSS JOIN LATERAL (SELECT CASE WHEN k.acknowledged_at IS NULL THEN 'first_response' ELSE 'resolution' END AS step,
-			k.opened_at + CASE WHEN k.acknowledged_at IS NULL THEN t.fr ELSE t.res END AS due_at,
-			CASE WHEN k.acknowledged_at IS NULL THEN t.fr ELSE t.res END AS length,
-			coalesce(k.acknowledged_at, ` + nowArg + `::timestamptz) > k.opened_at + t.fr
-				OR ` + nowArg + `::timestamptz > k.opened_at + t.res AS breached) x`
+			CASE WHEN k.acknowledged_at IS NULL THEN t.fr_due ELSE t.res_due END AS due_at,
+			CASE WHEN k.acknowledged_at IS NULL THEN t.fr_due ELSE t.res_due END - k.opened_at AS length,
+			(` + sla.FirstResponseBreachSQL("k", slaArg, nowArg) + `) OR (` + sla.ResolutionBreachSQL("k", slaArg, nowArg) + `) AS breached) x`
 	b.where = append(b.where, "k.status <> 'resolved'", "c.status <> 'erased'")
 	b.customer(f.Filter)
 	if f.Severity != "" {
@@ -114,12 +112,15 @@ func (q *Queries) Complaints(ctx context.Context, f ComplaintFilter, limit int, 
 	}
 	rows, err := q.pool.Query(ctx, b.sql(head, "x.due_at, k.complaint_id", limit), b.args...)
 	items, err := collect(rows, err, func(row pgx.CollectableRow) (OpenComplaint, error) {
-		var c OpenComplaint
+		var (
+			c          OpenComplaint
+			resolvedAt *time.Time
+		)
 		err := row.Scan(&c.ID, &c.CustomerID, &c.Category, &c.Severity, &c.Status, &c.Assignee, &c.FiledAt, &c.OpenedAt,
-			&c.AcknowledgedAt, &c.NextStep, &c.DueAt)
+			&c.AcknowledgedAt, &resolvedAt, &c.NextStep, &c.DueAt)
 		c.FiledAt, c.OpenedAt, c.DueAt, c.AcknowledgedAt = c.FiledAt.UTC(), c.OpenedAt.UTC(), c.DueAt.UTC(), readmodel.UTC(c.AcknowledgedAt)
 		c.SecondsLeft = int64(c.DueAt.Sub(now) / time.Second)
-		c.SLA = complaints.Judge(q.targets, c.Severity, c.OpenedAt, c.AcknowledgedAt, nil, now)
+		c.SLA = complaints.Judge(q.targets, c.Severity, c.OpenedAt, c.AcknowledgedAt, resolvedAt, now)
 		length := complaints.Target(q.targets, c.Severity).Resolution
 		if c.NextStep == StepFirstResponse {
 			length = complaints.Target(q.targets, c.Severity).FirstResponse
