@@ -16,6 +16,7 @@ import (
 	"github.com/rapport-crm/rapport/infra/app"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
+	"github.com/rapport-crm/rapport/readmodels/work"
 )
 
 // flagSet returns a flag set whose usage lists each flag with the
@@ -189,6 +190,7 @@ type serviceFlags struct {
 	commandTimeout  time.Duration
 	slaTargets      string
 	riskWeights     string
+	cadence         string
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
@@ -209,6 +211,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.DurationVar(&f.commandTimeout, "command-timeout", envDuration("RAPPORT_COMMAND_TIMEOUT", 10*time.Second), "longest a command may take, store calls included, before it answers 503 [RAPPORT_COMMAND_TIMEOUT]")
 	fs.StringVar(&f.slaTargets, "sla", envString("RAPPORT_SLA", sla.Defaults().String()), "complaint SLA targets by severity, first response/resolution [RAPPORT_SLA]")
 	fs.StringVar(&f.riskWeights, "risk-weights", envString("RAPPORT_RISK_WEIGHTS", risk.DefaultWeights().String()), "churn-risk points by factor, over the defaults; keys: "+strings.Join(risk.WeightKeys(), ", ")+" [RAPPORT_RISK_WEIGHTS]")
+	fs.StringVar(&f.cadence, "cadence", envString("RAPPORT_CADENCE", work.DefaultCadence().String()), "contact cadence in days by tier (A, B, C, none), over the defaults: the work queue contact-due [RAPPORT_CADENCE]")
 	fs.StringVar(&f.logLevel, "log-level", envString("RAPPORT_LOG_LEVEL", "info"), "debug, info, warn or error [RAPPORT_LOG_LEVEL]")
 	fs.StringVar(&f.logFormat, "log-format", envString("RAPPORT_LOG_FORMAT", "json"), "json or text [RAPPORT_LOG_FORMAT]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
@@ -245,6 +248,10 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 	if err != nil {
 		return app.Config{}, err
 	}
+	cadence, err := work.ParseCadence(f.cadence)
+	if err != nil {
+		return app.Config{}, err
+	}
 	return app.Config{
 		DatabaseURL:     f.databaseURL,
 		EventStore:      f.eventStore,
@@ -256,7 +263,7 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		MaxBodyBytes:    int64(f.maxBodyBytes),
 		MinPositionWait: f.minPositionWait,
 		CommandTimeout:  f.commandTimeout,
-		ReadModels:      app.ReadModelSettings{SLA: targets, RiskWeights: &weights},
+		ReadModels:      app.ReadModelSettings{SLA: targets, RiskWeights: &weights, Cadence: cadence},
 		ServeHTTP:       true,
 		RunProjections:  true,
 		Logger:          logger,

@@ -34,6 +34,7 @@ import (
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 	"github.com/rapport-crm/rapport/readmodels/surveys"
+	"github.com/rapport-crm/rapport/readmodels/work"
 )
 
 // Config is the service's configuration; cmd/rapport fills it from flags
@@ -104,6 +105,13 @@ func (c Config) Validate() error {
 	case c.EventStore != "postgres" && !strings.HasPrefix(c.EventStore, "esdb://") && !strings.HasPrefix(c.EventStore, "esdb+discover://"):
 		return fmt.Errorf("app: unknown event store %q: use postgres or an esdb:// URL", c.EventStore)
 	}
+	// Zero cadences are the defaults (setDefaults); anything else must be
+	// whole days.
+	cadence := c.ReadModels.Cadence
+	cadence.SetDefaults()
+	if err := cadence.Validate(); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
 	return nil
 }
 
@@ -117,12 +125,16 @@ type ReadModelSettings struct {
 	SLA sla.Targets
 	// RiskWeights are the churn-risk factors' points (nil: PRODUCT.md's).
 	RiskWeights *risk.Weights
+	// Cadence is the contact cadence by tier (zero fields: PRODUCT.md's
+	// 14, 30, 90 and 180 days).
+	Cadence work.Cadence
 }
 
 func (r *ReadModelSettings) setDefaults() {
 	if r.SLA == nil {
 		r.SLA = sla.Defaults()
 	}
+	r.Cadence.SetDefaults()
 }
 
 // ParseMasterKey decodes a base64 master key.
@@ -250,6 +262,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Surveys:         surveys.NewQueries(m.Pool),
 		Lifecycles:      lifecycle.NewQueries(m.Pool),
 		Analytics:       m.analyticsQueries(),
+		Work:            m.workQueries(),
 		History:         history.NewQueries(m.Pool),
 		Projections:     m.Engine,
 		Keys:            apiKeyAuthenticator{m.APIKeys},

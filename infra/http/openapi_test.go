@@ -384,6 +384,11 @@ func openAPIQueries(keys map[string]string, base, complaintID, contactID, survey
 		{"getStateAsOf", base + "/state?as_of=yesterday", auditor, nil, http.StatusUnprocessableEntity},
 		{"verifyHistory", base + "/verification", auditor, nil, http.StatusOK},
 		{"listProjections", "/v1/projections", admin, nil, http.StatusOK},
+		{"listComplaintQueue", "/v1/work/complaints" + wait, writer, nil, http.StatusOK},
+		{"listComplaintQueue", "/v1/work/complaints?sla=late", analyst, nil, http.StatusUnprocessableEntity},
+		{"listFollowUpQueue", "/v1/work/follow-ups" + wait + "&state=upcoming", writer, nil, http.StatusOK},
+		{"listContactDue", "/v1/work/contact-due" + wait, analyst, nil, http.StatusOK},
+		{"listAtRisk", "/v1/work/at-risk" + wait + "&level=high", analyst, nil, http.StatusOK},
 	}
 	for _, a := range []string{"getSatisfaction:satisfaction", "getChurn:churn", "getComplaintAnalytics:complaints", "getContactAnalytics:contacts", "getKPIs:kpis"} {
 		route, path, _ := strings.Cut(a, ":")

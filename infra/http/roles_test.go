@@ -27,6 +27,9 @@ var allowedRoles = map[string][]string{
 	// Analysts.
 	"getSatisfaction": {"analyst"}, "getChurn": {"analyst"}, "getComplaintAnalytics": {"analyst"},
 	"getContactAnalytics": {"analyst"}, "getKPIs": {"analyst"},
+	// Work queues: the apps' users and analysts.
+	"listComplaintQueue": {"writer", "analyst"}, "listFollowUpQueue": {"writer", "analyst"},
+	"listContactDue": {"writer", "analyst"}, "listAtRisk": {"writer", "analyst"},
 	// Operators.
 	"listProjections": {}, "rebuildProjection": {}, "retryParkedStream": {}, "metrics": {},
 }

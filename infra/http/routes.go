@@ -21,6 +21,7 @@ func (s *Server) routeTable() []Route {
 	routes = append(routes, s.customerRoutes()...)
 	routes = append(routes, s.activityRoutes()...)
 	routes = append(routes, s.analyticsRoutes()...)
+	routes = append(routes, s.workRoutes()...)
 	routes = append(routes, s.auditRoutes()...)
 	routes = append(routes, s.historyRoutes()...)
 	routes = append(routes, s.projectionRoutes()...)

@@ -41,6 +41,8 @@ type Config struct {
 	Lifecycles LifecycleQueries
 	// Analytics answers the analysts' figures.
 	Analytics AnalyticsQueries
+	// Work answers the work queues (/v1/work/*); they are served when set.
+	Work WorkQueries
 	// History reads the audit-history read model.
 	History HistoryQueries
 	// Projections reports on and controls the projectors and serves

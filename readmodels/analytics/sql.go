@@ -3,6 +3,8 @@ package analytics
 import (
 	"strings"
 	"time"
+
+	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
 // attribute is the group key of a customer (alias c: readmodels.customers).
@@ -48,20 +50,19 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // The breach of each target of a complaint's last opening (alias x),
-// judged at $4: the step (acknowledgement, else a resolution without one;
-// the resolution) came after the target, or has not come and the target
-// is past.
-const (
-	firstResponseBreach = `coalesce(x.acknowledged_at, x.resolved_at, $4::timestamptz) >
-		x.opened_at + make_interval(secs => ($3::jsonb -> x.severity ->> 0)::float8)`
-	resolutionBreach = `coalesce(x.resolved_at, $4::timestamptz) >
-		x.opened_at + make_interval(secs => ($3::jsonb -> x.severity ->> 1)::float8)`
+// judged at $4 against the targets $3: the step (acknowledgement, else a
+// resolution without one; the resolution) came after the target, or has
+// not come and the target is past. The SQL is package sla's, which the
+// work queue uses too.
+var (
+	firstResponseBreach = sla.FirstResponseBreachSQL("x", "$3", "$4")
+	resolutionBreach    = sla.ResolutionBreachSQL("x", "$3", "$4")
 )
 
 // filedAgg aggregates the complaints filed in [$1, $2) (alias k, with
 // fr_breach and res_breach), by {key}. The first response is the one the
 // breach judges: the acknowledgement, else a resolution without one.
-const filedAgg = `
+var filedAgg = `
 	SELECT {key} AS key, count(*) AS filed,
 		count(*) FILTER (WHERE k.status = 'resolved') AS resolved,
 		percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM coalesce(k.acknowledged_at, k.resolved_at) - k.opened_at)::float8)

@@ -14,9 +14,10 @@
 //     and optional values become NULL in a table and nil in Go.
 //
 // Every read model package (customers, contacts, complaints, surveys,
-// lifecycle, history, analytics) has the same files: doc.go (what it
-// holds and for whom), projector.go (the projector that builds its tables;
-// analytics has none, it reads the others'), queries.go (its Queries, whose
-// Reads method names the projectors each of its queries reads from, so that
-// min_position waits for exactly those), and its tests.
+// lifecycle, history, analytics, work) has the same files: doc.go (what
+// it holds and for whom), projector.go (the projector that builds its
+// tables; analytics and work have none, they read the others'),
+// queries.go (its Queries, whose Reads method names the projectors each
+// of its queries reads from, so that min_position waits for exactly
+// those), and its tests.
 package readmodel

@@ -1,0 +1,149 @@
+package work
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
+	"github.com/rapport-crm/rapport/readmodels/risk"
+)
+
+// ContactDue is a row of the contact-due queue.
+type ContactDue struct {
+	Customer      CustomerRef
+	RegisteredAt  time.Time
+	LastContactAt *time.Time
+	// CadenceDays is the customer's tier's cadence.
+	CadenceDays int
+	// DueSince is when the customer became due: the first instant its
+	// last contact (or registration) was more than CadenceDays whole days
+	// old. DaysOverdue counts whole days of 24 h since then.
+	DueSince    time.Time
+	DaysOverdue int
+}
+
+// ContactDue returns the active customers whose last contact, or
+// registration when there was none, is older than their tier's cadence,
+// the longest overdue first (then id). "Older than N days" is N+1 whole
+// days of 24 h or more, as "days since" counts them (PRODUCT.md: 30 days
+// and 23 hours is 30), the churn-risk factor's rule.
+func (q *Queries) ContactDue(ctx context.Context, f Filter, limit int, cursor string) (readmodel.Page[ContactDue], error) {
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return readmodel.Page[ContactDue]{}, err
+	}
+	after, err := ContactDueCursor.Continue(cursor, limit)
+	if err != nil {
+		return readmodel.Page[ContactDue]{}, fmt.Errorf("work: contact-due: %w", err)
+	}
+	now := q.now()
+	b := &builder{}
+	nowArg := b.arg(now)
+	days := func(tier string) string { return b.arg(int32(q.cadence.Days(tier))) }
+	head := `SELECT c.id, c.name, c.segment, c.tier, c.region, c.registered_at, c.last_contact_at, x.cadence, x.due_since
+		FROM readmodels.customers c
+		CROSS JOIN LATERAL (SELECT CASE c.tier WHEN 'A' THEN ` + days("A") + `::integer WHEN 'B' THEN ` + days("B") +
+		`::integer WHEN 'C' THEN ` + days("C") + `::integer ELSE ` + days("") + `::integer END AS cadence) d
+		CROSS JOIN LATERAL (SELECT d.cadence,
+			coalesce(c.last_contact_at, c.registered_at) + (d.cadence + 1) * interval '24 hours' AS due_since) x`
+	b.where = append(b.where, "c.status = 'active'", "x.due_since <= "+nowArg+"::timestamptz")
+	b.customer(f)
+	if after != nil {
+		b.add("(x.due_since, c.id) > (?, "+b.arg(after.ID)+")", after.At)
+	}
+	rows, err := q.pool.Query(ctx, b.sql(head, "x.due_since, c.id", limit), b.args...)
+	items, err := collect(rows, err, func(row pgx.CollectableRow) (ContactDue, error) {
+		var (
+			d       ContactDue
+			cadence int32
+		)
+		err := row.Scan(&d.Customer.ID, &d.Customer.Name, &d.Customer.Segment, &d.Customer.Tier, &d.Customer.Region,
+			&d.RegisteredAt, &d.LastContactAt, &cadence, &d.DueSince)
+		d.RegisteredAt, d.LastContactAt, d.DueSince = d.RegisteredAt.UTC(), readmodel.UTC(d.LastContactAt), d.DueSince.UTC()
+		d.CadenceDays, d.DaysOverdue = int(cadence), int(now.Sub(d.DueSince)/day)
+		return d, err
+	})
+	if err != nil {
+		return readmodel.Page[ContactDue]{}, readmodel.Fail("work: contact-due", err)
+	}
+	return readmodel.PageOf(items, limit, ContactDueCursor, func(d ContactDue) readmodel.Key {
+		return readmodel.Key{At: d.DueSince, ID: d.Customer.ID}
+	}), nil
+}
+
+// AtRiskFilter narrows the at-risk queue.
+type AtRiskFilter struct {
+	Filter
+	// Level is risk.LevelHigh, risk.LevelMedium, or "" for both.
+	Level string
+}
+
+// AtRisk is a row of the at-risk queue.
+type AtRisk struct {
+	Customer CustomerRef
+	Risk     risk.Risk
+}
+
+// AtRisk returns the active customers at medium or high churn risk (or
+// the level asked), the highest score first (then id), scored now by
+// readmodels.customer_risk: the score GET /v1/customers/{id} shows.
+//
+// Its cursor carries the score where the other lists carry a time: the
+// key (score, id) travels as (unix seconds = score, id).
+func (q *Queries) AtRisk(ctx context.Context, f AtRiskFilter, limit int, cursor string) (readmodel.Page[AtRisk], error) {
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return readmodel.Page[AtRisk]{}, err
+	}
+	after, err := AtRiskCursor.Continue(cursor, limit)
+	if err != nil {
+		return readmodel.Page[AtRisk]{}, fmt.Errorf("work: at-risk: %w", err)
+	}
+	b := &builder{}
+	head := `SELECT c.id, c.name, c.segment, c.tier, c.region, r.score, r.level, r.factors
+		FROM readmodels.customers c
+		CROSS JOIN LATERAL readmodels.customer_risk(c.status, c.registered_at, c.last_contact_at, c.open_complaints, c.complaints_total,
+			c.complaints, c.last_csat, c.prev_csat, c.last_nps, c.next_follow_up_due_at,
+			` + b.arg(q.now()) + `::timestamptz, ` + b.arg(q.weights) + `::integer[], ` + b.arg(q.slaJSON) + `::jsonb) r`
+	b.where = append(b.where, "c.status = 'active'")
+	switch f.Level {
+	case "":
+		b.add("r.score >= ?", int32(risk.MediumFrom))
+	case risk.LevelHigh, risk.LevelMedium:
+		b.add("r.level = ?", f.Level)
+	default:
+		return readmodel.Page[AtRisk]{}, fmt.Errorf("%w: level %q", ErrBadRequest, f.Level)
+	}
+	b.customer(f.Filter)
+	if after != nil {
+		score := int32(after.At.Unix())
+		b.add("(r.score < ? OR (r.score = "+b.arg(score)+" AND c.id > "+b.arg(after.ID)+"))", score)
+	}
+	rows, err := q.pool.Query(ctx, b.sql(head, "r.score DESC, c.id", limit), b.args...)
+	items, err := collect(rows, err, func(row pgx.CollectableRow) (AtRisk, error) {
+		var (
+			a       AtRisk
+			score   int32
+			factors []byte
+		)
+		if err := row.Scan(&a.Customer.ID, &a.Customer.Name, &a.Customer.Segment, &a.Customer.Tier, &a.Customer.Region,
+			&score, &a.Risk.Level, &factors); err != nil {
+			return a, err
+		}
+		a.Risk.Score, a.Risk.Factors = int(score), []risk.Factor{}
+		if err := json.Unmarshal(factors, &a.Risk.Factors); err != nil {
+			return a, fmt.Errorf("work: risk factors of %s: %w", a.Customer.ID, err)
+		}
+		return a, nil
+	})
+	if err != nil {
+		return readmodel.Page[AtRisk]{}, readmodel.Fail("work: at-risk", err)
+	}
+	return readmodel.PageOf(items, limit, AtRiskCursor, func(a AtRisk) readmodel.Key {
+		return readmodel.Key{At: time.Unix(int64(a.Risk.Score), 0), ID: a.Customer.ID}
+	}), nil
+}
