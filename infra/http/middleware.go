@@ -194,12 +194,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 // authorize authenticates the key, checks its roles and spends a token of
 // its rate limit.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt Route) (*http.Request, error) {
-	auth := r.Header.Get("Authorization")
-	key, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || strings.TrimSpace(key) == "" {
+	key, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok {
 		return r, newProblem(http.StatusUnauthorized, "unauthenticated", "send an API key: Authorization: Bearer <key>")
 	}
-	principal, err := s.cfg.Keys.Authenticate(r.Context(), strings.TrimSpace(key))
+	principal, err := s.cfg.Keys.Authenticate(r.Context(), key)
 	if errors.Is(err, ErrUnauthenticated) {
 		return r, newProblem(http.StatusUnauthorized, "unauthenticated", "the API key is unknown or revoked")
 	}
@@ -220,6 +219,17 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt Route) (*h
 		return r, p
 	}
 	return r, nil
+}
+
+// bearerToken reads "Bearer <key>". The scheme is case-insensitive (RFC
+// 9110 §11.1), so "bearer" and "BEARER" work too.
+func bearerToken(auth string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(auth), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }
 
 // keyLimiter is a token bucket per API key.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,7 +47,13 @@ type APIKeys struct {
 	// cache remembers recent authentications; a key revoked by another
 	// process keeps working for at most its TTL.
 	cache *expirable.LRU[[32]byte, APIKey]
+	// lookups counts the queries Authenticate sends to the database, so
+	// that a test can show a flood of bad keys does not reach it.
+	lookups atomic.Uint64
 }
+
+// Lookups is how many times Authenticate asked the database.
+func (k *APIKeys) Lookups() uint64 { return k.lookups.Load() }
 
 // APIKeyCacheTTL bounds how long a key revoked by another process is still
 // accepted here.
@@ -90,6 +97,7 @@ func (k *APIKeys) Authenticate(ctx context.Context, secret string) (APIKey, erro
 		return key, nil
 	}
 	var key APIKey
+	k.lookups.Add(1)
 	err := k.pool.QueryRow(ctx,
 		`SELECT id, name, roles, prefix, created_at FROM rapport.api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
 		hash[:]).Scan(&key.ID, &key.Name, &key.Roles, &key.Prefix, &key.CreatedAt)
