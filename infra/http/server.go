@@ -154,6 +154,7 @@ type Server struct {
 	cfg      Config
 	logger   *slog.Logger
 	router   *mux.Router
+	handler  http.Handler
 	routes   []Route
 	limiter  *keyLimiter
 	metrics  *httpMetrics
@@ -174,12 +175,23 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
-		s.router.Handle(rt.Path, s.wrap(rt)).Methods(rt.Method).Name(rt.Name)
+		methods := []string{rt.Method}
+		if rt.Method == http.MethodGet {
+			// HEAD is GET without the body (RFC 9110 §9.3.2); net/http
+			// drops what the handler writes.
+			methods = append(methods, http.MethodHead)
+		}
+		s.router.Handle(rt.Path, s.wrap(rt)).Methods(methods...).Name(rt.Name)
 	}
+	// mux would answer an unclean path (//, /./) with a redirect for every
+	// method, which turns a POST into a GET in most clients; cleanPaths
+	// decides instead.
+	s.router.SkipClean(true)
 	s.router.NotFoundHandler = s.fallback(http.StatusNotFound, "route_not_found", "no such endpoint")
-	s.router.MethodNotAllowedHandler = s.fallback(http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not take this method")
+	s.router.MethodNotAllowedHandler = s.methodNotAllowed()
+	s.handler = s.cleanPaths(s.router)
 	s.server = &http.Server{
-		Handler:           s.router,
+		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -191,7 +203,7 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 // Handler returns the server's handler, for tests that drive it directly.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Routes returns the route table (the role-matrix test walks it).
 func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
