@@ -279,7 +279,6 @@ func parseIfMatch(header string) (star bool, revisions []uint64, ok bool) {
 // etag renders a revision as a strong ETag.
 func etag(revision uint64) string { return `"` + strconv.FormatUint(revision, 10) + `"` }
 
-
 func complaintID(r *http.Request) (uuid.UUID, error) {
 	return pathID(r, "cid", domain.ReasonComplaintNotFound)
 }
