@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -198,8 +199,26 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt Route) (*h
 	if !ok {
 		return r, newProblem(http.StatusUnauthorized, "unauthenticated", "send an API key: Authorization: Bearer <key>")
 	}
+	// A client that sent too many bad keys is refused before its key is
+	// looked up: guessing or a misconfigured fleet must not cost the key
+	// store a query per request.
+	// A key refused a moment ago is refused again from memory, at no
+	// cost to anyone: secrets are random, so a refused one never becomes
+	// valid (a new key is a new secret).
+	hash := sha256.Sum256([]byte(key))
+	if _, refused := s.refusedKeys.Get(hash); refused {
+		return r, newProblem(http.StatusUnauthorized, "unauthenticated", "the API key is unknown or revoked")
+	}
+	addr := clientAddress(r)
+	if wait, ok := s.authFailures.exhausted(addr); ok {
+		p := newProblem(http.StatusTooManyRequests, "rate_limited", "too many unknown or revoked API keys from this address; slow down")
+		p.retryAfter = int(math.Ceil(wait.Seconds()))
+		return r, p
+	}
 	principal, err := s.cfg.Keys.Authenticate(r.Context(), key)
 	if errors.Is(err, ErrUnauthenticated) {
+		s.authFailures.spend(addr)
+		s.refusedKeys.Add(hash, struct{}{})
 		return r, newProblem(http.StatusUnauthorized, "unauthenticated", "the API key is unknown or revoked")
 	}
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -73,6 +74,16 @@ type Config struct {
 	// burst. Defaults 200 and 400.
 	RateLimit float64
 	RateBurst int
+	// AuthFailureRate is how many unknown or revoked API keys a client
+	// address may send per second, AuthFailureBurst how many at once, before
+	// its requests are 429 without asking the key store: a flood of bad
+	// keys must not load the database for everyone. The address is the
+	// connection's (no proxy header is trusted). Defaults 1 and 20.
+	// AuthFailureAddresses bounds how many addresses are tracked (default
+	// 10 000; the idle ones are forgotten first).
+	AuthFailureRate      float64
+	AuthFailureBurst     int
+	AuthFailureAddresses int
 	// MinPositionWait bounds how long a query waits for min_position.
 	// Default 5 s.
 	MinPositionWait time.Duration
@@ -98,6 +109,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.RateBurst == 0 {
 		c.RateBurst = 400
+	}
+	if c.AuthFailureRate == 0 {
+		c.AuthFailureRate = 1
+	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = 20
+	}
+	if c.AuthFailureAddresses == 0 {
+		c.AuthFailureAddresses = 10_000
 	}
 	if c.MinPositionWait == 0 {
 		c.MinPositionWait = 5 * time.Second
@@ -137,6 +157,8 @@ func (c Config) Validate() error {
 		return errors.New("http: Keys is required")
 	case c.MaxBodyBytes < 1 || c.RateLimit <= 0 || c.RateBurst < 1:
 		return errors.New("http: MaxBodyBytes, RateLimit and RateBurst must be positive")
+	case c.AuthFailureRate <= 0 || c.AuthFailureBurst < 1 || c.AuthFailureAddresses < 1:
+		return errors.New("http: AuthFailureRate, AuthFailureBurst and AuthFailureAddresses must be positive")
 	case (c.Contacts != nil || c.Complaints != nil || c.Surveys != nil) && c.Lifecycles == nil:
 		return errors.New("http: Lifecycles is required with Contacts, Complaints or Surveys")
 	}
@@ -151,15 +173,19 @@ type Check struct {
 
 // Server serves the API.
 type Server struct {
-	cfg      Config
-	logger   *slog.Logger
-	router   *mux.Router
-	handler  http.Handler
-	routes   []Route
-	limiter  *keyLimiter
-	metrics  *httpMetrics
-	server   *http.Server
-	listener net.Listener
+	cfg     Config
+	logger  *slog.Logger
+	router  *mux.Router
+	handler http.Handler
+	routes  []Route
+	limiter *keyLimiter
+	// authFailures limits unknown keys per client address.
+	authFailures *addrLimiter
+	// refusedKeys remembers the hashes of keys just refused.
+	refusedKeys *expirable.LRU[[32]byte, struct{}]
+	metrics     *httpMetrics
+	server      *http.Server
+	listener    net.Listener
 }
 
 // NewServer builds the server; Open starts it.
@@ -168,7 +194,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, router: mux.NewRouter(), limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst)}
+	s := &Server{cfg: cfg, logger: cfg.Logger, router: mux.NewRouter(), limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst),
+		authFailures: newAddrLimiter(cfg.AuthFailureRate, cfg.AuthFailureBurst, cfg.AuthFailureAddresses),
+		refusedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Minute)}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
 		return nil, err

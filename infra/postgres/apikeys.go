@@ -49,6 +49,11 @@ type APIKeys struct {
 	// cache remembers recent authentications; a key revoked by another
 	// process keeps working for at most its TTL.
 	cache *expirable.LRU[[32]byte, APIKey]
+	// unknown remembers secrets the database did not know. Secrets are
+	// random and a key's hash never changes to one already presented, so
+	// a remembered miss can never hide a valid key; the TTL only bounds
+	// memory churn.
+	unknown *expirable.LRU[[32]byte, struct{}]
 	// lookups counts the queries Authenticate sends to the database, so
 	// that a test can show a flood of bad keys does not reach it.
 	lookups atomic.Uint64
@@ -61,9 +66,15 @@ func (k *APIKeys) Lookups() uint64 { return k.lookups.Load() }
 // accepted here.
 const APIKeyCacheTTL = 5 * time.Second
 
+// unknownKeyTTL is how long a secret the database did not know is
+// answered from memory.
+const unknownKeyTTL = time.Minute
+
 // NewAPIKeys returns the key store.
 func NewAPIKeys(pool *pgxpool.Pool) *APIKeys {
-	return &APIKeys{pool: pool, cache: expirable.NewLRU[[32]byte, APIKey](10_000, nil, APIKeyCacheTTL)}
+	return &APIKeys{pool: pool,
+		cache:   expirable.NewLRU[[32]byte, APIKey](10_000, nil, APIKeyCacheTTL),
+		unknown: expirable.NewLRU[[32]byte, struct{}](10_000, nil, unknownKeyTTL)}
 }
 
 // Create makes a key and returns its record and the secret, which is
@@ -127,12 +138,16 @@ func (k *APIKeys) Authenticate(ctx context.Context, secret string) (APIKey, erro
 	if key, ok := k.cache.Get(hash); ok {
 		return key, nil
 	}
+	if _, ok := k.unknown.Get(hash); ok {
+		return APIKey{}, ErrInvalidAPIKey
+	}
 	var key APIKey
 	k.lookups.Add(1)
 	err := k.pool.QueryRow(ctx,
 		`SELECT id, name, roles, prefix, created_at FROM rapport.api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
 		hash[:]).Scan(&key.ID, &key.Name, &key.Roles, &key.Prefix, &key.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
+		k.unknown.Add(hash, struct{}{})
 		return APIKey{}, ErrInvalidAPIKey
 	}
 	if err != nil {
