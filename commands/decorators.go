@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/rapport-crm/rapport/domain"
 )
 
@@ -40,14 +42,23 @@ func WithLogging(logger *slog.Logger) Decorator {
 		return HandlerFunc(func(ctx context.Context, req Request) (Result, error) {
 			start := time.Now()
 			res, err := next.Handle(ctx, req)
-			attrs := []any{
-				"command", CommandName(req.Command),
-				"customer_id", res.CustomerID,
+			attrs := []any{"command", CommandName(req.Command)}
+			// A refused or failed command has no result: name the customer
+			// the request addressed, and no customer rather than the zero
+			// id when neither says (a registration that failed).
+			customerID := res.CustomerID
+			if customerID == uuid.Nil {
+				customerID = req.CustomerID
+			}
+			if customerID != uuid.Nil {
+				attrs = append(attrs, "customer_id", customerID)
+			}
+			attrs = append(attrs,
 				"command_id", req.CommandID,
 				"actor", req.Actor,
 				"correlation_id", req.CorrelationID,
 				"duration", time.Since(start),
-			}
+			)
 			switch Outcome(res, err) {
 			case "failed":
 				logger.ErrorContext(ctx, "command failed", append(attrs, "err", err)...)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +51,11 @@ type Request struct {
 	// refused with *RevisionMismatchError unless the customer is at that
 	// revision (HTTP If-Match).
 	ExpectedRevision *uint64
+	// ExpectedRevisions, when not nil, makes the command conditional on
+	// any of several revisions (If-Match with a list of tags). An empty,
+	// non-nil list matches no revision: If-Match naming only weak tags,
+	// which the strong comparison If-Match uses never matches.
+	ExpectedRevisions []uint64
 	// At, when set, is the time the command is decided at instead of the
 	// clock: imports and the seed generator replay history with it. The
 	// HTTP API never sets it.
@@ -75,15 +81,59 @@ type Result struct {
 	Replayed bool
 }
 
+// conditional says whether the command holds an If-Match condition.
+func (r Request) conditional() bool {
+	return r.ExpectedRevision != nil || r.ExpectedRevisions != nil
+}
+
+// expects says whether the condition holds at the current revision (-1:
+// no events).
+func (r Request) expects(current int64) bool {
+	if current < 0 {
+		return false
+	}
+	if r.ExpectedRevision != nil && *r.ExpectedRevision == uint64(current) {
+		return true
+	}
+	return slices.Contains(r.ExpectedRevisions, uint64(current))
+}
+
+func (r Request) mismatch(current int64) *RevisionMismatchError {
+	e := &RevisionMismatchError{Current: current}
+	if r.ExpectedRevision != nil {
+		e.Expected = *r.ExpectedRevision
+		e.ExpectedAny = append(e.ExpectedAny, *r.ExpectedRevision)
+	}
+	e.ExpectedAny = append(e.ExpectedAny, r.ExpectedRevisions...)
+	if r.ExpectedRevision == nil && len(r.ExpectedRevisions) > 0 {
+		e.Expected = r.ExpectedRevisions[0]
+	}
+	return e
+}
+
 // RevisionMismatchError refuses a conditional command (412).
 type RevisionMismatchError struct {
-	Expected uint64
+	// Expected is the (first) revision the condition named; ExpectedAny
+	// all of them, empty when it named none that can match.
+	Expected    uint64
+	ExpectedAny []uint64
 	// Current is the customer's revision, -1 if it has no events.
 	Current int64
 }
 
 func (e *RevisionMismatchError) Error() string {
-	return fmt.Sprintf("commands: customer is at revision %d, not %d", e.Current, e.Expected)
+	return "commands: " + e.Describe()
+}
+
+// Describe says what did not match, for an answer's detail.
+func (e *RevisionMismatchError) Describe() string {
+	switch len(e.ExpectedAny) {
+	case 0:
+		return fmt.Sprintf("customer is at revision %d; the condition names no revision that can match", e.Current)
+	case 1:
+		return fmt.Sprintf("customer is at revision %d, not %d", e.Current, e.ExpectedAny[0])
+	}
+	return fmt.Sprintf("customer is at revision %d, none of %v", e.Current, e.ExpectedAny)
 }
 
 // ErrIdempotencyKeyReused says that a command id (idempotency key) came
@@ -238,8 +288,8 @@ func (h *Customers) Handle(ctx context.Context, req Request) (Result, error) {
 		if !errors.As(err, &wrong) {
 			return res, err
 		}
-		if req.ExpectedRevision != nil {
-			return Result{}, &RevisionMismatchError{Expected: *req.ExpectedRevision, Current: wrong.Current}
+		if req.conditional() {
+			return Result{}, req.mismatch(wrong.Current)
 		}
 		if attempt >= h.cfg.MaxConflictRetries {
 			return Result{}, fmt.Errorf("%w (%d attempts)", ErrTooManyConflicts, attempt+1)
@@ -381,8 +431,8 @@ func (h *Customers) decide(ctx context.Context, entry *cacheEntry, customerID uu
 		}
 		return Result{CustomerID: customerID, Revision: seen.revision, Position: seen.position, CreatedID: created, Replayed: true}, true, nil
 	}
-	if req.ExpectedRevision != nil && int64(*req.ExpectedRevision) != entry.revision {
-		return Result{}, true, &RevisionMismatchError{Expected: *req.ExpectedRevision, Current: entry.revision}
+	if req.conditional() && !req.expects(entry.revision) {
+		return Result{}, true, req.mismatch(entry.revision)
 	}
 	decided, err := domain.Decide(entry.state, cmd, now)
 	var already *domain.AlreadyRecordedError

@@ -107,10 +107,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			logger.Warn("rapport: close", "err", err)
 		}
 	}()
-	if err := m.APIKeys.Revoke(ctx, devAdminKeyName); err != nil && !errors.Is(err, postgres.ErrAPIKeyNotFound) {
-		return err
-	}
-	_, secret, err := m.APIKeys.Create(ctx, devAdminKeyName, []string{"admin"})
+	// A name is never given to a second key: the dev admin key gets a new
+	// secret instead, the previous one stops working.
+	_, secret, err := m.APIKeys.Reissue(ctx, devAdminKeyName, []string{"admin"})
 	if err != nil {
 		return err
 	}

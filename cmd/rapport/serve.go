@@ -57,7 +57,7 @@ func bootstrapAdminKey(ctx context.Context, m *app.Main, stdout io.Writer) error
 			return nil
 		}
 	}
-	_, secret, err := m.APIKeys.Create(ctx, "admin", []string{"admin"})
+	_, secret, err := m.APIKeys.Reissue(ctx, "admin", []string{"admin"})
 	if err != nil {
 		return err
 	}

@@ -225,26 +225,59 @@ func commandRequest(r *http.Request, customerID uuid.UUID, cmd domain.Command, f
 		}
 		req.CommandID = commands.CommandID(principal.Name, key)
 	}
-	if match := r.Header.Get("If-Match"); match != "" {
-		rev, ok := parseETag(match)
+	if values := r.Header.Values("If-Match"); len(values) > 0 {
+		star, revisions, ok := parseIfMatch(strings.Join(values, ","))
 		if !ok {
-			return req, invalidFields(FieldError{Field: "If-Match", Message: `must be an ETag from a previous answer, such as "3"`})
+			return req, invalidFields(FieldError{Field: "If-Match", Message: `must be *, or ETags from previous answers such as "3" or "3", "4"`})
 		}
-		req.ExpectedRevision = &rev
+		if !star {
+			req.ExpectedRevisions = revisions
+		}
 	}
 	return req, nil
 }
 
+// parseIfMatch reads If-Match (RFC 9110 §13.1.1): * (any current
+// customer: one that does not exist is 404 as without the condition), or
+// a list of entity tags of which any may match. The comparison is strong,
+// so a weak tag W/"3" never matches and is dropped, as is a tag that is
+// not one of our revisions; the list returned is then non-nil and may be
+// empty (nothing matches: 412). A bare 3 is read as "3" for old clients.
+func parseIfMatch(header string) (star bool, revisions []uint64, ok bool) {
+	if strings.TrimSpace(header) == "*" {
+		return true, nil, true
+	}
+	revisions = []uint64{}
+	seen := false
+	for _, tag := range strings.Split(header, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "" {
+			continue // a list may hold empty elements (RFC 9110 §5.6.1)
+		}
+		seen = true
+		weak := strings.HasPrefix(tag, "W/")
+		opaque := strings.TrimPrefix(tag, "W/")
+		quoted := len(opaque) >= 2 && opaque[0] == '"' && opaque[len(opaque)-1] == '"'
+		if quoted {
+			opaque = opaque[1 : len(opaque)-1]
+		}
+		rev, err := strconv.ParseUint(opaque, 10, 64)
+		switch {
+		case !quoted && (weak || err != nil):
+			return false, nil, false
+		case quoted && strings.ContainsAny(opaque, "\" \t"):
+			return false, nil, false
+		case weak || err != nil:
+			// Never matches: weak (strong comparison) or not a revision.
+		default:
+			revisions = append(revisions, rev)
+		}
+	}
+	return false, revisions, seen
+}
+
 // etag renders a revision as a strong ETag.
 func etag(revision uint64) string { return `"` + strconv.FormatUint(revision, 10) + `"` }
-
-// parseETag reads a revision from If-Match: "3", W/"3" or 3.
-func parseETag(s string) (uint64, bool) {
-	s = strings.TrimPrefix(strings.TrimSpace(s), "W/")
-	s = strings.Trim(s, `"`)
-	rev, err := strconv.ParseUint(s, 10, 64)
-	return rev, err == nil
-}
 
 func complaintID(r *http.Request) (uuid.UUID, error) {
 	return pathID(r, "cid", domain.ReasonComplaintNotFound)

@@ -62,6 +62,11 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 			f.To = *t
 		}
 	}
+	// An empty period is a mistake, not an empty answer: 422 naming from,
+	// as the analytics endpoints answer.
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		p.fail("from", "must be before to (the period is [from, to))")
+	}
 	cursor := q.Get("cursor")
 	if cursor != "" && !history.ValidCursor(cursor) {
 		p.fail("cursor", "is not a cursor from a previous page")

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -194,13 +195,30 @@ func (s *Server) wrap(rt Route) http.Handler {
 // authorize authenticates the key, checks its roles and spends a token of
 // its rate limit.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt Route) (*http.Request, error) {
-	auth := r.Header.Get("Authorization")
-	key, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || strings.TrimSpace(key) == "" {
+	key, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok {
 		return r, newProblem(http.StatusUnauthorized, "unauthenticated", "send an API key: Authorization: Bearer <key>")
 	}
-	principal, err := s.cfg.Keys.Authenticate(r.Context(), strings.TrimSpace(key))
+	// A client that sent too many bad keys is refused before its key is
+	// looked up: guessing or a misconfigured fleet must not cost the key
+	// store a query per request.
+	// A key refused a moment ago is refused again from memory, at no
+	// cost to anyone: secrets are random, so a refused one never becomes
+	// valid (a new key is a new secret).
+	hash := sha256.Sum256([]byte(key))
+	if _, refused := s.refusedKeys.Get(hash); refused {
+		return r, newProblem(http.StatusUnauthorized, "unauthenticated", "the API key is unknown or revoked")
+	}
+	addr := clientAddress(r)
+	if wait, ok := s.authFailures.exhausted(addr); ok {
+		p := newProblem(http.StatusTooManyRequests, "rate_limited", "too many unknown or revoked API keys from this address; slow down")
+		p.retryAfter = int(math.Ceil(wait.Seconds()))
+		return r, p
+	}
+	principal, err := s.cfg.Keys.Authenticate(r.Context(), key)
 	if errors.Is(err, ErrUnauthenticated) {
+		s.authFailures.spend(addr)
+		s.refusedKeys.Add(hash, struct{}{})
 		return r, newProblem(http.StatusUnauthorized, "unauthenticated", "the API key is unknown or revoked")
 	}
 	if err != nil {
@@ -220,6 +238,17 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt Route) (*h
 		return r, p
 	}
 	return r, nil
+}
+
+// bearerToken reads "Bearer <key>". The scheme is case-insensitive (RFC
+// 9110 §11.1), so "bearer" and "BEARER" work too.
+func bearerToken(auth string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(auth), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }
 
 // keyLimiter is a token bucket per API key.

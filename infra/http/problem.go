@@ -78,7 +78,7 @@ func problemFor(err error) *Problem {
 		return domainProblem(de)
 	case errors.As(err, &mismatch):
 		p := newProblem(http.StatusPreconditionFailed, "revision_mismatch",
-			fmt.Sprintf("the customer is at revision %d, not %d (If-Match)", mismatch.Current, mismatch.Expected))
+			"the "+mismatch.Describe()+" (If-Match, compared strongly: a weak tag W/\"…\" never matches)")
 		p.CurrentRevision = &mismatch.Current
 		return p
 	case errors.Is(err, commands.ErrIdempotencyKeyReused):

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -75,6 +76,16 @@ type Config struct {
 	// burst. Defaults 200 and 400.
 	RateLimit float64
 	RateBurst int
+	// AuthFailureRate is how many unknown or revoked API keys a client
+	// address may send per second, AuthFailureBurst how many at once, before
+	// its requests are 429 without asking the key store: a flood of bad
+	// keys must not load the database for everyone. The address is the
+	// connection's (no proxy header is trusted). Defaults 1 and 20.
+	// AuthFailureAddresses bounds how many addresses are tracked (default
+	// 10 000; the idle ones are forgotten first).
+	AuthFailureRate      float64
+	AuthFailureBurst     int
+	AuthFailureAddresses int
 	// MinPositionWait bounds how long a query waits for min_position.
 	// Default 5 s.
 	MinPositionWait time.Duration
@@ -100,6 +111,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.RateBurst == 0 {
 		c.RateBurst = 400
+	}
+	if c.AuthFailureRate == 0 {
+		c.AuthFailureRate = 1
+	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = 20
+	}
+	if c.AuthFailureAddresses == 0 {
+		c.AuthFailureAddresses = 10_000
 	}
 	if c.MinPositionWait == 0 {
 		c.MinPositionWait = 5 * time.Second
@@ -139,6 +159,8 @@ func (c Config) Validate() error {
 		return errors.New("http: Keys is required")
 	case c.MaxBodyBytes < 1 || c.RateLimit <= 0 || c.RateBurst < 1:
 		return errors.New("http: MaxBodyBytes, RateLimit and RateBurst must be positive")
+	case c.AuthFailureRate <= 0 || c.AuthFailureBurst < 1 || c.AuthFailureAddresses < 1:
+		return errors.New("http: AuthFailureRate, AuthFailureBurst and AuthFailureAddresses must be positive")
 	case (c.Contacts != nil || c.Complaints != nil || c.Surveys != nil) && c.Lifecycles == nil:
 		return errors.New("http: Lifecycles is required with Contacts, Complaints or Surveys")
 	}
@@ -153,14 +175,19 @@ type Check struct {
 
 // Server serves the API.
 type Server struct {
-	cfg      Config
-	logger   *slog.Logger
-	router   *mux.Router
-	routes   []Route
-	limiter  *keyLimiter
-	metrics  *httpMetrics
-	server   *http.Server
-	listener net.Listener
+	cfg     Config
+	logger  *slog.Logger
+	router  *mux.Router
+	handler http.Handler
+	routes  []Route
+	limiter *keyLimiter
+	// authFailures limits unknown keys per client address.
+	authFailures *addrLimiter
+	// refusedKeys remembers the hashes of keys just refused.
+	refusedKeys *expirable.LRU[[32]byte, struct{}]
+	metrics     *httpMetrics
+	server      *http.Server
+	listener    net.Listener
 }
 
 // NewServer builds the server; Open starts it.
@@ -169,19 +196,32 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, router: mux.NewRouter(), limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst)}
+	s := &Server{cfg: cfg, logger: cfg.Logger, router: mux.NewRouter(), limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst),
+		authFailures: newAddrLimiter(cfg.AuthFailureRate, cfg.AuthFailureBurst, cfg.AuthFailureAddresses),
+		refusedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Minute)}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
 		return nil, err
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
-		s.router.Handle(rt.Path, s.wrap(rt)).Methods(rt.Method).Name(rt.Name)
+		methods := []string{rt.Method}
+		if rt.Method == http.MethodGet {
+			// HEAD is GET without the body (RFC 9110 §9.3.2); net/http
+			// drops what the handler writes.
+			methods = append(methods, http.MethodHead)
+		}
+		s.router.Handle(rt.Path, s.wrap(rt)).Methods(methods...).Name(rt.Name)
 	}
+	// mux would answer an unclean path (//, /./) with a redirect for every
+	// method, which turns a POST into a GET in most clients; cleanPaths
+	// decides instead.
+	s.router.SkipClean(true)
 	s.router.NotFoundHandler = s.fallback(http.StatusNotFound, "route_not_found", "no such endpoint")
-	s.router.MethodNotAllowedHandler = s.fallback(http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not take this method")
+	s.router.MethodNotAllowedHandler = s.methodNotAllowed()
+	s.handler = s.cleanPaths(s.router)
 	s.server = &http.Server{
-		Handler:           s.router,
+		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -193,7 +233,7 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 // Handler returns the server's handler, for tests that drive it directly.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Routes returns the route table (the role-matrix test walks it).
 func (s *Server) Routes() []Route { return slices.Clone(s.routes) }

@@ -311,7 +311,8 @@ func bearerAuthentication(_ context.Context, in *openapi3filter.AuthenticationIn
 	if scheme == nil || scheme.Type != "http" || !strings.EqualFold(scheme.Scheme, "bearer") {
 		return in.NewError(fmt.Errorf("unsupported security scheme %q", in.SecuritySchemeName))
 	}
-	key, ok := strings.CutPrefix(in.RequestValidationInput.Request.Header.Get("Authorization"), "Bearer ")
+	authScheme, key, ok := strings.Cut(in.RequestValidationInput.Request.Header.Get("Authorization"), " ")
+	ok = ok && strings.EqualFold(authScheme, "Bearer") // RFC 9110 §11.1: the scheme is case-insensitive
 	if !ok || strings.TrimSpace(key) == "" {
 		return in.NewError(errors.New("no Authorization: Bearer <key> header"))
 	}
