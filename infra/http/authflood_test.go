@@ -78,3 +78,29 @@ func TestUnknownKeyLookupsAreRemembered(t *testing.T) {
 		t.Fatalf("revoked key: %v", err)
 	}
 }
+
+// TestAFloodOfBadKeysSparesTheAddressesGoodKeys: behind a shared address
+// (a NAT, a proxy) one misconfigured client must not lock out the others.
+// A key that authenticated recently is still served while the address is
+// refused for bad keys; only unknown keys wait.
+func TestAFloodOfBadKeysSparesTheAddressesGoodKeys(t *testing.T) {
+	m := apptest.MustOpen(t, func(c *app.Config) { c.RunProjections = false })
+	_, good, err := m.APIKeys.Create(t.Context(), "neighbour", []string{"admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireStatus(t, m.Do(t, apptest.Request{Method: http.MethodGet, Path: "/v1/projections", Key: good}), http.StatusOK)
+	limited := false
+	for i := range 200 {
+		resp, _ := rawDo(t, m, http.MethodGet, "/v1/customers", fmt.Sprintf("rpk_flood_%d", i), nil, "")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("200 unknown keys from one address were never limited")
+	}
+	requireStatus(t, m.Do(t, apptest.Request{Method: http.MethodGet, Path: "/v1/projections", Key: good}), http.StatusOK)
+	requireProblem(t, m.Do(t, apptest.Request{Method: http.MethodGet, Path: "/v1/customers", Key: "rpk_flood_more"}), http.StatusTooManyRequests, "rate_limited", "")
+}

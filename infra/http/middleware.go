@@ -201,7 +201,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt Route) (*h
 	}
 	// A client that sent too many bad keys is refused before its key is
 	// looked up: guessing or a misconfigured fleet must not cost the key
-	// store a query per request.
+	// store a query per request. A key that authenticated lately still
+	// passes, so that clients sharing the address are not locked out.
 	// A key refused a moment ago is refused again from memory, at no
 	// cost to anyone: secrets are random, so a refused one never becomes
 	// valid (a new key is a new secret).
@@ -210,7 +211,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt Route) (*h
 		return r, newProblem(http.StatusUnauthorized, "unauthenticated", "the API key is unknown or revoked")
 	}
 	addr := clientAddress(r)
-	if wait, ok := s.authFailures.exhausted(addr); ok {
+	if wait, ok := s.authFailures.exhausted(addr); ok && !s.trustedKeys.Contains(hash) {
 		p := newProblem(http.StatusTooManyRequests, "rate_limited", "too many unknown or revoked API keys from this address; slow down")
 		p.retryAfter = int(math.Ceil(wait.Seconds()))
 		return r, p
@@ -224,6 +225,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt Route) (*h
 	if err != nil {
 		return r, fmt.Errorf("http: authenticate: %w", err)
 	}
+	s.trustedKeys.Add(hash, struct{}{})
 	r = r.WithContext(context.WithValue(r.Context(), principalKey, principal))
 	if !principal.has(rt.Roles) {
 		roles := make([]string, len(rt.Roles))

@@ -185,6 +185,12 @@ type Server struct {
 	authFailures *addrLimiter
 	// refusedKeys remembers the hashes of keys just refused.
 	refusedKeys *expirable.LRU[[32]byte, struct{}]
+	// trustedKeys remembers the hashes of keys that authenticated lately,
+	// so that they pass an address refused for bad keys: behind a shared
+	// NAT one misconfigured client must not lock out its neighbours. It
+	// only skips the address limit; the key is still authenticated (and
+	// a revocation still applies) on every request.
+	trustedKeys *expirable.LRU[[32]byte, struct{}]
 	metrics     *httpMetrics
 	server      *http.Server
 	listener    net.Listener
@@ -198,7 +204,8 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger, router: mux.NewRouter(), limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst),
 		authFailures: newAddrLimiter(cfg.AuthFailureRate, cfg.AuthFailureBurst, cfg.AuthFailureAddresses),
-		refusedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Minute)}
+		refusedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Minute),
+		trustedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Hour)}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
 		return nil, err
