@@ -7,39 +7,23 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
 )
 
-// failKeyDestruction makes every destruction of a data key fail in the
-// database, as a lost connection or a full disk would, until the returned
-// function is called.
-func failKeyDestruction(tb testing.TB, pool *pgxpool.Pool) (restore func()) {
+// failKeyDestruction makes every destruction of a data key fail, as a
+// lost connection or a full disk would, until the returned function is
+// called.
+func failKeyDestruction(tb testing.TB, e *env) (restore func()) {
 	tb.Helper()
-	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `
-		CREATE FUNCTION public.refuse_key_destruction() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN RAISE EXCEPTION 'test: key destruction refused'; END $$;
-		CREATE TRIGGER refuse_key_destruction BEFORE INSERT OR UPDATE ON rapport.customer_keys
-		FOR EACH ROW WHEN (NEW.wrapped_key IS NULL) EXECUTE FUNCTION public.refuse_key_destruction();`); err != nil {
-		tb.Fatal(err)
-	}
-	return func() {
-		if _, err := pool.Exec(ctx, `DROP TRIGGER refuse_key_destruction ON rapport.customer_keys; DROP FUNCTION public.refuse_key_destruction();`); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	e.keys.setRefuse(true)
+	return func() { e.keys.setRefuse(false) }
 }
 
-func keyDestroyed(tb testing.TB, pool *pgxpool.Pool, customerID uuid.UUID) bool {
+func keyDestroyed(tb testing.TB, e *env, customerID uuid.UUID) bool {
 	tb.Helper()
-	var destroyed bool
-	if err := pool.QueryRow(context.Background(), `SELECT wrapped_key IS NULL FROM rapport.customer_keys WHERE customer_id = $1`, customerID).Scan(&destroyed); err != nil {
-		tb.Fatal(err)
-	}
-	return destroyed
+	return e.keys.destroyed(customerID)
 }
 
 // TestErasureNeverSucceedsWhileTheKeyExists: when the data key cannot be
@@ -53,7 +37,7 @@ func TestErasureNeverSucceedsWhileTheKeyExists(t *testing.T) {
 	if _, err := e.handler.Handle(ctx, request(id, logContact("secret summary"))); err != nil {
 		t.Fatal(err)
 	}
-	restore := failKeyDestruction(t, e.pool)
+	restore := failKeyDestruction(t, e)
 	erase := request(id, domain.EraseCustomerData{Reason: "GDPR art. 17 request"})
 	if res, err := e.handler.Handle(ctx, erase); err == nil {
 		t.Fatalf("the erasure succeeded (%+v) though its key still exists", res)
@@ -63,7 +47,7 @@ func TestErasureNeverSucceedsWhileTheKeyExists(t *testing.T) {
 			t.Fatalf("a retry of the erasure succeeded (%+v) though its key still exists", res)
 		}
 	}
-	if keyDestroyed(t, e.pool, id) {
+	if keyDestroyed(t, e, id) {
 		t.Fatal("the key was destroyed despite the trigger: the test proves nothing")
 	}
 	restore()
@@ -74,7 +58,7 @@ func TestErasureNeverSucceedsWhileTheKeyExists(t *testing.T) {
 	if !res.Replayed || res.Revision != 2 {
 		t.Fatalf("the retry answered %+v, want the erasure's own result (revision 2, replayed)", res)
 	}
-	if !keyDestroyed(t, e.pool, id) {
+	if !keyDestroyed(t, e, id) {
 		t.Fatal("the erasure answered success but the key exists")
 	}
 	e.register(t, "shred@example.com") // the email is free again
@@ -90,17 +74,17 @@ func TestErasureSweepCompletesWhatACrashLeft(t *testing.T) {
 	e := mustOpen(t)
 	ctx := context.Background()
 	id := e.register(t, "crash@example.com")
-	restore := failKeyDestruction(t, e.pool)
+	restore := failKeyDestruction(t, e)
 	_, _ = e.handler.Handle(ctx, request(id, domain.EraseCustomerData{Reason: "GDPR"}))
 	restore()
-	if keyDestroyed(t, e.pool, id) {
+	if keyDestroyed(t, e, id) {
 		t.Fatal("the key was destroyed despite the trigger: the test proves nothing")
 	}
 	restarted := e.newHandler(t, nil)                       // a new process: nothing in memory
 	if err := restarted.CompleteErasures(ctx); err != nil { // the sweep at start
 		t.Fatal(err)
 	}
-	if !keyDestroyed(t, e.pool, id) {
+	if !keyDestroyed(t, e, id) {
 		t.Fatal("the sweep left the key of an erased customer")
 	}
 	e.register(t, "crash@example.com") // the email is free again
@@ -130,7 +114,7 @@ func TestPendingErasureWithoutItsEvent(t *testing.T) {
 	if pending, _ := e.keys.PendingErasures(ctx); len(pending) != 0 {
 		t.Fatalf("a stale pending erasure without its event is still pending: %v", pending)
 	}
-	if keyDestroyed(t, e.pool, id) {
+	if keyDestroyed(t, e, id) {
 		t.Fatal("the key of a customer that was never erased was destroyed")
 	}
 	if _, err := e.handler.Handle(ctx, request(id, logContact("still here"))); err != nil {

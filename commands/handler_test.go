@@ -2,7 +2,6 @@ package commands_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,45 +11,28 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
-	"github.com/rapport-crm/rapport/infra/pgtest"
-	"github.com/rapport-crm/rapport/infra/postgres"
+	"github.com/rapport-crm/rapport/domain/eventstore/memstore"
 )
 
-// env is the command side on a fresh database with the Postgres store.
+// env is the command side on the in-memory event store, keyring and
+// email registry: the handler's scenarios need no database.
 type env struct {
-	pool    *pgxpool.Pool
-	store   *postgres.EventStore
-	keys    *postgres.Keyring
-	emails  *postgres.EmailRegistry
+	store   *memstore.Store
+	keys    *memKeys
+	emails  *memEmails
 	codec   *eventcodec.Codec
 	handler *commands.Customers
 }
 
 func mustOpen(tb testing.TB) *env {
 	tb.Helper()
-	ctx := context.Background()
-	pool := pgtest.NewPool(tb)
-	if err := postgres.Migrate(ctx, pool, nil); err != nil {
-		tb.Fatal(err)
-	}
-	store, err := postgres.NewEventStore(pool, postgres.EventStoreConfig{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(store.Close)
-	master := make([]byte, 32)
-	rand.Read(master)
-	keys, err := postgres.NewKeyring(pool, master, postgres.KeyringConfig{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e := &env{pool: pool, store: store, keys: keys, emails: postgres.NewEmailRegistry(pool, master), codec: eventcodec.New(domain.NewRegistry(), keys)}
+	keys := newMemKeys()
+	e := &env{store: memstore.New(), keys: keys, emails: newMemEmails(), codec: eventcodec.New(domain.NewRegistry(), keys)}
 	e.handler = e.newHandler(tb, nil)
 	return e
 }
