@@ -18,7 +18,9 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/infra/app"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
 	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/readmodels/audit"
 )
@@ -543,5 +545,32 @@ func TestTheKeyedSinceMarkCannotBeMovedOrRemoved(t *testing.T) {
 	m.Restart(t)
 	if v := verify(old); v.Intact || v.BrokenAt == nil || !strings.Contains(v.BrokenAt.Reason, "was missing") {
 		t.Errorf("after another restart: %+v (break %+v)", v, v.BrokenAt)
+	}
+}
+
+// TestTheKeyedSinceMarkOnEventStoreDB: on EventStoreDB the mark is kept in
+// Postgres beside the master key check, at a position of the EventStoreDB
+// log. A stream written there before the upgrade verifies as legacy; one
+// appended without the key after it is rejected.
+func TestTheKeyedSinceMarkOnEventStoreDB(t *testing.T) {
+	server := esdbtest.Start(t)
+	m := apptest.MustOpen(t, func(c *app.Config) { c.EventStore = server.ConnectionString() })
+	ctx := context.Background()
+	old := legacyHistory(t, m, 2)
+	m.UpgradeToKeyed(t)
+	keyed := history(t, m, 1)
+	unkeyed := legacyHistory(t, m, 1)
+	var marks int
+	if err := m.Pool.QueryRow(ctx, `SELECT count(*) FROM rapport.keyed_since WHERE NOT recreated`).Scan(&marks); err != nil || marks != 1 {
+		t.Fatalf("the mark in Postgres: %d %v", marks, err)
+	}
+	a := audit.New(m.Store, m.Codec)
+	for id, legacy := range map[uuid.UUID]int{old: 3, keyed: 0} {
+		if v, err := a.Verify(ctx, id); err != nil || !v.Intact || v.LegacyEvents != legacy {
+			t.Errorf("%s: %+v (break %+v) %v, want intact with %d legacy", id, v, v.BrokenAt, err, legacy)
+		}
+	}
+	if v, err := a.Verify(ctx, unkeyed); err != nil || v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != 0 || !strings.Contains(v.BrokenAt.Reason, "unkeyed event after the keyed-since mark") {
+		t.Errorf("appended without the key after the mark: %+v (break %+v) %v", v, v.BrokenAt, err)
 	}
 }
