@@ -14,8 +14,10 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/infra/postgres"
 )
 
 // TestAuditAnchorCatchesATruncatedTail runs what an auditor runs: `rapport
@@ -98,5 +100,46 @@ func TestAuditAnchorCatchesATruncatedTail(t *testing.T) {
 	out, err = rapport("audit", "verify", "--all", "--anchor", anchorFile)
 	if !errors.As(err, &exit) || exit != 3 || !strings.Contains(out, "log BROKEN") {
 		t.Fatalf("verify all after the log head was cut: %v\n%s", err, out)
+	}
+}
+
+// TestAuditVerifyRejectsUnkeyedEventsAfterTheMark: `rapport audit verify`
+// rejects a stream written without the key after the keyed-since mark
+// (exit status 3, the reason named), and once the mark is moved, rejects
+// every unkeyed event for that reason.
+func TestAuditVerifyRejectsUnkeyedEventsAfterTheMark(t *testing.T) {
+	m := apptest.MustOpen(t)
+	ctx := context.Background()
+	t.Setenv("RAPPORT_MASTER_KEY", "")
+	t.Setenv("RAPPORT_EVENT_STORE", "")
+	// A process holding no chain key writes under the public rule, as a
+	// database writer who read the old code would.
+	unkeyed, err := commands.NewCustomers(commands.Config{Store: m.Store, Codec: eventcodec.New(domain.NewRegistry(), m.Keyring),
+		Emails: postgres.NewEmailRegistry(m.Pool, make([]byte, 32)), Keys: m.Keyring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := unkeyed.Handle(ctx, commands.Request{Command: domain.RegisterCustomer{Name: "Mallory", Email: "mallory@example.com", Segment: "smb"}, CommandID: uuid.New(), Actor: "cli-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rapport := func(args ...string) (string, error) {
+		var stdout, stderr bytes.Buffer
+		err := run(ctx, append(args, "--database-url", m.DatabaseURL, "--master-key", base64.StdEncoding.EncodeToString(m.Config.MasterKey)), &stdout, &stderr)
+		return stdout.String() + stderr.String(), err
+	}
+	var exit exitError
+	out, err := rapport("audit", "verify", res.CustomerID.String())
+	if !errors.As(err, &exit) || exit != 3 || !strings.Contains(out, "BROKEN at revision 0") || !strings.Contains(out, "unkeyed event after the keyed-since mark") {
+		t.Fatalf("verify a stream written without the key: %v\n%s", err, out)
+	}
+	if _, err := m.Pool.Exec(ctx, `UPDATE rapport.keyed_since SET position = position + 1000000`); err != nil {
+		t.Fatal(err)
+	}
+	// One customer: its stream is read at once, where --all would wait
+	// for the global log's readers to see the event.
+	out, err = rapport("audit", "verify", res.CustomerID.String())
+	if !errors.As(err, &exit) || exit != 3 || !strings.Contains(out, "keyed-since mark's signature does not verify") {
+		t.Fatalf("verify after the mark was moved: %v\n%s", err, out)
 	}
 }

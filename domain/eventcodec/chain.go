@@ -128,6 +128,7 @@ type Verifier struct {
 	ClockTolerance time.Duration
 
 	keys     []ChainKey
+	mark     *KeyedSince
 	next     uint64
 	lastPos  eventstore.Position
 	prevHash string
@@ -142,9 +143,9 @@ type Verifier struct {
 
 // NewVerifier returns a verifier that accepts chains keyed with the
 // codec's chain keys, and unkeyed legacy chains up to a stream's first
-// keyed event.
+// keyed event and before the codec's keyed-since mark.
 func (c *Codec) NewVerifier() *Verifier {
-	v := &Verifier{}
+	v := &Verifier{mark: c.keyedSince}
 	if c.chain != nil {
 		v.keys = append([]ChainKey{*c.chain}, c.older...)
 	}
@@ -186,6 +187,9 @@ func (v *Verifier) Verify(rec eventstore.RecordedEvent) error {
 	case 0:
 		if v.keyed {
 			return fail("it uses the unkeyed chain after a keyed event: the history was rewritten")
+		}
+		if reason := v.mark.checkUnkeyed(rec); reason != "" {
+			return fail("%s", reason)
 		}
 	case ChainKeyed:
 		if key = v.key(meta.ChainKey); key == nil {

@@ -182,3 +182,36 @@ func BenchmarkVerifyStream(b *testing.B) {
 		})
 	}
 }
+
+// TestTheKeyedSinceMarkRejectsUnkeyedEventsAfterIt: unkeyed events before
+// the mark verify as legacy, one at or after it is a rewrite by a writer
+// without the key, and under an untrusted mark none is accepted; the
+// mark's signature covers its position and its re-created flag, under the
+// chain key only.
+func TestTheKeyedSinceMarkRejectsUnkeyedEventsAfterIt(t *testing.T) {
+	legacy := eventcodec.New(domain.NewRegistry(), newMemoryKeyring())
+	old := history(t, legacy, uuid.New())
+	marked := func(mark eventcodec.KeyedSince) *eventcodec.Codec {
+		return eventcodec.New(domain.NewRegistry(), nil, eventcodec.WithChainKey(chainKey(t, 1)), eventcodec.WithKeyedSince(mark))
+	}
+	after := old[len(old)-1].Position + 1
+	if err := verifyWith(marked(eventcodec.KeyedSince{Position: after}), old); err != nil {
+		t.Fatalf("legacy history before the mark: %v", err)
+	}
+	wantBroken(t, verifyWith(marked(eventcodec.KeyedSince{Position: old[1].Position}), old), 1, "unkeyed event after the keyed-since mark")
+	wantBroken(t, verifyWith(marked(eventcodec.KeyedSince{Position: after, Problem: "the mark was forged"}), old), 0, "the mark was forged")
+	// Keyed events do not depend on the mark.
+	keyed := keyedCodec(t, 1)
+	if err := verifyWith(marked(eventcodec.KeyedSince{Problem: "the mark was forged"}), history(t, keyed, uuid.New())); err != nil {
+		t.Fatalf("keyed history under an untrusted mark: %v", err)
+	}
+
+	k := chainKey(t, 1)
+	sig := k.SignKeyedSince(after, false)
+	if !k.CheckKeyedSince(after, false, sig) {
+		t.Fatal("the mark's own signature does not verify")
+	}
+	if k.CheckKeyedSince(after+1, false, sig) || k.CheckKeyedSince(after, true, sig) || chainKey(t, 2).CheckKeyedSince(after, false, sig) {
+		t.Fatal("a moved mark, a flipped re-created flag or another key's check passed")
+	}
+}

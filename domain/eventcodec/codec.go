@@ -87,6 +87,9 @@ type Codec struct {
 	chain *ChainKey
 	// older are previous chain keys, still accepted by verification.
 	older []ChainKey
+	// keyedSince, when set, is the mark from which verifiers reject
+	// unkeyed events.
+	keyedSince *KeyedSince
 }
 
 // Option adjusts a codec.

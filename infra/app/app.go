@@ -212,7 +212,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring, eventcodec.WithChainKey(chainKey))
+	// The keyed-since mark sits beside the key check, in Postgres, whatever
+	// the event store: an unkeyed event after it was written without the
+	// key, so a stream rewritten whole under the public rule cannot pass
+	// for one written before the upgrade.
+	keyedSince, err := postgres.EnsureKeyedSince(ctx, m.Pool, m.Store, chainKey, logger)
+	if err != nil {
+		return err
+	}
+	if keyedSince.Problem != "" {
+		logger.Error("audit: the keyed-since mark cannot be trusted; verification rejects every unkeyed event", "problem", keyedSince.Problem)
+	}
+	m.Codec = eventcodec.New(domain.NewRegistry(), m.Keyring, eventcodec.WithChainKey(chainKey), eventcodec.WithKeyedSince(keyedSince))
 	m.APIKeys = postgres.NewAPIKeys(m.Pool)
 	m.Registry = prometheus.NewRegistry()
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -173,9 +173,10 @@ type Verification struct {
 	// LastPosition is the last event's global log position.
 	LastPosition *uint64 `json:"last_position,omitempty"`
 	// LegacyEvents counts the events chained under the first, unkeyed
-	// rule (written before chains were keyed). Their chain is checked, but
-	// a database writer could have recomputed it; an anchor taken since
-	// the upgrade seals them.
+	// rule (written before chains were keyed, before the codec's
+	// keyed-since mark; one after it breaks the chain). Their chain is
+	// checked, but a database writer could have recomputed it; an anchor
+	// taken since the upgrade seals them.
 	LegacyEvents int `json:"legacy_events"`
 	// BrokenAt is the first event whose hash does not follow.
 	BrokenAt *Break `json:"broken_at"`

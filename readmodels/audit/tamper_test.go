@@ -18,7 +18,9 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/infra/app"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
 	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/readmodels/audit"
 )
@@ -167,10 +169,11 @@ func TestTamperingByADatabaseWriterIsDetected(t *testing.T) {
 		}, brokenAt: 5, reason: "positions were changed", anchored: true, lastWithout: 5},
 		{name: "chain recomputed by a database writer", tamper: func(_ execFunc, m *apptest.Main, id uuid.UUID) { forgeFrom(t, m, id, 2) },
 			brokenAt: 2, reason: "unkeyed chain after a keyed event"},
-		// Rewritten whole with the public rule, the stream passes for one
-		// written before chains were keyed (every event counted legacy).
-		{name: "whole chain recomputed by a database writer, against an anchor", tamper: func(_ execFunc, m *apptest.Main, id uuid.UUID) { forgeFrom(t, m, id, 0) },
-			brokenAt: 5, reason: "rolled back or rewritten", anchored: true, lastWithout: 5, legacyWithout: 6},
+		// Rewritten whole with the public rule, the stream would pass for
+		// one written before chains were keyed, but its events lie after
+		// the keyed-since mark: caught without an anchor.
+		{name: "whole chain recomputed by a database writer", tamper: func(_ execFunc, m *apptest.Main, id uuid.UUID) { forgeFrom(t, m, id, 0) },
+			brokenAt: 0, reason: "unkeyed event after the keyed-since mark"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -338,14 +341,18 @@ func TestAnchorCatchesTruncationAndRollback(t *testing.T) {
 	forgeFrom(t, m, fabricated, 0)
 	waitVisible(t, m, contact(t, m, born, "last"))
 
-	// Without the anchor, the chain alone sees none of it.
-	for _, id := range []uuid.UUID{truncated, rolledBack, forged} {
+	// Without the anchor, the chain alone sees no cut; the stream
+	// rewritten under the unkeyed rule lies after the keyed-since mark.
+	for _, id := range []uuid.UUID{truncated, rolledBack} {
 		if v, err := a.Verify(ctx, id); err != nil || !v.Intact {
 			t.Errorf("without an anchor %s should look intact (the chain cannot see a cut): %+v %v", id, v, err)
 		}
 	}
+	if v, err := a.Verify(ctx, forged); err != nil || v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != 0 || !strings.Contains(v.BrokenAt.Reason, "keyed-since mark") {
+		t.Errorf("without an anchor the stream rewritten under the unkeyed rule: %+v (break %+v) %v", v, v.BrokenAt, err)
+	}
 
-	want := map[uuid.UUID]string{truncated: "truncated", rolledBack: "rolled back", deleted: "deleted", forged: "rolled back or rewritten"}
+	want := map[uuid.UUID]string{truncated: "truncated", rolledBack: "rolled back", deleted: "deleted", forged: "keyed-since mark"}
 	for id, reason := range want {
 		head, err := a.ParseAnchorEntry(entries[id])
 		if err != nil {
@@ -371,7 +378,7 @@ func TestAnchorCatchesTruncationAndRollback(t *testing.T) {
 	if err != nil {
 		t.Fatalf("log head: %v", err)
 	}
-	want[fabricated] = "anchor does not know"
+	want[fabricated] = "keyed-since mark"
 	for id, reason := range want {
 		v := results[id]
 		if v.Intact || v.BrokenAt == nil || !strings.Contains(v.BrokenAt.Reason, reason) {
@@ -460,9 +467,10 @@ func legacyHistory(t testing.TB, m *apptest.Main, contacts int) uuid.UUID {
 // under the new rule, and an edit to an old event is still caught.
 func TestOldRuleChainsVerifyAndAreCheckedOnPostgres(t *testing.T) {
 	m := apptest.MustOpen(t)
+	id := legacyHistory(t, m, 3)
+	m.UpgradeToKeyed(t)
 	a := audit.New(m.Store, m.Codec)
 	ctx := context.Background()
-	id := legacyHistory(t, m, 3)
 	contact(t, m, id, "after the upgrade")
 	v, err := a.Verify(ctx, id)
 	if err != nil || !v.Intact || v.Events != 5 || v.LegacyEvents != 4 {
@@ -474,5 +482,95 @@ func TestOldRuleChainsVerifyAndAreCheckedOnPostgres(t *testing.T) {
 	v, err = a.Verify(ctx, id)
 	if err != nil || v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != 2 || !strings.Contains(v.BrokenAt.Reason, "content does not match its hash") {
 		t.Fatalf("edited legacy event: %+v (break %+v) %v", v, v.BrokenAt, err)
+	}
+}
+
+// TestTheKeyedSinceMarkCannotBeMovedOrRemoved: the mark that says from
+// where every event must be keyed is signed under the chain key. A
+// database writer who moves it past a stream it rewrote under the unkeyed
+// rule, or removes it, is reported at the next start: no unkeyed event is
+// trusted any more, and the reason says what happened to the mark.
+func TestTheKeyedSinceMarkCannotBeMovedOrRemoved(t *testing.T) {
+	m := apptest.MustOpen(t)
+	ctx := context.Background()
+	old := legacyHistory(t, m, 2)
+	m.UpgradeToKeyed(t)
+	rewritten := history(t, m, 2)
+	waitVisible(t, m, contact(t, m, history(t, m, 1), "last"))
+	verify := func(id uuid.UUID) audit.Verification {
+		t.Helper()
+		v, err := audit.New(m.Store, m.Codec).Verify(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := verify(old); !v.Intact || v.LegacyEvents != 3 {
+		t.Fatalf("the stream written before the upgrade: %+v (break %+v)", v, v.BrokenAt)
+	}
+	if v := verify(rewritten); !v.Intact || v.LegacyEvents != 0 {
+		t.Fatalf("the keyed stream: %+v (break %+v)", v, v.BrokenAt)
+	}
+	// Restarting with the mark untouched changes nothing.
+	m.Restart(t)
+	if v := verify(old); !v.Intact || v.LegacyEvents != 3 {
+		t.Fatalf("after a restart, the stream written before the upgrade: %+v (break %+v)", v, v.BrokenAt)
+	}
+
+	// The writer rewrites a keyed stream whole under the unkeyed rule and
+	// moves the mark past it.
+	forgeFrom(t, m, rewritten, 0)
+	if _, err := m.Pool.Exec(ctx, `UPDATE rapport.keyed_since SET position = position + 1000000`); err != nil {
+		t.Fatal(err)
+	}
+	m.Restart(t)
+	for _, id := range []uuid.UUID{rewritten, old} {
+		if v := verify(id); v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != 0 || !strings.Contains(v.BrokenAt.Reason, "keyed-since mark's signature does not verify") {
+			t.Errorf("mark moved, stream %s: %+v (break %+v)", id, v, v.BrokenAt)
+		}
+	}
+
+	// The writer removes the mark: it is re-created at the first keyed
+	// event, and said to be.
+	if _, err := m.Pool.Exec(ctx, `DELETE FROM rapport.keyed_since`); err != nil {
+		t.Fatal(err)
+	}
+	m.Restart(t)
+	for _, id := range []uuid.UUID{rewritten, old} {
+		if v := verify(id); v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != 0 || !strings.Contains(v.BrokenAt.Reason, "keyed-since mark was missing although keyed events exist") {
+			t.Errorf("mark removed, stream %s: %+v (break %+v)", id, v, v.BrokenAt)
+		}
+	}
+	// A restart does not forget that it was re-created.
+	m.Restart(t)
+	if v := verify(old); v.Intact || v.BrokenAt == nil || !strings.Contains(v.BrokenAt.Reason, "was missing") {
+		t.Errorf("after another restart: %+v (break %+v)", v, v.BrokenAt)
+	}
+}
+
+// TestTheKeyedSinceMarkOnEventStoreDB: on EventStoreDB the mark is kept in
+// Postgres beside the master key check, at a position of the EventStoreDB
+// log. A stream written there before the upgrade verifies as legacy; one
+// appended without the key after it is rejected.
+func TestTheKeyedSinceMarkOnEventStoreDB(t *testing.T) {
+	server := esdbtest.Start(t)
+	m := apptest.MustOpen(t, func(c *app.Config) { c.EventStore = server.ConnectionString() })
+	ctx := context.Background()
+	old := legacyHistory(t, m, 2)
+	m.UpgradeToKeyed(t)
+	keyed := history(t, m, 1)
+	unkeyed := legacyHistory(t, m, 1)
+	var marks int
+	if err := m.Pool.QueryRow(ctx, `SELECT count(*) FROM rapport.keyed_since WHERE NOT recreated`).Scan(&marks); err != nil || marks != 1 {
+		t.Fatalf("the mark in Postgres: %d %v", marks, err)
+	}
+	a := audit.New(m.Store, m.Codec)
+	for id, legacy := range map[uuid.UUID]int{old: 3, keyed: 0} {
+		if v, err := a.Verify(ctx, id); err != nil || !v.Intact || v.LegacyEvents != legacy {
+			t.Errorf("%s: %+v (break %+v) %v, want intact with %d legacy", id, v, v.BrokenAt, err, legacy)
+		}
+	}
+	if v, err := a.Verify(ctx, unkeyed); err != nil || v.Intact || v.BrokenAt == nil || v.BrokenAt.Revision != 0 || !strings.Contains(v.BrokenAt.Reason, "unkeyed event after the keyed-since mark") {
+		t.Errorf("appended without the key after the mark: %+v (break %+v) %v", v, v.BrokenAt, err)
 	}
 }

@@ -264,3 +264,17 @@ func withPoolSize(dbURL string, n int) string {
 	}
 	return fmt.Sprintf("%s%spool_max_conns=%d", dbURL, sep, n)
 }
+
+// UpgradeToKeyed does what the first start of the keyed service on a
+// legacy log does: the keyed-since mark is written at the head of the log,
+// so that the unkeyed events written so far (legacy codecs in tests) stand
+// for those written before the upgrade. It restarts the service, so
+// m.Store and m.Codec change; call it before any keyed event exists (else
+// the mark is re-created and reported, as after its removal).
+func (m *Main) UpgradeToKeyed(tb testing.TB) {
+	tb.Helper()
+	if _, err := m.Pool.Exec(context.Background(), `DELETE FROM rapport.keyed_since`); err != nil {
+		tb.Fatal(err)
+	}
+	m.Restart(tb)
+}
