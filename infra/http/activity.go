@@ -155,9 +155,11 @@ func (s *Server) customerNotFound(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// writePage answers a page: items, and the cursor of the next page. An
-// empty page of an unknown customer is a 404.
-func writePage[T, V any](s *Server, w http.ResponseWriter, r *http.Request, id uuid.UUID, page readmodel.Page[T], view func(T) V) error {
+// writePage answers a page: items, the cursor of the next page, and
+// stale: true while one of the projectors in reads has the customer's
+// stream parked (the page shows its last good state). An empty page of
+// an unknown customer is a 404.
+func writePage[T, V any](s *Server, w http.ResponseWriter, r *http.Request, id uuid.UUID, reads []string, page readmodel.Page[T], view func(T) V) error {
 	if len(page.Items) == 0 {
 		if err := s.customerNotFound(r.Context(), id); err != nil {
 			return err
@@ -171,7 +173,15 @@ func writePage[T, V any](s *Server, w http.ResponseWriter, r *http.Request, id u
 	for i, item := range page.Items {
 		views[i] = view(item)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": views, "next_cursor": next})
+	body := map[string]any{"items": views, "next_cursor": next}
+	stale, err := s.staleFor(r, id, reads...)
+	if err != nil {
+		return err
+	}
+	if stale {
+		body["stale"] = true
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 
@@ -216,7 +226,7 @@ func (s *Server) listContacts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writePage(s, w, r, id, page, viewContact)
+	return writePage(s, w, r, id, s.cfg.Contacts.Reads(), page, viewContact)
 }
 
 func (s *Server) getContact(w http.ResponseWriter, r *http.Request) error {
@@ -271,7 +281,7 @@ func (s *Server) listFollowUps(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writePage(s, w, r, id, page, viewFollowUp(time.Now()))
+	return writePage(s, w, r, id, s.cfg.Contacts.Reads(), page, viewFollowUp(time.Now()))
 }
 
 func (s *Server) getFollowUp(w http.ResponseWriter, r *http.Request) error {
@@ -357,7 +367,7 @@ func (s *Server) listComplaints(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writePage(s, w, r, id, page, viewComplaint)
+	return writePage(s, w, r, id, s.cfg.Complaints.Reads(), page, viewComplaint)
 }
 
 func (s *Server) getComplaint(w http.ResponseWriter, r *http.Request) error {
@@ -408,7 +418,7 @@ func (s *Server) listSurveys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writePage(s, w, r, id, page, viewSurvey)
+	return writePage(s, w, r, id, s.cfg.Surveys.Reads(), page, viewSurvey)
 }
 
 func (s *Server) getSurvey(w http.ResponseWriter, r *http.Request) error {

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -286,5 +287,63 @@ func TestParkedStreamRetryAfterFix(t *testing.T) {
 	metrics := m.Get(t, "admin", "/metrics")
 	if !strings.Contains(string(metrics.Body), `rapport_projection_parked_streams{projector="customers"} 0`) {
 		t.Fatalf("parked-streams gauge after the retry:\n%s", grepLines(string(metrics.Body), "parked"))
+	}
+}
+
+// TestParkedActivityListsSayStale: while the contacts projector has a
+// customer's stream parked, that customer's contact list answers its last
+// good state with stale: true; another customer's list carries no marker.
+func TestParkedActivityListsSayStale(t *testing.T) {
+	m := apptest.MustOpen(t)
+	ctx := context.Background()
+	register := func(email string) uuid.UUID {
+		resp := m.Post(t, "/v1/customers", map[string]any{"name": "Activity", "email": email})
+		if resp.Status != http.StatusCreated {
+			t.Fatalf("register: %d %s", resp.Status, resp.Body)
+		}
+		var reg struct {
+			CustomerID uuid.UUID `json:"customer_id"`
+		}
+		resp.JSON(t, &reg)
+		if resp := m.Post(t, "/v1/customers/"+reg.CustomerID.String()+"/contacts", map[string]any{"channel": "phone", "direction": "inbound", "summary": "fine", "by": "bob"}); resp.Status != http.StatusCreated {
+			t.Fatalf("contact: %d %s", resp.Status, resp.Body)
+		}
+		return reg.CustomerID
+	}
+	poisoned, healthy := register("stale-a@example.com"), register("stale-b@example.com")
+
+	// A contact no read model can store, appended past the API's checks.
+	data, _, err := m.Codec.Encode(ctx, eventcodec.Batch{
+		Stream: domain.StreamName(poisoned), FirstRevision: 2,
+		Metadata: eventcodec.Metadata{CustomerID: poisoned, Actor: "test", RecordedAt: time.Now().UTC()},
+		Events: []domain.Event{domain.ContactLogged{ContactID: uuid.New(), Channel: "phone", Direction: "inbound",
+			Summary: "Nul\x00Byte", By: "bob", OccurredAt: time.Now().UTC()}},
+		IDs: []uuid.UUID{uuid.New()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Store.Append(ctx, domain.StreamName(poisoned), eventstore.Any, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(id uuid.UUID) (items []json.RawMessage, stale *bool) {
+		t.Helper()
+		resp := m.Get(t, "writer", fmt.Sprintf("/v1/customers/%s/contacts?min_position=%d", id, res.Position))
+		if resp.Status != http.StatusOK {
+			t.Fatalf("contacts of %s: %d %s", id, resp.Status, resp.Body)
+		}
+		var page struct {
+			Items []json.RawMessage `json:"items"`
+			Stale *bool             `json:"stale"`
+		}
+		resp.JSON(t, &page)
+		return page.Items, page.Stale
+	}
+	if items, stale := list(poisoned); len(items) != 1 || stale == nil || !*stale {
+		t.Fatalf("the parked customer's contacts: %d items, stale %v; want its one good contact, stale: true", len(items), stale)
+	}
+	if items, stale := list(healthy); len(items) != 1 || stale != nil {
+		t.Fatalf("a healthy customer's contacts: %d items, stale %v; want one contact and no marker", len(items), stale)
 	}
 }
