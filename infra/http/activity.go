@@ -165,15 +165,7 @@ func writePage[T, V any](s *Server, w http.ResponseWriter, r *http.Request, id u
 			return err
 		}
 	}
-	var next *string
-	if page.NextCursor != "" {
-		next = &page.NextCursor
-	}
-	views := make([]V, len(page.Items))
-	for i, item := range page.Items {
-		views[i] = view(item)
-	}
-	body := map[string]any{"items": views, "next_cursor": next}
+	body := pageBody(page, view)
 	stale, err := s.staleFor(r, id, reads...)
 	if err != nil {
 		return err
@@ -183,6 +175,20 @@ func writePage[T, V any](s *Server, w http.ResponseWriter, r *http.Request, id u
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
+}
+
+// pageBody is the JSON of a page: its items as views, and the cursor of
+// the next page (null on the last).
+func pageBody[T, V any](page readmodel.Page[T], view func(T) V) map[string]any {
+	var next *string
+	if page.NextCursor != "" {
+		next = &page.NextCursor
+	}
+	views := make([]V, len(page.Items))
+	for i, item := range page.Items {
+		views[i] = view(item)
+	}
+	return map[string]any{"items": views, "next_cursor": next}
 }
 
 // itemNotFound answers the 404 of a missing item: customer_not_found when
