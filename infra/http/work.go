@@ -76,15 +76,16 @@ func parseWorkParams(q url.Values, kind readmodel.CursorKind) *workParams {
 	return w
 }
 
-// text reads a free-text parameter: trimmed, valid UTF-8 without NUL, 1 to
-// max characters; "" when absent.
+// text reads a free-text parameter: trimmed, valid UTF-8 without the
+// control characters the domain refuses in text, 1 to max characters; ""
+// when absent.
 func (w *workParams) text(name string, max int, what string) string {
 	raw := w.q.Get(name)
 	if raw == "" {
 		return ""
 	}
 	v := strings.TrimSpace(raw)
-	if v == "" || !utf8.ValidString(v) || strings.ContainsRune(v, 0) || utf8.RuneCountInString(v) > max {
+	if v == "" || !utf8.ValidString(v) || domain.HasRefusedControl(v) || utf8.RuneCountInString(v) > max {
 		w.p.fail(name, "must be %s of 1 to %d characters", what, max)
 		return ""
 	}
@@ -117,15 +118,7 @@ func linkCustomer(id uuid.UUID) workCustomer {
 }
 
 func writeWorkPage[T, V any](w http.ResponseWriter, page readmodel.Page[T], view func(T) V) {
-	items := make([]V, len(page.Items))
-	for i, it := range page.Items {
-		items[i] = view(it)
-	}
-	var next *string
-	if page.NextCursor != "" {
-		next = &page.NextCursor
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+	writeJSON(w, http.StatusOK, pageBody(page, view))
 }
 
 type workComplaintView struct {
