@@ -38,6 +38,8 @@ func (e *UnknownEventTypeError) Error() string {
 type Registry struct {
 	decoders  map[string]func([]byte) (Event, error)
 	upcasters map[string]Upcaster
+	// goalTypes are the types of goal streams (registerGoalEvents).
+	goalTypes map[string]bool
 }
 
 // NewRegistry returns a registry that decodes every current event type.
@@ -45,6 +47,7 @@ func NewRegistry() *Registry {
 	r := &Registry{
 		decoders:  map[string]func([]byte) (Event, error){},
 		upcasters: map[string]Upcaster{},
+		goalTypes: map[string]bool{},
 	}
 	register[CustomerRegistered](r)
 	register[CustomerProfileUpdated](r)
@@ -62,6 +65,7 @@ func NewRegistry() *Registry {
 	register[CustomerChurned](r)
 	register[CustomerReactivated](r)
 	register[CustomerDataErased](r)
+	registerGoalEvents(r)
 	return r
 }
 
@@ -78,9 +82,23 @@ func register[E Event](r *Registry) {
 	}
 }
 
-// Types lists the current event type names, sorted.
+// Types lists the current event type names of customer streams, sorted:
+// what a read model that folds customers handles. The goal streams' types
+// are apart (GoalTypes), so that no customer projector receives them.
 func (r *Registry) Types() []string {
-	return slices.Sorted(maps.Keys(r.decoders))
+	var out []string
+	for t := range r.decoders {
+		if !r.goalTypes[t] {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// GoalTypes lists the current event type names of goal streams, sorted.
+func (r *Registry) GoalTypes() []string {
+	return slices.Sorted(maps.Keys(r.goalTypes))
 }
 
 // RegisterUpcaster adds the upcaster for payloads stored under fromType. A
