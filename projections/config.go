@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
 )
@@ -31,7 +32,10 @@ type Config struct {
 	// Projectors are the read models this engine runs.
 	Projectors []Projector
 
-	// StreamPrefixes selects the streams projected. Default ["customer-"].
+	// StreamPrefixes selects the streams projected. Default the customers'
+	// and the goals' streams, ["customer-", "goal-"]: a projector receives
+	// only the types it Handles, so the customer read models never see a
+	// goal event (and the goals read model no customer event).
 	StreamPrefixes []string
 	// BatchSize is the most events applied in one transaction. Catch-up
 	// and rebuilds run in batches of this size; live traffic commits as
@@ -98,7 +102,7 @@ type RetryConfig struct {
 
 func (c *Config) setDefaults() {
 	if c.StreamPrefixes == nil {
-		c.StreamPrefixes = []string{"customer-"}
+		c.StreamPrefixes = []string{"customer-", domain.GoalStreamPrefix}
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 1000

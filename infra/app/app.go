@@ -162,6 +162,8 @@ type Main struct {
 	HTTP     *rhttp.Server
 	Registry *prometheus.Registry
 	Engine   *projections.Engine
+	// Goals handles the goal commands.
+	Goals *commands.Goals
 
 	closers         []func(context.Context) error
 	projectionsDone chan struct{}
@@ -242,6 +244,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Commands = commands.Decorate(customers, commands.WithLogging(logger), commands.WithMetrics(metrics))
 	m.startErasureSweep(ctx, customers)
+	if err := m.openGoals(); err != nil {
+		return err
+	}
 
 	projectors, err := Projectors()
 	if err != nil {
@@ -263,7 +268,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if !m.cfg.ServeHTTP {
 		return nil
 	}
-	m.HTTP, err = rhttp.NewServer(rhttp.Config{
+	httpCfg := rhttp.Config{
 		Addr:            m.cfg.Addr,
 		Commands:        m.Commands,
 		Auditor:         audit.New(m.Store, m.Codec),
@@ -294,8 +299,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			{Name: "projectors", Check: m.projectorsRunning},
 		},
 		Logger: logger,
-	})
-	if err != nil {
+	}
+	m.wireGoals(&httpCfg)
+	if m.HTTP, err = rhttp.NewServer(httpCfg); err != nil {
 		return err
 	}
 	if err := m.HTTP.Open(); err != nil {
@@ -341,7 +347,7 @@ func Projectors() ([]projections.Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), nil
+	return append(append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), goalProjectors()...), nil
 }
 
 // startProjections runs the engine until Close, which waits for it to

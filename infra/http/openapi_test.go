@@ -274,6 +274,7 @@ func TestOpenAPITraffic(t *testing.T) {
 		}
 	}
 	readBack()
+	goalTraffic(t, m, do)
 
 	// Each error status.
 	contact := map[string]any{"channel": "phone", "direction": "inbound", "summary": "hi", "by": "bob"}

@@ -30,6 +30,9 @@ var allowedRoles = map[string][]string{
 	// Work queues: the apps' users and analysts.
 	"listComplaintQueue": {"writer", "analyst"}, "listFollowUpQueue": {"writer", "analyst"},
 	"listContactDue": {"writer", "analyst"}, "listAtRisk": {"writer", "analyst"},
+	// Goals: analysts set, revise, close and read them; auditors read their history.
+	"setGoal": {"analyst"}, "listGoals": {"analyst"}, "getGoal": {"analyst"}, "reviseGoal": {"analyst"},
+	"closeGoal": {"analyst"}, "getGoalHistory": {"auditor"},
 	// Operators.
 	"listProjections": {}, "rebuildProjection": {}, "retryParkedStream": {}, "metrics": {},
 }

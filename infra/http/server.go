@@ -97,6 +97,12 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	Logger            *slog.Logger
+	// Goals reads and judges goals and GoalCommands handles their
+	// commands: the /v1/goals routes are served when both are set.
+	// GoalAuditor reads a goal's history (GET /v1/goals/{id}/history).
+	Goals        GoalQueries
+	GoalCommands GoalHandler
+	GoalAuditor  GoalAuditor
 }
 
 func (c *Config) setDefaults() {

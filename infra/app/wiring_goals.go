@@ -1,0 +1,34 @@
+package app
+
+import (
+	"github.com/rapport-crm/rapport/commands"
+	rhttp "github.com/rapport-crm/rapport/infra/http"
+	"github.com/rapport-crm/rapport/projections"
+	"github.com/rapport-crm/rapport/readmodels/goals"
+)
+
+// goalProjectors are the projectors of the goal streams.
+func goalProjectors() []projections.Projector {
+	return []projections.Projector{goals.NewProjector()}
+}
+
+// openGoals makes the goal command handler, beside the customers' one.
+func (m *Main) openGoals() error {
+	handler, err := commands.NewGoals(commands.GoalConfig{
+		Store:   m.Store,
+		Codec:   m.Codec,
+		Timeout: m.cfg.CommandTimeout,
+		Logger:  m.cfg.Logger,
+	})
+	m.Goals = handler
+	return err
+}
+
+// wireGoals adds the goal commands, queries and auditor to the HTTP
+// configuration: goals are judged by the same analytics queries the
+// analysts read, at the time of each query.
+func (m *Main) wireGoals(cfg *rhttp.Config) {
+	cfg.GoalCommands = m.Goals
+	cfg.Goals = goals.NewQueries(m.Pool, m.analyticsQueries())
+	cfg.GoalAuditor = goals.NewAuditor(m.Store, m.Codec)
+}
