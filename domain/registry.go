@@ -62,6 +62,11 @@ func NewRegistry() *Registry {
 	register[CustomerChurned](r)
 	register[CustomerReactivated](r)
 	register[CustomerDataErased](r)
+	register[PurchaseRecorded](r)
+	register[PurchaseRefunded](r)
+	register[PointsAwarded](r)
+	register[PointsRedeemed](r)
+	register[PointsRevoked](r)
 	return r
 }
 
