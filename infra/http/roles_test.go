@@ -22,7 +22,7 @@ var allowedRoles = map[string][]string{
 	"escalateComplaint": {"writer"}, "resolveComplaint": {"writer"}, "reopenComplaint": {"writer"},
 	"recordSurvey": {"writer"}, "markChurned": {"writer"}, "reactivateCustomer": {"writer"},
 	"eraseCustomerData": {},
-	"recordPurchase": {"writer"}, "refundPurchase": {"writer"}, "awardPoints": {"writer"}, "redeemPoints": {"writer"},
+	"recordPurchase":    {"writer"}, "refundPurchase": {"writer"}, "awardPoints": {"writer"}, "redeemPoints": {"writer"},
 	"getValueAnalytics": {"analyst"},
 	// Auditors.
 	"getHistory": {"auditor"}, "getEvents": {"auditor"}, "getStateAsOf": {"auditor"}, "verifyHistory": {"auditor"},
