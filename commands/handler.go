@@ -207,6 +207,9 @@ type Config struct {
 	// the longest command. Default twice Timeout.
 	StaleErasure time.Duration
 	Logger       *slog.Logger
+	// Loyalty is the points policy (rate and validity); zero fields take
+	// the product's defaults (1 point per whole currency unit, 12 months).
+	Loyalty domain.LoyaltyPolicy
 }
 
 func (c *Config) setDefaults() {
@@ -278,6 +281,7 @@ func (h *Customers) Handle(ctx context.Context, req Request) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	cmd, created := WithDerivedIDs(req.Command, req.CommandID)
+	cmd = withLoyalty(cmd, h.cfg.Loyalty)
 	customerID := req.CustomerID
 	if _, ok := cmd.(domain.RegisterCustomer); ok {
 		customerID = created
@@ -436,6 +440,10 @@ func (h *Customers) decide(ctx context.Context, entry *cacheEntry, customerID uu
 	}
 	decided, err := domain.Decide(entry.state, cmd, now)
 	var already *domain.AlreadyRecordedError
+	if errors.As(err, &already) && already.Kind == "purchase" {
+		res, err := h.firstPurchase(ctx, entry, already.ID)
+		return res, true, err
+	}
 	if errors.As(err, &already) {
 		res, err := h.firstResult(ctx, entry, created, req)
 		return res, true, err
@@ -522,5 +530,5 @@ func WithDerivedIDs(cmd domain.Command, commandID uuid.UUID) (domain.Command, uu
 		c.SurveyID = createdID(commandID, "survey")
 		return c, c.SurveyID
 	}
-	return cmd, uuid.Nil
+	return withValueIDs(cmd, commandID)
 }

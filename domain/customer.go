@@ -52,6 +52,9 @@ type Customer struct {
 	FollowUps []FollowUp
 	Surveys   SurveySummary
 
+	// Value is the customer's purchases and loyalty points.
+	Value Value
+
 	// recorded holds the ids of the customer's contacts and surveys, so
 	// that Decide recognises a retried command by the id it creates.
 	recorded recordedIDs

@@ -60,6 +60,8 @@ func Decide(c Customer, cmd Command, now time.Time) ([]Event, error) {
 		return decideReactivate(c, cmd, now)
 	case EraseCustomerData:
 		return decideErase(c, cmd, now)
+	case RecordPurchase, RefundPurchase, AwardPoints, RedeemPoints:
+		return decideValue(c, cmd, now)
 	default:
 		// Command is sealed, so only a nil command gets here: a programming
 		// error, deliberately not an *Error.

@@ -143,6 +143,9 @@ func Evolve(c Customer, e Event) Customer {
 		c.ChurnedAt = time.Time{}
 		c.ActiveSince = e.OccurredAt
 
+	case PurchaseRecorded, PurchaseRefunded, PointsAwarded, PointsRedeemed, PointsRevoked:
+		c.Value = evolveValue(c.Value, e)
+
 	case CustomerDataErased:
 		c = c.withoutPersonalData()
 		c.Status = StatusErased

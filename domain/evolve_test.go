@@ -11,7 +11,7 @@ import (
 // sampleEvents has one event of every type, with every field set, in an order
 // that is a valid history.
 func sampleEvents() []Event {
-	return []Event{
+	return append(append([]Event{
 		registered(),
 		CustomerProfileUpdated{Name: ptr("Ada King"), Email: ptr("ada@king.example"), Phone: ptr("555 0100"), Company: ptr("Babbage & Co"), Tags: &[]string{"vip", "beta"}, OccurredAt: at(1 * time.Hour)},
 		CustomerClassified{Segment: ptr("smb"), Tier: ptr("B"), Region: ptr("apac"), Industry: ptr("retail"), OccurredAt: at(2 * time.Hour)},
@@ -27,8 +27,7 @@ func sampleEvents() []Event {
 		SurveyRecorded{SurveyID: surveyID, CSAT: ptr(2), NPS: ptr(5), Comment: "slow", Channel: ChannelEmail, ComplaintID: ptr(complaintID), OccurredAt: at(12 * time.Hour)},
 		CustomerChurned{Reason: "too slow", OccurredAt: at(13 * time.Hour)},
 		CustomerReactivated{Reason: "won back", OccurredAt: at(14 * time.Hour)},
-		erased(at(15 * time.Hour)),
-	}
+	}, valueSampleEvents()...), erased(at(15*time.Hour)))
 }
 
 func TestFoldBuildsTheState(t *testing.T) {
@@ -58,6 +57,7 @@ func TestFoldBuildsTheState(t *testing.T) {
 		}},
 		Surveys:  SurveySummary{Count: 1, LastCSAT: ptr(2), LastCSATAt: at(12 * time.Hour), LastNPS: ptr(5), LastNPSAt: at(12 * time.Hour)},
 		recorded: recordedIDs{contacts: idSet{}.with(contactID), surveys: idSet{}.with(surveyID)},
+		Value:    valueSampleState(),
 	}
 	if !reflect.DeepEqual(beforeErasure, want) {
 		t.Fatalf("state differs:\ngot  %s\nwant %s", snapshot(t, beforeErasure), snapshot(t, want))

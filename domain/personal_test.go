@@ -29,6 +29,11 @@ var notPersonal = map[string][]string{
 	"CustomerChurned":        {},
 	"CustomerReactivated":    {},
 	"CustomerDataErased":     {"Reason"},
+	"PurchaseRecorded":       {"Reference", "Currency", "Channel"},
+	"PurchaseRefunded":       {"Currency"},
+	"PointsAwarded":          {},
+	"PointsRedeemed":         {},
+	"PointsRevoked":          {},
 }
 
 // personal lists the fields PersonalFields must return; tag lists count as
@@ -46,6 +51,8 @@ var personal = map[string][]string{
 	"SurveyRecorded":         {"Comment"},
 	"CustomerChurned":        {"Reason"},
 	"CustomerReactivated":    {"Reason"},
+	"PointsAwarded":          {"Reason"},
+	"PointsRedeemed":         {"Reason"},
 }
 
 // markStrings sets every string held by a field of the event (a string, a

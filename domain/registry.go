@@ -66,6 +66,11 @@ func NewRegistry() *Registry {
 	register[CustomerReactivated](r)
 	register[CustomerDataErased](r)
 	registerGoalEvents(r)
+	register[PurchaseRecorded](r)
+	register[PurchaseRefunded](r)
+	register[PointsAwarded](r)
+	register[PointsRedeemed](r)
+	register[PointsRevoked](r)
 	return r
 }
 

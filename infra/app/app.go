@@ -72,6 +72,9 @@ type Config struct {
 	// project do; the tools do not, they only read their status).
 	RunProjections bool
 	Logger         *slog.Logger
+	// Loyalty is the points policy: points per whole currency unit and
+	// months of validity (zero fields: 1 point, 12 months).
+	Loyalty domain.LoyaltyPolicy
 }
 
 func (c *Config) setDefaults() {
@@ -238,6 +241,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Metrics: metrics,
 		Timeout: m.cfg.CommandTimeout,
 		Logger:  logger,
+		Loyalty: m.cfg.Loyalty,
 	})
 	if err != nil {
 		return err

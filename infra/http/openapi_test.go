@@ -244,6 +244,7 @@ func TestOpenAPITraffic(t *testing.T) {
 	byPhone := map[string]any{"name": "Bo", "phone": "+1 555 0100"}
 	do(http.MethodPost, "/v1/customers", writer, byPhone, map[string]string{"Idempotency-Key": "signup-1"}, http.StatusCreated)
 	do(http.MethodPost, "/v1/customers", writer, byPhone, map[string]string{"Idempotency-Key": "signup-1"}, http.StatusCreated)
+	valueTraffic(t, base, writer, do)
 
 	// Every query the server has, read back before and after the erasure.
 	routes := map[string]bool{}
@@ -391,6 +392,7 @@ func openAPIQueries(keys map[string]string, base, complaintID, contactID, survey
 		{"listContactDue", "/v1/work/contact-due" + wait, analyst, nil, http.StatusOK},
 		{"listAtRisk", "/v1/work/at-risk" + wait + "&level=high", analyst, nil, http.StatusOK},
 	}
+	qs = append(qs, valueQueries(keys, base, wait)...)
 	for _, a := range []string{"getSatisfaction:satisfaction", "getChurn:churn", "getComplaintAnalytics:complaints", "getContactAnalytics:contacts", "getKPIs:kpis"} {
 		route, path, _ := strings.Cut(a, ":")
 		qs = append(qs,

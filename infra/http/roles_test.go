@@ -22,6 +22,8 @@ var allowedRoles = map[string][]string{
 	"escalateComplaint": {"writer"}, "resolveComplaint": {"writer"}, "reopenComplaint": {"writer"},
 	"recordSurvey": {"writer"}, "markChurned": {"writer"}, "reactivateCustomer": {"writer"},
 	"eraseCustomerData": {},
+	"recordPurchase":    {"writer"}, "refundPurchase": {"writer"}, "awardPoints": {"writer"}, "redeemPoints": {"writer"},
+	"getValueAnalytics": {"analyst"},
 	// Auditors.
 	"getHistory": {"auditor"}, "getEvents": {"auditor"}, "getStateAsOf": {"auditor"}, "verifyHistory": {"auditor"},
 	// Analysts.
@@ -47,6 +49,7 @@ func concretePath(template string) string {
 		"{contact_id}", "0b4f6a2c-3d5e-4f70-8192-a3b4c5d6e7f8",
 		"{survey_id}", "0b4f6a2c-3d5e-4f70-8192-a3b4c5d6e7f8",
 		"{follow_up_id}", "0b4f6a2c-3d5e-4f70-8192-a3b4c5d6e7f8",
+		"{pid}", "0b4f6a2c-3d5e-4f70-8192-a3b4c5d6e7f8",
 		"{role}", "support",
 		"{name}", "customers",
 		"{stream}", "customer-7d9c8f2e-1b3a-4c5d-9e8f-0a1b2c3d4e5f",
