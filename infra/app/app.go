@@ -72,6 +72,9 @@ type Config struct {
 	// project do; the tools do not, they only read their status).
 	RunProjections bool
 	Logger         *slog.Logger
+	// Console configures the web console's sessions (and what other
+	// features add to it).
+	Console ConsoleSettings
 }
 
 func (c *Config) setDefaults() {
@@ -263,7 +266,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if !m.cfg.ServeHTTP {
 		return nil
 	}
-	m.HTTP, err = rhttp.NewServer(rhttp.Config{
+	api := rhttp.Config{
 		Addr:            m.cfg.Addr,
 		Commands:        m.Commands,
 		Auditor:         audit.New(m.Store, m.Codec),
@@ -294,8 +297,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			{Name: "projectors", Check: m.projectorsRunning},
 		},
 		Logger: logger,
-	})
-	if err != nil {
+	}
+	if api.Console, err = m.consoleHandler(api); err != nil {
+		return err
+	}
+	if m.HTTP, err = rhttp.NewServer(api); err != nil {
 		return err
 	}
 	if err := m.HTTP.Open(); err != nil {

@@ -97,6 +97,9 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	Logger            *slog.Logger
+	// Console, when set, serves the web console under /console/
+	// (infra/console); it authenticates with its own session cookies.
+	Console http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -220,6 +223,7 @@ func NewServer(cfg Config) (*Server, error) {
 		}
 		s.router.Handle(rt.Path, s.wrap(rt)).Methods(methods...).Name(rt.Name)
 	}
+	s.mountConsole()
 	// mux would answer an unclean path (//, /./) with a redirect for every
 	// method, which turns a POST into a GET in most clients; cleanPaths
 	// decides instead.
