@@ -75,6 +75,9 @@ type Config struct {
 	// Loyalty is the points policy: points per whole currency unit and
 	// months of validity (zero fields: 1 point, 12 months).
 	Loyalty domain.LoyaltyPolicy
+	// Console configures the web console's sessions (and what other
+	// features add to it).
+	Console ConsoleSettings
 }
 
 func (c *Config) setDefaults() {
@@ -305,6 +308,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Logger: logger,
 	}
 	m.wireGoals(&httpCfg)
+	if httpCfg.Console, err = m.consoleHandler(httpCfg); err != nil {
+		return err
+	}
 	if m.HTTP, err = rhttp.NewServer(httpCfg); err != nil {
 		return err
 	}

@@ -103,6 +103,9 @@ type Config struct {
 	Goals        GoalQueries
 	GoalCommands GoalHandler
 	GoalAuditor  GoalAuditor
+	// Console, when set, serves the web console under /console/
+	// (infra/console); it authenticates with its own session cookies.
+	Console http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -226,6 +229,7 @@ func NewServer(cfg Config) (*Server, error) {
 		}
 		s.router.Handle(rt.Path, s.wrap(rt)).Methods(methods...).Name(rt.Name)
 	}
+	s.mountConsole()
 	// mux would answer an unclean path (//, /./) with a redirect for every
 	// method, which turns a POST into a GET in most clients; cleanPaths
 	// decides instead.

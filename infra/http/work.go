@@ -142,29 +142,18 @@ func (s *Server) workComplaints(w http.ResponseWriter, r *http.Request) error {
 	if err := s.awaitPosition(r, s.cfg.Work.Reads()...); err != nil {
 		return err
 	}
-	p := parseWorkParams(r.URL.Query(), work.ComplaintsCursor)
-	f := work.ComplaintFilter{Filter: p.filter,
-		SLA:      p.oneOf("sla", work.SLABreached, work.SLAAtRisk, work.SLAAny),
-		Severity: p.oneOf("severity", string(domain.SeverityLow), string(domain.SeverityMedium), string(domain.SeverityHigh), string(domain.SeverityCritical)),
-		Assignee: p.text("assignee", domain.MaxShortTextLength, "a staff member's name"),
-	}
-	if err := p.p.err(); err != nil {
+	f, limit, cursor, err := WorkComplaintParams(r.URL.Query())
+	if err != nil {
 		return err
 	}
-	page, err := s.cfg.Work.Complaints(r.Context(), f, p.limit, p.cursor)
+	page, err := s.cfg.Work.Complaints(r.Context(), f, limit, cursor)
 	if err != nil {
 		return err
 	}
 	writeWorkPage(w, page, func(c work.OpenComplaint) workComplaintView {
 		v := workComplaintView{ComplaintID: c.ID, Customer: linkCustomer(c.CustomerID), Category: c.Category, Severity: c.Severity,
 			Status: c.Status, Assignee: c.Assignee, FiledAt: c.FiledAt, OpenedAt: c.OpenedAt, AcknowledgedAt: c.AcknowledgedAt,
-			NextTarget: c.NextStep, DueAt: c.DueAt, SecondsLeft: c.SecondsLeft, SLA: "on_track", Breaches: []string{}}
-		switch {
-		case c.SLA.Breached():
-			v.SLA = work.SLABreached
-		case c.AtRisk:
-			v.SLA = work.SLAAtRisk
-		}
+			NextTarget: c.NextStep, DueAt: c.DueAt, SecondsLeft: c.SecondsLeft, SLA: SLAOf(c), Breaches: []string{}}
 		if c.SLA.FirstResponseBreached {
 			v.Breaches = append(v.Breaches, work.StepFirstResponse)
 		}
@@ -190,15 +179,11 @@ func (s *Server) workFollowUps(w http.ResponseWriter, r *http.Request) error {
 	if err := s.awaitPosition(r, s.cfg.Work.Reads()...); err != nil {
 		return err
 	}
-	p := parseWorkParams(r.URL.Query(), work.FollowUpsCursor)
-	f := work.FollowUpFilter{Filter: p.filter,
-		State: p.oneOf("state", work.FollowUpOverdue, work.FollowUpDueToday, work.FollowUpUpcoming),
-		By:    p.text("by", domain.MaxShortTextLength, "a staff member's name"),
-	}
-	if err := p.p.err(); err != nil {
+	f, limit, cursor, err := WorkFollowUpParams(r.URL.Query())
+	if err != nil {
 		return err
 	}
-	page, err := s.cfg.Work.FollowUps(r.Context(), f, p.limit, p.cursor)
+	page, err := s.cfg.Work.FollowUps(r.Context(), f, limit, cursor)
 	if err != nil {
 		return err
 	}
@@ -226,11 +211,11 @@ func (s *Server) workContactDue(w http.ResponseWriter, r *http.Request) error {
 	if err := s.awaitPosition(r, s.cfg.Work.Reads()...); err != nil {
 		return err
 	}
-	p := parseWorkParams(r.URL.Query(), work.ContactDueCursor)
-	if err := p.p.err(); err != nil {
+	f, limit, cursor, err := WorkContactDueParams(r.URL.Query())
+	if err != nil {
 		return err
 	}
-	page, err := s.cfg.Work.ContactDue(r.Context(), p.filter, p.limit, p.cursor)
+	page, err := s.cfg.Work.ContactDue(r.Context(), f, limit, cursor)
 	if err != nil {
 		return err
 	}
@@ -255,12 +240,11 @@ func (s *Server) workAtRisk(w http.ResponseWriter, r *http.Request) error {
 	if err := s.awaitPosition(r, s.cfg.Work.Reads()...); err != nil {
 		return err
 	}
-	p := parseWorkParams(r.URL.Query(), work.AtRiskCursor)
-	f := work.AtRiskFilter{Filter: p.filter, Level: p.oneOf("level", risk.LevelHigh, risk.LevelMedium)}
-	if err := p.p.err(); err != nil {
+	f, limit, cursor, err := WorkAtRiskParams(r.URL.Query())
+	if err != nil {
 		return err
 	}
-	page, err := s.cfg.Work.AtRisk(r.Context(), f, p.limit, p.cursor)
+	page, err := s.cfg.Work.AtRisk(r.Context(), f, limit, cursor)
 	if err != nil {
 		return err
 	}
