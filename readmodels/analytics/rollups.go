@@ -1,0 +1,122 @@
+package analytics
+
+import (
+	"strings"
+	"time"
+
+	"github.com/rapport-crm/rapport/readmodels/complaints"
+	"github.com/rapport-crm/rapport/readmodels/contacts"
+	"github.com/rapport-crm/rapport/readmodels/lifecycle"
+	"github.com/rapport-crm/rapport/readmodels/rollups"
+)
+
+// WithRollups returns queries that answer from the rollups read model
+// (package rollups) where it holds the figures: satisfaction from the day
+// sums, and every family grouped by a customer attribute from its narrow
+// copy of the group keys instead of the whole directory. The figures are
+// those of the documented SQL, which the queries without rollups run
+// (TestRollupsAgreeWithTheDocumentedSQL compares the two).
+func (q *Queries) WithRollups() *Queries {
+	c := *q
+	c.rollups = true
+	return &c
+}
+
+// rollupReads are the projectors each family reads with rollups.
+var rollupReads = map[Family][]string{
+	Satisfaction: {rollups.Name},
+	Churn:        {lifecycle.Name, rollups.Name},
+	Complaints:   {complaints.Name, lifecycle.Name, rollups.Name},
+	Contacts:     {contacts.Name, lifecycle.Name, rollups.Name},
+	KPIs:         {rollups.Name, complaints.Name, contacts.Name, lifecycle.Name},
+}
+
+// rollupKeys lists the groups of a customer attribute, as the directory's
+// DISTINCT would: every key some customer has.
+func rollupKeys(g GroupBy) string {
+	return `SELECT nullif(k.key, '') AS key FROM readmodels.rollup_keys k WHERE k.dim = '` + string(g) + `' AND k.customers > 0`
+}
+
+// onRollupCustomers makes a grouped query join the rollups' copy of the
+// group keys instead of the directory: same columns, same meaning.
+func onRollupCustomers(sql string) string {
+	return strings.ReplaceAll(sql, "readmodels.customers c ON", "readmodels.rollup_customers c ON")
+}
+
+// wholeDays splits [from, to) into the whole UTC days inside it, [a, b),
+// and its partial days at the edges, [from, a) and [b, to). Without a
+// whole day, a = b = to: the period is all edge.
+func wholeDays(from, to time.Time) (a, b time.Time) {
+	f, t := from.UTC(), to.UTC()
+	a = time.Date(f.Year(), f.Month(), f.Day(), 0, 0, 0, 0, time.UTC)
+	if a.Before(f) {
+		a = a.AddDate(0, 0, 1)
+	}
+	b = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	if !a.Before(b) {
+		return to, to
+	}
+	return a, b
+}
+
+// satisfactionRollup is the satisfaction report from the day sums: the
+// whole days of [$1, $2) from readmodels.survey_days (dimension $3, days
+// [$4, $5)), its partial days [$1, $6) and [$7, $2) counted from
+// readmodels.survey_facts; every group of {keys} answers, as in the
+// documented query, and a group whose sums are all zero (its customers
+// moved away) is no group.
+const satisfactionRollup = `
+	WITH keys AS ({keys}),
+	edges AS (
+		SELECT f.customer_id, f.answered_at, f.csat, f.nps FROM readmodels.survey_facts f
+		WHERE f.answered_at >= $1::timestamptz AND f.answered_at < $6::timestamptz
+		UNION ALL
+		SELECT f.customer_id, f.answered_at, f.csat, f.nps FROM readmodels.survey_facts f
+		WHERE f.answered_at >= $7::timestamptz AND f.answered_at < $2::timestamptz),
+	agg AS (
+		SELECT {daykey} AS key, d.responses, d.csat_n, d.csat_top, d.csat_sum, d.nps_n, d.promoters, d.detractors
+		FROM readmodels.survey_days d
+		WHERE d.dim = $3::text AND d.day >= $4::date AND d.day < $5::date
+		UNION ALL
+		SELECT {factkey}, count(*), count(s.csat), count(*) FILTER (WHERE s.csat >= 4), coalesce(sum(s.csat), 0),
+			count(s.nps), count(*) FILTER (WHERE s.nps >= 9), count(*) FILTER (WHERE s.nps <= 6)
+		FROM edges s {join}
+		GROUP BY 1),
+	sums AS (
+		SELECT key, sum(responses)::bigint AS responses, sum(csat_n)::bigint AS csat_n, sum(csat_top)::bigint AS csat_top,
+			sum(csat_sum)::bigint AS csat_sum, sum(nps_n)::bigint AS nps_n, sum(promoters)::bigint AS promoters,
+			sum(detractors)::bigint AS detractors
+		FROM agg GROUP BY key HAVING sum(responses) > 0)
+	SELECT g.key, coalesce(a.responses, 0), coalesce(a.csat_n, 0), coalesce(a.csat_top, 0), coalesce(a.csat_sum, 0),
+		coalesce(a.nps_n, 0), coalesce(a.promoters, 0), coalesce(a.detractors, 0)
+	FROM (SELECT key FROM keys UNION SELECT key FROM sums) g LEFT JOIN sums a ON a.key IS NOT DISTINCT FROM g.key
+	ORDER BY g.key NULLS LAST`
+
+// rollupQuery is a family's SQL with rollups, or ok false when the family
+// has no rollup of its own at this grouping (it then runs the documented
+// SQL, joined to the rollups' group keys when grouped by an attribute).
+func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bool) {
+	if f != Satisfaction {
+		return "", nil, false
+	}
+	a, b := wholeDays(p.From, p.To)
+	dim := string(p.GroupBy)
+	keys, daykey, factkey, join := `SELECT 'all'::text AS key`, `d.key`, `'all'::text`, ``
+	switch p.GroupBy {
+	case All:
+		dim = "all"
+	case Month:
+		dim, daykey, factkey = "all", `to_char(d.day, 'YYYY-MM')`, `to_char(s.answered_at AT TIME ZONE 'UTC', 'YYYY-MM')`
+	default:
+		keys, daykey, factkey = rollupKeys(p.GroupBy), `nullif(d.key, '')`, attribute[p.GroupBy]
+		join = `LEFT JOIN readmodels.rollup_customers c ON c.id = s.customer_id`
+	}
+	args = []any{p.From, p.To, dim, a.Format(time.DateOnly), b.Format(time.DateOnly), a, b}
+	if p.GroupBy == Month {
+		mk, mf, mt := MonthBounds(p)
+		args = append(args, mk, mf, mt)
+		keys = strings.NewReplacer("${m}", "$8", "${m+1}", "$9", "${m+2}", "$10").Replace(months)
+	}
+	r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{join}", join)
+	return r.Replace(satisfactionRollup), args, true
+}
