@@ -341,7 +341,7 @@ func Projectors() ([]projections.Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), nil
+	return append(append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), rollupProjectors()...), nil
 }
 
 // startProjections runs the engine until Close, which waits for it to

@@ -237,8 +237,10 @@ func (q *Queries) query(f Family, p Params) (string, []any) {
 		key = attribute[p.GroupBy]
 		keys = `SELECT DISTINCT ` + key + ` AS key FROM readmodels.customers c`
 	}
-	if q.rollups && p.GroupBy != All {
-		keys = rollupKeys(p.GroupBy)
+	if q.rollups {
+		if p.GroupBy != All {
+			keys = rollupKeys(p.GroupBy)
+		}
 		r := strings.NewReplacer("{keys}", keys, "{key}", key)
 		return onRollupCustomers(r.Replace(grouped[f])), args
 	}
