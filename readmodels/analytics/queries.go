@@ -81,6 +81,13 @@ func (q *Queries) Report(ctx context.Context, f Family, p Params) (Report, error
 	if f == KPIs {
 		parts = []Family{Satisfaction, Churn, Complaints, Contacts}
 	}
+	if q.rollups && len(parts) > 1 {
+		merged, err := q.parallel(ctx, parts, p)
+		if err != nil {
+			return Report{}, err
+		}
+		return Report{Params: p, Groups: merged.groups()}, nil
+	}
 	batch := &pgx.Batch{}
 	for _, part := range parts {
 		sql, args := q.query(part, p)

@@ -11,8 +11,8 @@ import (
 )
 
 // WithRollups returns queries that answer from the rollups read model
-// (package rollups) where it holds the figures: satisfaction from the day
-// sums, and every family grouped by a customer attribute from its narrow
+// (package rollups) where it holds the figures: satisfaction and churn
+// from the day sums, and every other family grouped by a customer attribute from its narrow
 // copy of the group keys instead of the whole directory. The figures are
 // those of the documented SQL, which the queries without rollups run
 // (TestRollupsAgreeWithTheDocumentedSQL compares the two).
@@ -25,7 +25,7 @@ func (q *Queries) WithRollups() *Queries {
 // rollupReads are the projectors each family reads with rollups.
 var rollupReads = map[Family][]string{
 	Satisfaction: {rollups.Name},
-	Churn:        {lifecycle.Name, rollups.Name},
+	Churn:        {rollups.Name},
 	Complaints:   {complaints.Name, lifecycle.Name, rollups.Name},
 	Contacts:     {contacts.Name, lifecycle.Name, rollups.Name},
 	KPIs:         {rollups.Name, complaints.Name, contacts.Name, lifecycle.Name},
@@ -92,14 +92,54 @@ const satisfactionRollup = `
 	FROM (SELECT key FROM keys UNION SELECT key FROM sums) g LEFT JOIN sums a ON a.key IS NOT DISTINCT FROM g.key
 	ORDER BY g.key NULLS LAST`
 
+// churnRollup is the churn report from the spells' day counts, at $1
+// (the period's start) for the cohort and $2 for its churn, dimension
+// $3: the cohort is the spells started by $1 less those ended by $1
+// (whole days before $1's day from readmodels.spell_days, $1's own day
+// up to $1 from readmodels.spell_facts), its churned those of its spells
+// that end in ($1, $2).
+const churnRollup = `
+	WITH keys AS ({keys}),
+	day AS (SELECT date_trunc('day', $1::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS d),
+	parts AS (
+		SELECT {daykey} AS key, d.starts - d.ends AS active, 0::bigint AS churned FROM readmodels.spell_days d
+		WHERE d.dim = $3::text AND d.day < ($1::timestamptz AT TIME ZONE 'UTC')::date
+		UNION ALL
+		SELECT {factkey}, 1, 0 FROM readmodels.spell_facts s {join}
+		WHERE s.active_from >= (SELECT d FROM day) AND s.active_from <= $1::timestamptz
+		UNION ALL
+		SELECT {factkey}, -1, 0 FROM readmodels.spell_facts s {join}
+		WHERE s.active_until >= (SELECT d FROM day) AND s.active_until <= $1::timestamptz
+		UNION ALL
+		SELECT {factkey}, 0, 1 FROM readmodels.spell_facts s {join}
+		WHERE s.active_until > $1::timestamptz AND s.active_until < $2::timestamptz AND s.active_from <= $1::timestamptz),
+	agg AS (
+		SELECT key, sum(active)::bigint AS active_at_start, sum(churned)::bigint AS churned
+		FROM parts GROUP BY key HAVING sum(active) > 0)
+	SELECT g.key, coalesce(a.active_at_start, 0), coalesce(a.churned, 0)
+	FROM (SELECT key FROM keys UNION SELECT key FROM agg) g LEFT JOIN agg a ON a.key IS NOT DISTINCT FROM g.key
+	ORDER BY g.key NULLS LAST`
+
+// churnMonthlyRollup is churnRollup for each month (${m}…: MonthBounds),
+// its cohort judged at the month's own start.
+const churnMonthlyRollup = `
+	WITH keys AS (` + months + `)
+	SELECT g.key, x.active, x.churned
+	FROM keys g CROSS JOIN LATERAL (
+		SELECT date_trunc('day', g.f AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS d) day
+	CROSS JOIN LATERAL (
+		SELECT (SELECT coalesce(sum(d.starts - d.ends), 0) FROM readmodels.spell_days d
+				WHERE d.dim = 'all' AND d.day < (g.f AT TIME ZONE 'UTC')::date)
+			+ (SELECT count(*) FROM readmodels.spell_facts s WHERE s.active_from >= day.d AND s.active_from <= g.f)
+			- (SELECT count(*) FROM readmodels.spell_facts s WHERE s.active_until >= day.d AND s.active_until <= g.f) AS active,
+			(SELECT count(*) FROM readmodels.spell_facts s
+				WHERE s.active_until > g.f AND s.active_until < g.t AND s.active_from <= g.f) AS churned) x
+	ORDER BY g.key`
+
 // rollupQuery is a family's SQL with rollups, or ok false when the family
 // has no rollup of its own at this grouping (it then runs the documented
 // SQL, joined to the rollups' group keys when grouped by an attribute).
 func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bool) {
-	if f != Satisfaction {
-		return "", nil, false
-	}
-	a, b := wholeDays(p.From, p.To)
 	dim := string(p.GroupBy)
 	keys, daykey, factkey, join := `SELECT 'all'::text AS key`, `d.key`, `'all'::text`, ``
 	switch p.GroupBy {
@@ -111,6 +151,18 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 		keys, daykey, factkey = rollupKeys(p.GroupBy), `nullif(d.key, '')`, attribute[p.GroupBy]
 		join = `LEFT JOIN readmodels.rollup_customers c ON c.id = s.customer_id`
 	}
+	if f == Churn {
+		if p.GroupBy == Month {
+			mk, mf, mt := MonthBounds(p)
+			return strings.NewReplacer("${m}", "$1", "${m+1}", "$2", "${m+2}", "$3").Replace(churnMonthlyRollup), []any{mk, mf, mt}, true
+		}
+		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{join}", join)
+		return r.Replace(churnRollup), []any{p.From, p.To, dim}, true
+	}
+	if f != Satisfaction {
+		return "", nil, false
+	}
+	a, b := wholeDays(p.From, p.To)
 	args = []any{p.From, p.To, dim, a.Format(time.DateOnly), b.Format(time.DateOnly), a, b}
 	if p.GroupBy == Month {
 		mk, mf, mt := MonthBounds(p)

@@ -189,6 +189,14 @@ func compare(t *testing.T, pool *pgxpool.Pool, now time.Time) []string {
 		{day.AddDate(0, 0, -30).Add(10 * time.Hour), day.AddDate(0, 0, -30).Add(15 * time.Hour)}, // within one day
 		{day.AddDate(0, 0, -200).Add(23 * time.Hour), day.AddDate(0, 0, -199).Add(time.Hour)},    // two partial days
 	}
+	// Periods starting exactly where a spell starts and where one ends
+	// (the cohort's bounds are inclusive and exclusive there).
+	var started, ended time.Time
+	if err := pool.QueryRow(ctx, `SELECT (SELECT active_from FROM readmodels.customer_lifecycle WHERE spell > 1 ORDER BY customer_id LIMIT 1),
+		(SELECT active_until FROM readmodels.customer_lifecycle WHERE active_until IS NOT NULL ORDER BY customer_id LIMIT 1)`).Scan(&started, &ended); err != nil {
+		t.Fatal(err)
+	}
+	periods = append(periods, [2]time.Time{started, started.AddDate(0, 0, 40)}, [2]time.Time{ended, ended.AddDate(0, 2, 0)})
 	groupings := []analytics.GroupBy{analytics.All, analytics.Segment, analytics.Tier, analytics.Region, analytics.Owner, analytics.Month}
 	var diffs []string
 	for _, f := range analytics.Families() {

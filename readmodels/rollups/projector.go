@@ -14,7 +14,7 @@ import (
 )
 
 // Name is the projector's name; its tables are readmodels.rollup_customers,
-// rollup_keys, survey_facts and survey_days.
+// rollup_keys, survey_facts, survey_days, spell_facts and spell_days.
 const Name = "rollups"
 
 // version of the tables and of the fold; bumping it rebuilds.
@@ -48,10 +48,12 @@ func (Projector) Name() string { return Name }
 func (Projector) Version() int { return version }
 
 // Handles implements projections.Projector: the events that set a
-// customer's group keys and the facts rolled up. Erasure is not among
+// customer's group keys and the facts rolled up (surveys, life-cycle
+// spells). Erasure is not among
 // them: nothing here is personal, and an erasure changes no figure.
 func (Projector) Handles() []string {
-	return []string{domain.TypeCustomerRegistered, domain.TypeCustomerClassified, domain.TypeTeamMemberAssigned, domain.TypeSurveyRecorded}
+	return []string{domain.TypeCustomerRegistered, domain.TypeCustomerClassified, domain.TypeTeamMemberAssigned, domain.TypeSurveyRecorded,
+		domain.TypeCustomerChurned, domain.TypeCustomerReactivated}
 }
 
 // Setup implements projections.Projector. Keys of the day tables are
@@ -92,6 +94,21 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			promoters  bigint NOT NULL,
 			detractors bigint NOT NULL,
 			PRIMARY KEY (dim, key, day)
+		);
+		CREATE TABLE spell_facts (
+			customer_id  uuid        NOT NULL,
+			spell        integer     NOT NULL,
+			active_from  timestamptz NOT NULL,
+			active_until timestamptz,
+			PRIMARY KEY (customer_id, spell)
+		);
+		CREATE TABLE spell_days (
+			dim    text   NOT NULL,
+			key    text   NOT NULL,
+			day    date   NOT NULL,
+			starts bigint NOT NULL,
+			ends   bigint NOT NULL,
+			PRIMARY KEY (dim, key, day)
 		);`)
 	return err
 }
@@ -101,7 +118,9 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 	for _, s := range []string{
 		`CREATE INDEX IF NOT EXISTS survey_facts_answered_idx ON survey_facts (answered_at) INCLUDE (customer_id, csat, nps)`,
-		`ANALYZE rollup_customers`, `ANALYZE rollup_keys`, `ANALYZE survey_facts`, `ANALYZE survey_days`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_from_idx ON spell_facts (active_from) INCLUDE (customer_id)`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_until_idx ON spell_facts (active_until) INCLUDE (customer_id, active_from) WHERE active_until IS NOT NULL`,
+		`ANALYZE rollup_customers`, `ANALYZE rollup_keys`, `ANALYZE survey_facts`, `ANALYZE survey_days`, `ANALYZE spell_facts`, `ANALYZE spell_days`,
 	} {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return err
@@ -136,8 +155,8 @@ func (k keys) of(dim string) string {
 // end of the batch. Every survey thus counts under its customer's
 // current keys, whatever the order of the events in the batch.
 func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decoded) error {
-	var touched []uuid.UUID
-	seen := map[uuid.UUID]bool{}
+	var touched, ending []uuid.UUID
+	seen, seenEnding := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 	for i := range batch {
 		switch batch[i].Event.(type) {
 		case domain.CustomerClassified, domain.TeamMemberAssigned:
@@ -149,9 +168,22 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 				seen[id] = true
 				touched = append(touched, id)
 			}
+		case domain.CustomerChurned, domain.CustomerReactivated:
+			id, err := batch[i].CustomerID()
+			if err != nil {
+				return err
+			}
+			if !seenEnding[id] {
+				seenEnding[id] = true
+				ending = append(ending, id)
+			}
 		}
 	}
 	stored, err := loadKeys(ctx, tx, touched)
+	if err != nil {
+		return err
+	}
+	spells, err := loadSpells(ctx, tx, ending)
 	if err != nil {
 		return err
 	}
@@ -163,6 +195,9 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		id, err := d.CustomerID()
 		if err != nil {
 			return err
+		}
+		if isLifecycle(d.Event) {
+			spells.apply(id, d.Event)
 		}
 		k, ok := current[id]
 		if !ok {
@@ -198,7 +233,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 			return err
 		}
 	}
-	return nil
+	return spells.write(ctx, tx)
 }
 
 func setIf(dst *string, v *string) {
@@ -279,6 +314,9 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 			`+addOnConflict, mID, mDim, mOld, mNew); err != nil {
 			return fmt.Errorf("rollups: re-key %d customers' surveys: %w", len(moved), err)
 		}
+		if _, err := tx.Exec(ctx, moveSpells, mID, mDim, mOld, mNew); err != nil {
+			return fmt.Errorf("rollups: re-key %d customers' spells: %w", len(moved), err)
+		}
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO rollup_customers AS c (id, segment, tier, region, account_manager)
@@ -354,8 +392,8 @@ func addSurveys(ctx context.Context, tx pgx.Tx, s *surveyRows) error {
 		INSERT INTO survey_days AS d (dim, key, day, responses, csat_n, csat_top, csat_sum, nps_n, promoters, detractors)
 		SELECT x.dim, x.key, (f.answered_at AT TIME ZONE 'UTC')::date, `+signedSums+`
 		FROM f LEFT JOIN rollup_customers c ON c.id = f.customer_id
-		CROSS JOIN LATERAL (VALUES ('all', 'all', 1), ('segment', coalesce(c.segment, ''), 1), ('tier', coalesce(c.tier, ''), 1),
-			('region', coalesce(c.region, ''), 1), ('owner', coalesce(c.account_manager, ''), 1)) AS x(dim, key, sign)
+		CROSS JOIN LATERAL (VALUES `+everyDim+`) AS x0(dim, key)
+		CROSS JOIN LATERAL (SELECT x0.dim, x0.key, 1 AS sign) AS x
 		GROUP BY 1, 2, 3
 		`+addOnConflict, s.customer, s.survey, s.answered, s.csat, s.nps); err != nil {
 		return fmt.Errorf("rollups: add %d surveys: %w", len(s.customer), err)
