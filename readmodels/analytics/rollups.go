@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rapport-crm/rapport/readmodels/complaints"
 	"github.com/rapport-crm/rapport/readmodels/contacts"
 	"github.com/rapport-crm/rapport/readmodels/lifecycle"
 	"github.com/rapport-crm/rapport/readmodels/rollups"
@@ -12,7 +11,8 @@ import (
 
 // WithRollups returns queries that answer from the rollups read model
 // (package rollups) where it holds the figures: satisfaction and churn
-// from the day sums, and every other family grouped by a customer attribute from its narrow
+// from the day sums, complaint handling from its narrow facts and the
+// spells' day counts, and contact coverage grouped by a customer attribute from its narrow
 // copy of the group keys instead of the whole directory. The figures are
 // those of the documented SQL, which the queries without rollups run
 // (TestRollupsAgreeWithTheDocumentedSQL compares the two).
@@ -26,9 +26,9 @@ func (q *Queries) WithRollups() *Queries {
 var rollupReads = map[Family][]string{
 	Satisfaction: {rollups.Name},
 	Churn:        {rollups.Name},
-	Complaints:   {complaints.Name, lifecycle.Name, rollups.Name},
+	Complaints:   {rollups.Name},
 	Contacts:     {contacts.Name, lifecycle.Name, rollups.Name},
-	KPIs:         {rollups.Name, complaints.Name, contacts.Name, lifecycle.Name},
+	KPIs:         {rollups.Name, contacts.Name, lifecycle.Name},
 }
 
 // rollupKeys lists the groups of a customer attribute, as the directory's
@@ -136,6 +136,70 @@ const churnMonthlyRollup = `
 				WHERE s.active_until > g.f AND s.active_until < g.t AND s.active_from <= g.f) AS churned) x
 	ORDER BY g.key`
 
+// The customers active at any time in [$1, $2) (dimension $5), from the
+// spells: those started before $2, less those ended by $1, less the empty
+// spells inside the period (they overlap nothing), less the spells whose
+// customer already had a spell overlapping the period (prev_until > $1):
+// each customer counts once, as the documented count(DISTINCT) does.
+const activeInPeriodRollup = `
+	active_parts AS (
+		SELECT {daykey} AS key, d.starts AS n FROM readmodels.spell_days d
+		WHERE d.dim = $5::text AND d.day < ($2::timestamptz AT TIME ZONE 'UTC')::date
+		UNION ALL
+		SELECT {daykey}, -d.ends FROM readmodels.spell_days d
+		WHERE d.dim = $5::text AND d.day < ($1::timestamptz AT TIME ZONE 'UTC')::date
+		UNION ALL
+		SELECT {factkey}, 1 FROM readmodels.spell_facts s {join}
+		WHERE s.active_from >= date_trunc('day', $2::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND s.active_from < $2::timestamptz
+		UNION ALL
+		SELECT {factkey}, -1 FROM readmodels.spell_facts s {join}
+		WHERE s.active_until >= date_trunc('day', $1::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND s.active_until <= $1::timestamptz
+		UNION ALL
+		SELECT {factkey}, -1 FROM readmodels.spell_facts s {join}
+		WHERE s.active_until = s.active_from AND s.active_from > $1::timestamptz AND s.active_from < $2::timestamptz
+		UNION ALL
+		SELECT {factkey}, -1 FROM readmodels.spell_facts s {join}
+		WHERE s.prev_until > $1::timestamptz AND s.active_from < $2::timestamptz AND (s.active_until IS NULL OR s.active_until > s.active_from)),
+	active AS (SELECT key, sum(n)::bigint AS active FROM active_parts GROUP BY key HAVING sum(n) > 0)`
+
+// complaintsRollup is the complaint report: the complaints filed in the
+// period from readmodels.complaint_facts (the documented aggregate, its
+// breaches judged at $4 against the targets $3), the active customers
+// from the spells.
+var complaintsRollup = `
+	WITH keys AS ({keys}),
+	filed AS (` + strings.NewReplacer("readmodels.complaints x", "readmodels.complaint_facts x",
+	"{join}", "{kjoin}").Replace(filedAgg) + `),
+	` + activeInPeriodRollup + `
+	SELECT g.key, coalesce(f.filed, 0), coalesce(f.resolved, 0), f.fr_median, f.res_median,
+		coalesce(f.breaches, 0), coalesce(f.fr_breaches, 0), coalesce(f.res_breaches, 0), coalesce(a.active, 0)
+	FROM (SELECT key FROM keys UNION SELECT key FROM filed UNION SELECT key FROM active) g
+	LEFT JOIN filed f ON f.key IS NOT DISTINCT FROM g.key
+	LEFT JOIN active a ON a.key IS NOT DISTINCT FROM g.key
+	ORDER BY g.key NULLS LAST`
+
+// complaintsMonthlyRollup is complaintsRollup by month (${m}…), each
+// month's active customers counted over its own bounds.
+var complaintsMonthlyRollup = `
+	WITH keys AS (` + months + `),
+	filed AS (` + strings.NewReplacer("readmodels.complaints x", "readmodels.complaint_facts x",
+	"{key}", `to_char(k.filed_at AT TIME ZONE 'UTC', 'YYYY-MM')`, "{join}", "").Replace(filedAgg) + `)
+	SELECT g.key, coalesce(f.filed, 0), coalesce(f.resolved, 0), f.fr_median, f.res_median,
+		coalesce(f.breaches, 0), coalesce(f.fr_breaches, 0), coalesce(f.res_breaches, 0), a.active
+	FROM keys g LEFT JOIN filed f ON f.key = g.key
+	CROSS JOIN LATERAL (SELECT
+		(SELECT coalesce(sum(d.starts), 0) FROM readmodels.spell_days d WHERE d.dim = 'all' AND d.day < (g.t AT TIME ZONE 'UTC')::date)
+		- (SELECT coalesce(sum(d.ends), 0) FROM readmodels.spell_days d WHERE d.dim = 'all' AND d.day < (g.f AT TIME ZONE 'UTC')::date)
+		+ (SELECT count(*) FROM readmodels.spell_facts s
+			WHERE s.active_from >= date_trunc('day', g.t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND s.active_from < g.t)
+		- (SELECT count(*) FROM readmodels.spell_facts s
+			WHERE s.active_until >= date_trunc('day', g.f AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND s.active_until <= g.f)
+		- (SELECT count(*) FROM readmodels.spell_facts s
+			WHERE s.active_until = s.active_from AND s.active_from > g.f AND s.active_from < g.t)
+		- (SELECT count(*) FROM readmodels.spell_facts s
+			WHERE s.prev_until > g.f AND s.active_from < g.t AND (s.active_until IS NULL OR s.active_until > s.active_from)) AS active) a
+	ORDER BY g.key`
+
 // rollupQuery is a family's SQL with rollups, or ok false when the family
 // has no rollup of its own at this grouping (it then runs the documented
 // SQL, joined to the rollups' group keys when grouped by an attribute).
@@ -158,6 +222,24 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 		}
 		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{join}", join)
 		return r.Replace(churnRollup), []any{p.From, p.To, dim}, true
+	}
+	if f == Complaints {
+		args := []any{p.From, p.To, q.targetsJSON(), q.now()}
+		if p.GroupBy == Month {
+			mk, mf, mt := MonthBounds(p)
+			sql := strings.NewReplacer("${m}", "$5", "${m+1}", "$6", "${m+2}", "$7").Replace(complaintsMonthlyRollup)
+			return sql, append(args, mk, mf, mt), true
+		}
+		kjoin := ""
+		if join != "" {
+			kjoin = `LEFT JOIN readmodels.rollup_customers c ON c.id = k.customer_id`
+		}
+		key := factkey
+		if p.GroupBy == All {
+			key = `'all'::text`
+		}
+		r := strings.NewReplacer("{keys}", keys, "{kjoin}", kjoin, "{key}", key, "{daykey}", daykey, "{factkey}", factkey, "{join}", join)
+		return r.Replace(complaintsRollup), append(args, dim), true
 	}
 	if f != Satisfaction {
 		return "", nil, false

@@ -14,7 +14,8 @@ import (
 )
 
 // Name is the projector's name; its tables are readmodels.rollup_customers,
-// rollup_keys, survey_facts, survey_days, spell_facts and spell_days.
+// rollup_keys, survey_facts, survey_days, spell_facts, spell_days and
+// complaint_facts.
 const Name = "rollups"
 
 // version of the tables and of the fold; bumping it rebuilds.
@@ -49,11 +50,13 @@ func (Projector) Version() int { return version }
 
 // Handles implements projections.Projector: the events that set a
 // customer's group keys and the facts rolled up (surveys, life-cycle
-// spells). Erasure is not among
+// spells, complaints). Erasure is not among
 // them: nothing here is personal, and an erasure changes no figure.
 func (Projector) Handles() []string {
 	return []string{domain.TypeCustomerRegistered, domain.TypeCustomerClassified, domain.TypeTeamMemberAssigned, domain.TypeSurveyRecorded,
-		domain.TypeCustomerChurned, domain.TypeCustomerReactivated}
+		domain.TypeCustomerChurned, domain.TypeCustomerReactivated,
+		domain.TypeComplaintFiled, domain.TypeComplaintAssigned, domain.TypeComplaintAcknowledged, domain.TypeComplaintEscalated,
+		domain.TypeComplaintResolved, domain.TypeComplaintReopened}
 }
 
 // Setup implements projections.Projector. Keys of the day tables are
@@ -100,7 +103,21 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			spell        integer     NOT NULL,
 			active_from  timestamptz NOT NULL,
 			active_until timestamptz,
+			prev_until   timestamptz,
 			PRIMARY KEY (customer_id, spell)
+		);
+		CREATE TABLE complaint_facts (
+			customer_id     uuid        NOT NULL,
+			complaint_id    uuid        NOT NULL,
+			severity        text        NOT NULL,
+			status          text        NOT NULL,
+			filed_at        timestamptz NOT NULL,
+			opened_at       timestamptz NOT NULL,
+			acknowledged_at timestamptz,
+			resolved_at     timestamptz,
+			openings        integer     NOT NULL,
+			escalations     integer     NOT NULL,
+			PRIMARY KEY (customer_id, complaint_id)
 		);
 		CREATE TABLE spell_days (
 			dim    text   NOT NULL,
@@ -120,6 +137,10 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		`CREATE INDEX IF NOT EXISTS survey_facts_answered_idx ON survey_facts (answered_at) INCLUDE (customer_id, csat, nps)`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_from_idx ON spell_facts (active_from) INCLUDE (customer_id)`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_until_idx ON spell_facts (active_until) INCLUDE (customer_id, active_from) WHERE active_until IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_empty_idx ON spell_facts (active_from) INCLUDE (customer_id) WHERE active_until = active_from`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_prev_idx ON spell_facts (prev_until) INCLUDE (customer_id, active_from, active_until) WHERE prev_until IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS complaint_facts_filed_idx ON complaint_facts (filed_at) INCLUDE (customer_id, severity, status, opened_at, acknowledged_at, resolved_at)`,
+		`ANALYZE complaint_facts`,
 		`ANALYZE rollup_customers`, `ANALYZE rollup_keys`, `ANALYZE survey_facts`, `ANALYZE survey_days`, `ANALYZE spell_facts`, `ANALYZE spell_days`,
 	} {
 		if _, err := tx.Exec(ctx, s); err != nil {
@@ -157,7 +178,23 @@ func (k keys) of(dim string) string {
 func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decoded) error {
 	var touched, ending []uuid.UUID
 	seen, seenEnding := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
+	var needComplaints []complaintKey
+	filedHere, needed := map[complaintKey]bool{}, map[complaintKey]bool{}
 	for i := range batch {
+		if cid, ok := complaintOf(batch[i].Event); ok {
+			id, err := batch[i].CustomerID()
+			if err != nil {
+				return err
+			}
+			k := complaintKey{id, cid}
+			if _, filing := batch[i].Event.(domain.ComplaintFiled); filing {
+				filedHere[k] = true
+			} else if !filedHere[k] && !needed[k] {
+				needed[k] = true
+				needComplaints = append(needComplaints, k)
+			}
+			continue
+		}
 		switch batch[i].Event.(type) {
 		case domain.CustomerClassified, domain.TeamMemberAssigned:
 			id, err := batch[i].CustomerID()
@@ -187,6 +224,10 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 	if err != nil {
 		return err
 	}
+	complaints, err := loadComplaints(ctx, tx, needComplaints)
+	if err != nil {
+		return err
+	}
 	current := map[uuid.UUID]keys{}
 	var order []uuid.UUID // customers whose keys the batch sets, first-seen order
 	var surveys surveyRows
@@ -198,6 +239,10 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		}
 		if isLifecycle(d.Event) {
 			spells.apply(id, d.Event)
+		}
+		if cid, ok := complaintOf(d.Event); ok {
+			complaints.apply(id, cid, d.Event)
+			continue
 		}
 		k, ok := current[id]
 		if !ok {
@@ -233,7 +278,10 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 			return err
 		}
 	}
-	return spells.write(ctx, tx)
+	if err := spells.write(ctx, tx); err != nil {
+		return err
+	}
+	return complaints.write(ctx, tx)
 }
 
 func setIf(dst *string, v *string) {

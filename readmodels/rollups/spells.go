@@ -32,6 +32,10 @@ type spellFold struct {
 	stored  map[*lifecycle.Spell]bool
 	changed []*lifecycle.Spell
 	seen    map[*lifecycle.Spell]bool
+	// prevUntil is the end of the customer's latest non-empty spell
+	// before this one (nil for none): a spell whose customer had a spell
+	// overlapping a period is not a new customer of that period.
+	prevUntil map[*lifecycle.Spell]*time.Time
 }
 
 func isLifecycle(e domain.Event) bool {
@@ -44,12 +48,13 @@ func isLifecycle(e domain.Event) bool {
 
 // loadSpells reads the last spell of each customer ids.
 func loadSpells(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (*spellFold, error) {
-	f := &spellFold{last: map[uuid.UUID]*lifecycle.Spell{}, stored: map[*lifecycle.Spell]bool{}, seen: map[*lifecycle.Spell]bool{}}
+	f := &spellFold{last: map[uuid.UUID]*lifecycle.Spell{}, stored: map[*lifecycle.Spell]bool{}, seen: map[*lifecycle.Spell]bool{},
+		prevUntil: map[*lifecycle.Spell]*time.Time{}}
 	if len(ids) == 0 {
 		return f, nil
 	}
 	rows, err := tx.Query(ctx, `
-		SELECT DISTINCT ON (customer_id) customer_id, spell, active_from, active_until
+		SELECT DISTINCT ON (customer_id) customer_id, spell, active_from, active_until, prev_until
 		FROM spell_facts WHERE customer_id = ANY($1) ORDER BY customer_id, spell DESC`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("rollups: load spells: %w", err)
@@ -58,20 +63,30 @@ func loadSpells(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (*spellFold, er
 	for rows.Next() {
 		s := &lifecycle.Spell{}
 		var n int32
-		if err := rows.Scan(&s.CustomerID, &n, &s.ActiveFrom, &s.ActiveUntil); err != nil {
+		var prev *time.Time
+		if err := rows.Scan(&s.CustomerID, &n, &s.ActiveFrom, &s.ActiveUntil, &prev); err != nil {
 			return nil, fmt.Errorf("rollups: load spells: %w", err)
 		}
 		s.Number = int(n)
 		f.last[s.CustomerID] = s
 		f.stored[s] = s.ActiveUntil != nil
+		f.prevUntil[s] = prev
 	}
 	return f, rows.Err()
 }
 
 func (f *spellFold) apply(id uuid.UUID, e domain.Event) {
-	next, ok := lifecycle.Evolve(f.last[id], id, e)
+	last := f.last[id]
+	next, ok := lifecycle.Evolve(last, id, e)
 	if !ok {
 		return
+	}
+	if next != last && last != nil {
+		prev := f.prevUntil[last]
+		if last.ActiveUntil != nil && last.ActiveUntil.After(last.ActiveFrom) {
+			prev = last.ActiveUntil // ends never go back: the latest is the largest
+		}
+		f.prevUntil[next] = prev
 	}
 	if !f.seen[next] {
 		f.seen[next] = true
@@ -90,12 +105,13 @@ func (f *spellFold) write(ctx context.Context, tx pgx.Tx) error {
 	var ids, dIDs []uuid.UUID
 	var numbers []int32
 	var from []time.Time
-	var until []*time.Time
+	var until, prev []*time.Time
 	var days []string
 	var starts, ends []int64
 	day := func(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 	for _, s := range f.changed {
 		ids, numbers, from, until = append(ids, s.CustomerID), append(numbers, int32(s.Number)), append(from, s.ActiveFrom), append(until, s.ActiveUntil)
+		prev = append(prev, f.prevUntil[s])
 		hadEnd, wasStored := f.stored[s]
 		if !wasStored {
 			dIDs, days, starts, ends = append(dIDs, s.CustomerID), append(days, day(s.ActiveFrom)), append(starts, 1), append(ends, 0)
@@ -105,9 +121,9 @@ func (f *spellFold) write(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO spell_facts AS s (customer_id, spell, active_from, active_until)
-		SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::timestamptz[])
-		ON CONFLICT (customer_id, spell) DO UPDATE SET active_until = EXCLUDED.active_until`, ids, numbers, from, until); err != nil {
+		INSERT INTO spell_facts AS s (customer_id, spell, active_from, active_until, prev_until)
+		SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
+		ON CONFLICT (customer_id, spell) DO UPDATE SET active_until = EXCLUDED.active_until`, ids, numbers, from, until, prev); err != nil {
 		return fmt.Errorf("rollups: write %d spells: %w", len(ids), err)
 	}
 	if len(dIDs) == 0 {
