@@ -357,7 +357,11 @@ func Projectors() ([]projections.Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), goalProjectors()...), nil
+	projectors := []projections.Projector{directory, history.NewProjector()}
+	projectors = append(projectors, activityProjectors()...)
+	projectors = append(projectors, goalProjectors()...)
+	projectors = append(projectors, rollupProjectors()...)
+	return projectors, nil
 }
 
 // startProjections runs the engine until Close, which waits for it to

@@ -21,7 +21,7 @@ func activityProjectors() []projections.Projector {
 }
 
 // analyticsQueries are the analysts' figures, SLA breaches judged by the
-// configured targets.
+// configured targets, answered from the rollups where they hold them.
 func (m *Main) analyticsQueries() *analytics.Queries {
-	return analytics.NewQueries(m.Pool, m.cfg.ReadModels.SLA)
+	return analytics.NewQueries(m.Pool, m.cfg.ReadModels.SLA).WithRollups()
 }

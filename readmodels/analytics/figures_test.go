@@ -25,6 +25,7 @@ import (
 	"github.com/rapport-crm/rapport/readmodels/complaints"
 	"github.com/rapport-crm/rapport/readmodels/contacts"
 	"github.com/rapport-crm/rapport/readmodels/lifecycle"
+	"github.com/rapport-crm/rapport/readmodels/rollups"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 	"github.com/rapport-crm/rapport/readmodels/surveys"
 )
@@ -473,7 +474,7 @@ func TestAnalyticsFigures(t *testing.T) {
 		}
 	}
 	compare("erasure")
-	m.Rebuild(t, contacts.Name, complaints.Name, surveys.Name, lifecycle.Name)
+	m.Rebuild(t, contacts.Name, complaints.Name, surveys.Name, lifecycle.Name, rollups.Name)
 	compare("a rebuild after the erasure")
 	// Personal data stays gone after the rebuild.
 	var personal int

@@ -26,6 +26,8 @@ type Queries struct {
 	pool    *pgxpool.Pool
 	targets sla.Targets
 	now     func() time.Time
+	// rollups answers from the rollups read model (WithRollups).
+	rollups bool
 }
 
 // NewQueries returns the queries; targets are the SLA targets breaches are
@@ -56,7 +58,12 @@ var reads = map[Family][]string{
 
 // Reads names the projectors whose tables the family's report reads (nil
 // for an unknown family), so that min_position waits for exactly those.
-func (*Queries) Reads(f Family) []string { return slices.Clone(reads[f]) }
+func (q *Queries) Reads(f Family) []string {
+	if q.rollups {
+		return slices.Clone(rollupReads[f])
+	}
+	return slices.Clone(reads[f])
+}
 
 // ErrInvalidParams is returned for a period that is empty or, grouped by
 // month, longer than MaxMonths.
@@ -73,6 +80,13 @@ func (q *Queries) Report(ctx context.Context, f Family, p Params) (Report, error
 	parts := []Family{f}
 	if f == KPIs {
 		parts = []Family{Satisfaction, Churn, Complaints, Contacts}
+	}
+	if q.rollups && len(parts) > 1 {
+		merged, err := q.parallel(ctx, parts, p)
+		if err != nil {
+			return Report{}, err
+		}
+		return Report{Params: p, Groups: merged.groups()}, nil
 	}
 	batch := &pgx.Batch{}
 	for _, part := range parts {
@@ -203,6 +217,11 @@ func (q *Queries) targetsJSON() map[string][2]int64 {
 // instant breaches are judged at; by month then the months' keys and
 // bounds (churn and contacts by month take only those).
 func (q *Queries) query(f Family, p Params) (string, []any) {
+	if q.rollups {
+		if sql, args, ok := q.rollupQuery(f, p); ok {
+			return sql, args
+		}
+	}
 	args := []any{p.From, p.To}
 	if f == Contacts && p.GroupBy != Month {
 		args = []any{p.To} // coverage and overdue follow-ups hold at the period's end
@@ -224,6 +243,13 @@ func (q *Queries) query(f Family, p Params) (string, []any) {
 	if p.GroupBy != All {
 		key = attribute[p.GroupBy]
 		keys = `SELECT DISTINCT ` + key + ` AS key FROM readmodels.customers c`
+	}
+	if q.rollups {
+		if p.GroupBy != All {
+			keys = rollupKeys(p.GroupBy)
+		}
+		r := strings.NewReplacer("{keys}", keys, "{key}", key)
+		return onRollupCustomers(r.Replace(grouped[f])), args
 	}
 	r := strings.NewReplacer("{keys}", keys, "{key}", key)
 	return r.Replace(grouped[f]), args

@@ -1,0 +1,57 @@
+package analytics_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/projections"
+	"github.com/rapport-crm/rapport/readmodels/analytics"
+	"github.com/rapport-crm/rapport/readmodels/complaints"
+	"github.com/rapport-crm/rapport/readmodels/contacts"
+	"github.com/rapport-crm/rapport/readmodels/customers"
+	"github.com/rapport-crm/rapport/readmodels/lifecycle"
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
+	"github.com/rapport-crm/rapport/readmodels/rollups"
+	"github.com/rapport-crm/rapport/readmodels/surveys"
+)
+
+// TestReadsWithRollups is TestReads for the queries with rollups: each
+// family, in every grouping, runs on a database holding only the tables
+// of the projectors Reads names, so min_position waits for those.
+func TestReadsWithRollups(t *testing.T) {
+	t.Parallel()
+	directory, err := customers.NewProjector(customers.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]projections.Projector{customers.Name: directory, surveys.Name: surveys.NewProjector(),
+		lifecycle.Name: lifecycle.NewProjector(), complaints.Name: complaints.NewProjector(), contacts.Name: contacts.NewProjector(),
+		rollups.Name: rollups.NewProjector()}
+	to := time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC)
+	params := func(g analytics.GroupBy) analytics.Params {
+		return analytics.Params{From: to.AddDate(0, -3, 0), To: to, GroupBy: g}
+	}
+	groupings := append([]analytics.GroupBy{analytics.All}, analytics.GroupBys()...)
+	none := analytics.NewQueries(apptest.ReadModels(t), nil).WithRollups()
+	for _, f := range analytics.Families() {
+		if _, err := none.Report(t.Context(), f, params(analytics.All)); !errors.Is(err, readmodel.ErrNotReady) {
+			t.Errorf("%s before setup: %v, want ErrNotReady", f, err)
+		}
+		var projectors []projections.Projector
+		for _, name := range none.Reads(f) {
+			p, ok := byName[name]
+			if !ok {
+				t.Fatalf("%s reads %q, which is no read model", f, name)
+			}
+			projectors = append(projectors, p)
+		}
+		q := analytics.NewQueries(apptest.ReadModels(t, projectors...), nil).WithRollups()
+		for _, g := range groupings {
+			if _, err := q.Report(t.Context(), f, params(g)); err != nil {
+				t.Errorf("%s by %q reading only %v: %v", f, g, q.Reads(f), err)
+			}
+		}
+	}
+}

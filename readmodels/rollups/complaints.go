@@ -1,0 +1,154 @@
+package rollups
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rapport-crm/rapport/domain"
+)
+
+// The complaint rollup. Complaint handling is judged over the complaints
+// filed in a period, in their latest state, with medians and SLA breaches
+// (judged when the report runs, against the configured targets): none of
+// it adds up by day, so complaint_facts is a narrow copy of the documented
+// table's timing columns, folded with the domain's own Evolve as package
+// complaints folds them, for the reports to scan without the wide rows.
+
+// complaintKey is one complaint of one customer.
+type complaintKey struct{ customer, complaint uuid.UUID }
+
+// complaintFold folds a batch's complaint events.
+type complaintFold struct {
+	rows  map[complaintKey]*domain.Complaint
+	order []complaintKey
+	dirty map[complaintKey]bool
+}
+
+// complaintOf is the complaint an event is about.
+func complaintOf(e domain.Event) (uuid.UUID, bool) {
+	switch e := e.(type) {
+	case domain.ComplaintFiled:
+		return e.ComplaintID, true
+	case domain.ComplaintAssigned:
+		return e.ComplaintID, true
+	case domain.ComplaintAcknowledged:
+		return e.ComplaintID, true
+	case domain.ComplaintEscalated:
+		return e.ComplaintID, true
+	case domain.ComplaintResolved:
+		return e.ComplaintID, true
+	case domain.ComplaintReopened:
+		return e.ComplaintID, true
+	}
+	return uuid.Nil, false
+}
+
+// loadComplaints reads the stored complaints keys.
+func loadComplaints(ctx context.Context, tx pgx.Tx, keys []complaintKey) (*complaintFold, error) {
+	f := &complaintFold{rows: map[complaintKey]*domain.Complaint{}, dirty: map[complaintKey]bool{}}
+	if len(keys) == 0 {
+		return f, nil
+	}
+	customers, ids := make([]uuid.UUID, len(keys)), make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		customers[i], ids[i] = k.customer, k.complaint
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT x.customer_id, x.complaint_id, severity, status, filed_at, opened_at, acknowledged_at, resolved_at, openings, escalations
+		FROM complaint_facts x JOIN unnest($1::uuid[], $2::uuid[]) AS t(customer_id, complaint_id)
+			ON x.customer_id = t.customer_id AND x.complaint_id = t.complaint_id`, customers, ids)
+	if err != nil {
+		return nil, fmt.Errorf("rollups: load complaints: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			customer               uuid.UUID
+			c                      domain.Complaint
+			severity, status       string
+			acknowledged, resolved *time.Time
+			openings, escalations  int32
+		)
+		if err := rows.Scan(&customer, &c.ID, &severity, &status, &c.FiledAt, &c.OpenedAt, &acknowledged, &resolved, &openings, &escalations); err != nil {
+			return nil, fmt.Errorf("rollups: load complaints: %w", err)
+		}
+		c.Severity, c.Status = domain.Severity(severity), domain.ComplaintStatus(status)
+		if acknowledged != nil {
+			c.Acknowledged, c.AcknowledgedAt = true, *acknowledged
+		}
+		if resolved != nil {
+			c.ResolvedAt = *resolved
+		}
+		c.Openings, c.Escalations = int(openings), int(escalations)
+		f.rows[complaintKey{customer, c.ID}] = &c
+	}
+	return f, rows.Err()
+}
+
+// apply folds one complaint event as package complaints does: a filing
+// starts the complaint, every later event evolves it alone.
+func (f *complaintFold) apply(customer, id uuid.UUID, e domain.Event) {
+	k := complaintKey{customer, id}
+	c := f.rows[k]
+	if _, filing := e.(domain.ComplaintFiled); filing {
+		if c != nil {
+			return // a complaint is filed once (Decide refuses a second filing)
+		}
+		state := domain.Evolve(domain.Customer{}, e)
+		c = &state.Complaints[0]
+	} else {
+		if c == nil {
+			return // an event about a complaint never filed: Decide refuses those
+		}
+		state := domain.Evolve(domain.Customer{Complaints: []domain.Complaint{*c}}, e)
+		c = &state.Complaints[0]
+	}
+	f.rows[k] = c
+	if !f.dirty[k] {
+		f.dirty[k] = true
+		f.order = append(f.order, k)
+	}
+}
+
+// write upserts the changed complaints.
+func (f *complaintFold) write(ctx context.Context, tx pgx.Tx) error {
+	n := len(f.order)
+	if n == 0 {
+		return nil
+	}
+	customers, ids := make([]uuid.UUID, 0, n), make([]uuid.UUID, 0, n)
+	severity, status := make([]string, 0, n), make([]string, 0, n)
+	filed, opened := make([]time.Time, 0, n), make([]time.Time, 0, n)
+	acknowledged, resolved := make([]*time.Time, 0, n), make([]*time.Time, 0, n)
+	openings, escalations := make([]int32, 0, n), make([]int32, 0, n)
+	for _, k := range f.order {
+		c := f.rows[k]
+		customers, ids = append(customers, k.customer), append(ids, k.complaint)
+		severity, status = append(severity, string(c.Severity)), append(status, string(c.Status))
+		filed, opened = append(filed, c.FiledAt), append(opened, c.OpenedAt)
+		var ack, res *time.Time
+		if c.Acknowledged {
+			ack = &c.AcknowledgedAt
+		}
+		if !c.ResolvedAt.IsZero() {
+			res = &c.ResolvedAt
+		}
+		acknowledged, resolved = append(acknowledged, ack), append(resolved, res)
+		openings, escalations = append(openings, int32(c.Openings)), append(escalations, int32(c.Escalations))
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO complaint_facts AS x (customer_id, complaint_id, severity, status, filed_at, opened_at, acknowledged_at, resolved_at, openings, escalations)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
+			$8::timestamptz[], $9::int[], $10::int[])
+		ON CONFLICT (customer_id, complaint_id) DO UPDATE SET status = EXCLUDED.status, opened_at = EXCLUDED.opened_at,
+			acknowledged_at = EXCLUDED.acknowledged_at, resolved_at = EXCLUDED.resolved_at, openings = EXCLUDED.openings,
+			escalations = EXCLUDED.escalations`,
+		customers, ids, severity, status, filed, opened, acknowledged, resolved, openings, escalations); err != nil {
+		return fmt.Errorf("rollups: write %d complaints: %w", n, err)
+	}
+	return nil
+}
