@@ -84,6 +84,19 @@ type Config struct {
 	// Instance names this process in the status tables. Default
 	// hostname-pid-random.
 	Instance string
+
+	// PrivateReaders gives each projector generation its own read of the
+	// log, as before the SharedReader: for A/B measurements. Default
+	// false: one SharedReader serves them all.
+	PrivateReaders bool
+	// SharedWindow is how many messages the shared reader keeps for the
+	// projectors behind the newest one; one further behind reads on its
+	// own until it catches up. Default 32,768.
+	SharedWindow int
+	// SharedStall is how long the shared reader waits for a projector that
+	// holds its window full before it lets that one read on its own.
+	// Default 2 s.
+	SharedStall time.Duration
 }
 
 // RetryConfig is the exponential backoff of Watermill's Retry middleware,

@@ -51,6 +51,9 @@ type Engine struct {
 	// decoded shares decoded events between the projectors; nil when
 	// disabled.
 	decoded *lru.Cache[eventstore.Position, eventcodec.Decoded]
+	// shared reads the log once for every generation; nil with
+	// PrivateReaders.
+	shared  *SharedReader
 	runMu   sync.Mutex
 	running bool
 }
@@ -69,6 +72,11 @@ func New(cfg Config) (*Engine, error) {
 	e.wmLogger = newWatermillLogger(cfg.Logger)
 	if cfg.DecodeCacheSize > 0 {
 		if e.decoded, err = lru.New[eventstore.Position, eventcodec.Decoded](cfg.DecodeCacheSize); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.PrivateReaders {
+		if e.shared, err = NewSharedReader(SharedReaderConfig{Store: cfg.Store, StreamPrefixes: cfg.StreamPrefixes, Window: cfg.SharedWindow, Stall: cfg.SharedStall}); err != nil {
 			return nil, err
 		}
 	}

@@ -72,6 +72,12 @@ type SubscriberConfig struct {
 	ResubscribeBackoff time.Duration
 	// Logger receives subscription trouble. Default: discard.
 	Logger *slog.Logger
+	// Source, when set, is what subscriptions read through instead of
+	// Store.SubscribeAll: the engine's SharedReader, so that every
+	// projector reads one stream.
+	Source interface {
+		SubscribeAll(ctx context.Context, opts eventstore.SubscribeOptions) (eventstore.Subscription, error)
+	}
 }
 
 func (c *SubscriberConfig) setDefaults() {
@@ -215,7 +221,13 @@ type reader struct {
 
 // open subscribes to the store after r.last and starts reading ahead.
 func (r *reader) open(ctx context.Context) error {
-	sub, err := r.s.cfg.Store.SubscribeAll(ctx, eventstore.SubscribeOptions{From: r.last, StreamPrefixes: r.s.cfg.StreamPrefixes})
+	var source interface {
+		SubscribeAll(ctx context.Context, opts eventstore.SubscribeOptions) (eventstore.Subscription, error)
+	} = r.s.cfg.Store
+	if r.s.cfg.Source != nil {
+		source = r.s.cfg.Source
+	}
+	sub, err := source.SubscribeAll(ctx, eventstore.SubscribeOptions{From: r.last, StreamPrefixes: r.s.cfg.StreamPrefixes})
 	if err != nil {
 		return fmt.Errorf("projections: subscribe %q: %w", r.topic, err)
 	}

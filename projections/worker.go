@@ -114,7 +114,7 @@ func (w *worker) start(ctx context.Context) error {
 	if err := w.loadParkedHint(ctx); err != nil {
 		return err
 	}
-	sub, err := NewSubscriber(SubscriberConfig{
+	subCfg := SubscriberConfig{
 		Store:          e.cfg.Store,
 		StreamPrefixes: e.cfg.StreamPrefixes,
 		ResumeFrom: func(context.Context, string) (eventstore.Position, error) {
@@ -123,7 +123,11 @@ func (w *worker) start(ctx context.Context) error {
 		NackResendSleep: e.cfg.NackResendSleep,
 		ReadAhead:       max(2*e.cfg.RebuildBatchSize, 256),
 		Logger:          e.cfg.Logger,
-	})
+	}
+	if e.shared != nil {
+		subCfg.Source = e.shared
+	}
+	sub, err := NewSubscriber(subCfg)
 	if err != nil {
 		return err
 	}

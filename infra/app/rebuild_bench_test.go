@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -23,7 +24,9 @@ import (
 //
 //	RAPPORT_BENCH_EVENTS=1000000 go test ./infra/app -run '^$' -bench RebuildAllProjectors -benchtime 1x -timeout 60m
 //
-// RAPPORT_BENCH_PROFILE writes a CPU profile of the rebuild alone.
+// RAPPORT_BENCH_PROFILE writes a CPU profile of the rebuild alone;
+// RAPPORT_BENCH_ONLY=name rebuilds that projector alone (the figure "one
+// projector alone" is compared with).
 func BenchmarkRebuildAllProjectors(b *testing.B) {
 	log := postgrestest.LoadLog(b, postgrestest.EventsFromEnv(b, 20_000))
 	n := log.Events
@@ -31,6 +34,9 @@ func BenchmarkRebuildAllProjectors(b *testing.B) {
 	projectors, err := app.Projectors()
 	if err != nil {
 		b.Fatal(err)
+	}
+	if only := os.Getenv("RAPPORT_BENCH_ONLY"); only != "" {
+		projectors = slices.DeleteFunc(projectors, func(p projections.Projector) bool { return p.Name() != only })
 	}
 	engine, err := projections.New(projections.Config{Pool: log.Pool, Store: log.Store, Codec: log.Codec, Projectors: projectors, DecodeCacheSize: cacheSize()})
 	if err != nil {
