@@ -46,6 +46,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.clients, "clients", envInt("RAPPORT_BENCH_CLIENTS", 16), "concurrent clients [RAPPORT_BENCH_CLIENTS]")
 	fs.DurationVar(&o.duration, "duration", envDuration("RAPPORT_BENCH_DURATION", 60*time.Second), "how long the load lasts; with --commands and no --duration, the count alone bounds it [RAPPORT_BENCH_DURATION]")
 	fs.Int64Var(&o.commands, "commands", 0, "send this many commands (accepted, refused or rate-limited), then stop")
+	fs.Float64Var(&o.rate, "rate", 0, "offer the commands at this constant rate per second (an open loop: latency from each command's due instant, late sends counted); 0: each client sends as soon as it is answered. --clients bounds the commands in flight")
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed of the command mix; 0 picks one from the clock (the report prints it)")
 	fs.IntVar(&o.lagEvery, "lag-every", 10, "follow one accepted command in this many with a min_position query to measure projection lag; 0: none")
 	fs.DurationVar(&o.baseline, "baseline-duration", 10*time.Second, "how long the raw PostgreSQL INSERT baseline runs; 0 skips it")
@@ -77,6 +78,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Clients:          o.clients,
 		Duration:         o.duration,
 		Commands:         o.commands,
+		Rate:             o.rate,
 		Seed:             o.seed,
 		LagSampleEvery:   o.lagEvery,
 		BaselineDuration: o.baseline,
@@ -128,6 +130,7 @@ type benchOptions struct {
 	clients            int
 	duration           time.Duration
 	commands           int64
+	rate               float64
 	seed               uint64
 	lagEvery           int
 	baseline           time.Duration

@@ -37,6 +37,11 @@ type EventStoreConfig struct {
 	CheckpointInterval time.Duration
 	// Logger receives connection trouble. Default: discard.
 	Logger *slog.Logger
+	// Committers bounds the append transactions in flight at once; appends
+	// that arrive while that many are committing wait and then commit
+	// together, in one transaction (group commit, see groupcommit.go).
+	// Default 2; negative: no grouping, every append commits alone.
+	Committers int
 }
 
 func (c *EventStoreConfig) setDefaults() {
@@ -51,6 +56,9 @@ func (c *EventStoreConfig) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Committers == 0 {
+		c.Committers = defaultCommitters
 	}
 }
 
@@ -89,6 +97,9 @@ type EventStore struct {
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 
+	// groups forms the group commits of concurrent appends.
+	groups grouper
+
 	// ignoreHorizon is for one test only: it proves that the late-commit
 	// test fails without the horizon.
 	ignoreHorizon bool
@@ -105,6 +116,7 @@ func NewEventStore(pool *pgxpool.Pool, cfg EventStoreConfig) (*EventStore, error
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &EventStore{pool: pool, cfg: cfg, notify: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	s.groups.committers = cfg.Committers
 	s.wg.Add(1)
 	go s.runNotifier()
 	return s, nil
@@ -134,22 +146,19 @@ func expectedCode(e eventstore.ExpectedRevision) int64 {
 	return int64(rev)
 }
 
-// Append implements eventstore.Store.
+// Append implements eventstore.Store. An append that finds a committer
+// free commits alone, as one statement; while Committers appends are
+// committing, later ones wait and commit together (groupcommit.go).
 func (s *EventStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	ids := make([]uuid.UUID, len(events))
-	types := make([]string, len(events))
-	data := make([]string, len(events))
-	metadata := make([]*string, len(events))
-	for i, e := range events {
-		ids[i], types[i], data[i] = e.ID, e.Type, string(e.Data)
-		if len(e.Metadata) > 0 {
-			m := string(e.Metadata)
-			metadata[i] = &m
-		}
-	}
+	return s.groups.append(ctx, s, &appendRequest{stream: stream, expected: expected, events: events})
+}
+
+// appendAlone commits one append in its own transaction.
+func (s *EventStore) appendAlone(ctx context.Context, r *appendRequest) (eventstore.AppendResult, error) {
+	ids, types, data, metadata := flatten([]*appendRequest{r}, len(r.events))
 	var (
 		outcome  string
 		revision int64
@@ -157,20 +166,25 @@ func (s *EventStore) Append(ctx context.Context, stream string, expected eventst
 	)
 	err := s.pool.QueryRow(ctx,
 		`SELECT outcome, revision, position FROM eventstore.append($1, $2, $3, $4, $5::json[], $6::json[])`,
-		stream, expectedCode(expected), ids, types, data, metadata,
+		r.stream, expectedCode(r.expected), ids, types, data, metadata,
 	).Scan(&outcome, &revision, &position)
 	if err != nil {
 		return eventstore.AppendResult{}, classify("append", err)
 	}
-	if outcome != "ok" {
-		return eventstore.AppendResult{}, &eventstore.WrongExpectedRevisionError{Stream: stream, Expected: expected, Current: revision}
+	if outcome == "ok" {
+		s.signalAppended()
 	}
+	return r.result(outcome, revision, position)
+}
+
+// signalAppended wakes this process's subscriptions and asks the notifier
+// to tell the others.
+func (s *EventStore) signalAppended() {
 	s.appended.Broadcast()
 	select {
 	case s.notify <- struct{}{}:
 	default: // a notification is already pending; it covers this append
 	}
-	return eventstore.AppendResult{Revision: uint64(revision), Position: eventstore.Position(*position)}, nil
 }
 
 const eventColumns = `position, stream, revision, event_id, event_type, data, metadata, recorded_at`

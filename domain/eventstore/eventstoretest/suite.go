@@ -28,7 +28,7 @@ import (
 type NewStore func(t *testing.T) eventstore.Store
 
 // Run runs every conformance test against the stores that newStore makes.
-// The tests live by concern: append.go, read.go, subscribe.go and head.go
+// The tests live by concern: append.go, concurrent.go, read.go, subscribe.go and head.go
 // (the head position and the optional eventstore.Counter).
 func Run(t *testing.T, newStore NewStore) {
 	tests := []struct {
@@ -47,6 +47,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"InvalidAppends", testInvalidAppends},
 		{"AppendTooLarge", testAppendTooLarge},
 		{"MultiEventAppendsAreAtomicAndContiguous", testMultiEventAppendsAreAtomicAndContiguous},
+		{"ConcurrentAppendsToDifferentStreams", testConcurrentAppendsToDifferentStreams},
+		{"OneConflictAmongConcurrentAppends", testOneConflictAmongConcurrentAppends},
 		{"ReadStreamForwards", testReadStreamForwards},
 		{"ReadStreamBackwards", testReadStreamBackwards},
 		{"ReadStreamNotFound", testReadStreamNotFound},

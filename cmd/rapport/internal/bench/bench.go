@@ -105,6 +105,12 @@ type Config struct {
 	// "baseline", "audit", "rebuild") begins and ends: a test profiles the
 	// load alone with it.
 	OnPhase func(phase string, begin bool)
+
+	// Rate, when positive, offers the commands at this constant rate per
+	// second (an open loop, openloop.go) instead of each client sending
+	// its next command as soon as the previous one is answered; Clients
+	// then bounds the commands in flight.
+	Rate float64
 }
 
 func (c *Config) setDefaults() {
@@ -161,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if c.Clients < 1 {
 		errs = append(errs, errors.New("Clients must be at least 1"))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, errors.New("Rate must not be negative"))
 	}
 	if c.Duration < 0 || c.Commands < 0 {
 		errs = append(errs, errors.New("Duration and Commands must not be negative"))
@@ -263,6 +272,11 @@ func skipReason(what string, missing bool, why string) string {
 }
 
 func describeBounds(cfg Config) string {
+	if cfg.Rate > 0 {
+		c := cfg
+		c.Rate = 0
+		return fmt.Sprintf("%s, offered at %.0f/s", describeBounds(c), cfg.Rate)
+	}
 	switch {
 	case cfg.Duration > 0 && cfg.Commands > 0:
 		return fmt.Sprintf("%s or %d commands", cfg.Duration, cfg.Commands)

@@ -105,12 +105,15 @@ func (r *runner) load(ctx context.Context) (*loadOutcome, error) {
 	if cfg.Duration > 0 {
 		deadline = start.Add(cfg.Duration)
 	}
-	more := func() bool {
-		if !deadline.IsZero() && !time.Now().Before(deadline) {
+	// moreAt says whether a command sent (closed loop) or due (open loop)
+	// at t is within the bounds.
+	moreAt := func(t time.Time) bool {
+		if !deadline.IsZero() && !t.Before(deadline) {
 			return false
 		}
 		return cfg.Commands == 0 || sent.Add(1) <= cfg.Commands
 	}
+	more := func() bool { return moreAt(time.Now()) }
 	bar := newLoadBar(cfg)
 	done := make(chan struct{})
 	go func() {
@@ -132,16 +135,21 @@ func (r *runner) load(ctx context.Context) (*loadOutcome, error) {
 			}
 		}
 	}()
-	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil && more() {
-				c.step(ctx, &accepted)
-			}
-		}()
+	var openLoop *OpenLoopResult
+	if cfg.Rate > 0 {
+		openLoop = r.openLoop(ctx, clients, moreAt, &accepted)
+	} else {
+		for _, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil && more() {
+					c.step(ctx, &accepted, time.Time{})
+				}
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	elapsed := time.Since(start)
 	close(done)
 	_ = bar.Finish()
@@ -176,6 +184,7 @@ func (r *runner) load(ctx context.Context) (*loadOutcome, error) {
 		out.customers = append(out.customers, c.w.customers...)
 	}
 	out.result = summarize(clients, elapsed, len(out.customers))
+	out.result.OpenLoop = openLoop
 	out.lag = smp.result()
 	return out, nil
 }
@@ -194,8 +203,10 @@ func newLoadBar(cfg Config) *progressbar.ProgressBar {
 	)
 }
 
-// step sends the workload's next command and updates the model.
-func (c *client) step(ctx context.Context, accepted *atomic.Int64) {
+// step sends the workload's next command and updates the model. Its
+// latency runs from due, the instant the open loop meant to send it, or
+// (closed loop, due zero) from now.
+func (c *client) step(ctx context.Context, accepted *atomic.Int64, due time.Time) {
 	a := c.w.next()
 	c.seq++
 	seq := c.seq
@@ -203,7 +214,10 @@ func (c *client) step(ctx context.Context, accepted *atomic.Int64) {
 	if err != nil {
 		panic(err) // the bodies are plain structs
 	}
-	start := time.Now()
+	start := due
+	if start.IsZero() {
+		start = time.Now()
+	}
 	ans, err := c.exchange(ctx, a, payload, seq, maxAttempts)
 	answered := time.Now()
 	if ctx.Err() != nil {

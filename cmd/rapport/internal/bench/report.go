@@ -89,6 +89,9 @@ type LoadResult struct {
 	// included), accepted commands only.
 	Commands []CommandStats `json:"commands"`
 	All      CommandStats   `json:"all"`
+	// OpenLoop is set when the commands were offered at a constant rate
+	// (Config.Rate); latency then runs from each command's due instant.
+	OpenLoop *OpenLoopResult `json:"open_loop,omitempty"`
 }
 
 // CommandStats are one command type's figures.
@@ -212,6 +215,10 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	l := r.Load
 	b.WriteString("| figure | value |\n|---|---|\n")
 	row(b, "load", fmt.Sprintf("%d clients for %.1f s, %d customers", l.Clients, l.Seconds, l.Customers))
+	if o := l.OpenLoop; o != nil {
+		row(b, "**open loop: offered at a constant rate**", fmt.Sprintf("**%.0f/s**: %d commands due, %d sent more than 1 ms late (%d waited for a free client), latest by %.1f ms; latency from the due instant",
+			o.OfferedPerSecond, o.Due, o.Late, o.NoClientFree, o.MaxLateMs))
+	}
 	row(b, "**commands accepted**", fmt.Sprintf("**%d (%.0f/s)**", l.Accepted, l.CommandsPerSecond))
 	row(b, "events appended", fmt.Sprintf("%d (%.0f/s)", l.Events, l.EventsPerSecond))
 	row(b, "latency p50 / p95 / p99, all commands", fmt.Sprintf("%.1f / %.1f / %.1f ms", l.All.P50Ms, l.All.P95Ms, l.All.P99Ms))
@@ -240,7 +247,11 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		row(b, "skipped", s)
 	}
 
-	b.WriteString("\n### Latency by command (accepted; ms, from first send to answer)\n\n")
+	from := "first send"
+	if l.OpenLoop != nil {
+		from = "the instant it was due (open loop)"
+	}
+	fmt.Fprintf(b, "\n### Latency by command (accepted; ms, from %s to answer)\n\n", from)
 	b.WriteString("| command | accepted | share | p50 | p95 | p99 | max | refused |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, c := range append(append([]CommandStats(nil), l.Commands...), l.All) {
 		fmt.Fprintf(b, "| %s | %d | %.1f%% | %.1f | %.1f | %.1f | %.1f | %d |\n", c.Command, c.Accepted, c.SharePct, c.P50Ms, c.P95Ms, c.P99Ms, c.MaxMs, c.Refused)
