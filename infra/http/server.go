@@ -103,6 +103,9 @@ type Config struct {
 	Goals        GoalQueries
 	GoalCommands GoalHandler
 	GoalAuditor  GoalAuditor
+	// Staff computes the staff scorecards (GET /v1/analytics/staff, served
+	// when set).
+	Staff StaffQueries
 }
 
 func (c *Config) setDefaults() {
