@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
@@ -404,6 +407,85 @@ func TestStaffScorecardsAsDefined(t *testing.T) {
 	m.CheckReconciles(t, "after a rebuild", staff.Name)
 	if _, err := q.Report(t.Context(), now, now); err != staff.ErrInvalidPeriod {
 		t.Errorf("empty period: %v", err)
+	}
+	checkReadmeSQL(t, m)
+}
+
+// checkReadmeSQL runs readmodels/README.md's staff scorecard SQL (March–May
+// 2025, breaches judged at now()) and compares it with the API's query.
+func checkReadmeSQL(t *testing.T, m *apptest.Main) {
+	t.Helper()
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sql string
+	for _, block := range strings.Split(string(raw), "```sql\n")[1:] {
+		if strings.HasPrefix(block, "-- example: staff scorecards") {
+			sql, _, _ = strings.Cut(block, "```")
+		}
+	}
+	if sql == "" {
+		t.Fatal("readmodels/README.md has no staff scorecard SQL")
+	}
+	from, to := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	rep, err := staff.NewQueries(m.Pool, nil).Report(t.Context(), from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := m.Pool.Query(t.Context(), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols := []string{"contacts_logged", "follow_ups_done_on_time_pct", "complaints_owned", "first_response_median_s",
+		"resolution_rate", "sla_breaches", "csat_pct_after_complaints", "accounts", "accounts_churn_rate"}
+	i := 0
+	for rows.Next() {
+		values, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i >= len(rep.Staff) {
+			t.Fatalf("the README's SQL has more rows than the API's %d", len(rep.Staff))
+		}
+		sc := &rep.Staff[i]
+		if values[0] != sc.Member {
+			t.Fatalf("row %d: README member %v, API %s", i, values[0], sc.Member)
+		}
+		for j, col := range cols {
+			var got *float64
+			switch v := values[j+1].(type) {
+			case int64:
+				f := float64(v)
+				got = &f
+			case float64:
+				got = &v
+			case pgtype.Numeric:
+				if v.Valid {
+					f, _ := v.Float64Value()
+					got = &f.Float64
+				}
+			case nil:
+			default:
+				t.Fatalf("README %s is a %T", col, v)
+			}
+			want := sc.Figure(col)
+			if w, ok := want.(int64); ok {
+				f := float64(w)
+				want = &f
+			}
+			if !sameFigure(want, got) {
+				t.Errorf("README SQL: %s %s = %s, the API says %s", sc.Member, col, showFigure(got), showFigure(want))
+			}
+		}
+		i++
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	if i != len(rep.Staff) || i == 0 {
+		t.Errorf("the README's SQL has %d rows, the API %d", i, len(rep.Staff))
 	}
 }
 
