@@ -155,7 +155,7 @@ func printReport(w io.Writer, r projections.Report) {
 		if !p.OK() {
 			verdict = fmt.Sprintf("DIFFERS: %d missing, %d extra, %d revision mismatches", len(p.Missing), len(p.Extra), len(p.Mismatches))
 		}
-		fmt.Fprintf(w, "%s (generation %d, checkpoint %d): %d customer streams, %s\n", p.Name, p.Generation, p.Checkpoint, p.Streams, verdict)
+		fmt.Fprintf(w, "%s (generation %d, checkpoint %d): %d streams, %s\n", p.Name, p.Generation, p.Checkpoint, p.Streams, verdict)
 		for _, s := range p.Parked {
 			fmt.Fprintf(w, "  parked   %s (compared up to the event it is parked on)\n", s)
 		}

@@ -5,11 +5,13 @@ import (
 	rhttp "github.com/rapport-crm/rapport/infra/http"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/goals"
+	"github.com/rapport-crm/rapport/readmodels/staff"
 )
 
-// goalProjectors are the projectors of the goal streams.
+// goalProjectors are the projectors of the goal streams and of the team
+// spells the staff scorecards read.
 func goalProjectors() []projections.Projector {
-	return []projections.Projector{goals.NewProjector()}
+	return []projections.Projector{goals.NewProjector(), staff.NewProjector()}
 }
 
 // openGoals makes the goal command handler, beside the customers' one.
@@ -31,4 +33,5 @@ func (m *Main) wireGoals(cfg *rhttp.Config) {
 	cfg.GoalCommands = m.Goals
 	cfg.Goals = goals.NewQueries(m.Pool, m.analyticsQueries())
 	cfg.GoalAuditor = goals.NewAuditor(m.Store, m.Codec)
+	cfg.Staff = staff.NewQueries(m.Pool, m.cfg.ReadModels.SLA)
 }

@@ -38,4 +38,9 @@ func goalTraffic(t *testing.T, m *apptest.Main, do func(method, path, key string
 		"from": "2026-01-01T00:00:00Z", "to": "2025-01-01T00:00:00Z"}, nil, http.StatusUnprocessableEntity)
 	do(http.MethodGet, "/v1/goals/7d9c8f2e-1b3a-4c5d-9e8f-0a1b2c3d4e5f", analyst, nil, nil, http.StatusNotFound)
 	do(http.MethodGet, "/v1/goals", m.Keys["writer"], nil, nil, http.StatusForbidden)
+
+	// The staff scorecards, as JSON and CSV.
+	do(http.MethodGet, "/v1/analytics/staff?min_position="+strconv.FormatUint(res.Position, 10), analyst, nil, nil, http.StatusOK)
+	do(http.MethodGet, "/v1/analytics/staff?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z", analyst, nil, map[string]string{"Accept": "text/csv"}, http.StatusOK)
+	do(http.MethodGet, "/v1/analytics/staff?group_by=owner", analyst, nil, nil, http.StatusUnprocessableEntity)
 }

@@ -28,7 +28,7 @@ var allowedRoles = map[string][]string{
 	"getHistory": {"auditor"}, "getEvents": {"auditor"}, "getStateAsOf": {"auditor"}, "verifyHistory": {"auditor"},
 	// Analysts.
 	"getSatisfaction": {"analyst"}, "getChurn": {"analyst"}, "getComplaintAnalytics": {"analyst"},
-	"getContactAnalytics": {"analyst"}, "getKPIs": {"analyst"},
+	"getContactAnalytics": {"analyst"}, "getKPIs": {"analyst"}, "getStaffScorecards": {"analyst"},
 	// Work queues: the apps' users and analysts.
 	"listComplaintQueue": {"writer", "analyst"}, "listFollowUpQueue": {"writer", "analyst"},
 	"listContactDue": {"writer", "analyst"}, "listAtRisk": {"writer", "analyst"},

@@ -27,6 +27,7 @@ func (s *Server) routeTable() []Route {
 	routes = append(routes, s.projectionRoutes()...)
 	routes = append(routes, s.goalRoutes()...)
 	routes = append(routes, s.valueRoutes()...)
+	routes = append(routes, s.staffRoutes()...)
 	return routes
 }
 

@@ -106,6 +106,9 @@ type Config struct {
 	// Console, when set, serves the web console under /console/
 	// (infra/console); it authenticates with its own session cookies.
 	Console http.Handler
+	// Staff computes the staff scorecards (GET /v1/analytics/staff, served
+	// when set).
+	Staff StaffQueries
 }
 
 func (c *Config) setDefaults() {

@@ -573,7 +573,7 @@ func checkReadmeSQL(t *testing.T, m *apptest.Main, want map[string]any) {
 			t.Errorf("README: no SQL computes %s", name)
 		}
 	}
-	if examples != 2 {
+	if examples != 3 {
 		t.Errorf("README: %d worked examples ran", examples)
 	}
 }

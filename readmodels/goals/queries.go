@@ -197,20 +197,32 @@ func joinAnd(parts []string) string {
 	return out
 }
 
-// judge computes each goal's figures (a few at a time) and judgement, all
-// at the same instant.
+// judge computes each goal's figures and judgement, all at the same
+// instant. Goals that share a figure family, a grouping and a window (the
+// same quarter, say) share one report: each distinct report is computed
+// once, a few at a time.
 func (q *Queries) judge(ctx context.Context, goals []Goal) error {
 	now := q.now().UTC().Truncate(time.Microsecond)
-	type job struct {
-		goal   int
-		window *Window
-		out    **float64
+	reports := map[reportKey]*analytics.Report{}
+	var keys []reportKey
+	need := func(g *Goal, w *Window) {
+		if w == nil {
+			return
+		}
+		k, err := keyOf(g.Figure, g.Scope, *w)
+		if err != nil {
+			return // judged as undefined below; Figure reports the error
+		}
+		if _, ok := reports[k]; !ok {
+			reports[k] = nil
+			keys = append(keys, k)
+		}
 	}
-	var jobs []job
 	for i := range goals {
 		g := &goals[i]
 		g.BaselineWindow, g.CurrentWindow = Windows(g.From, g.To, now)
-		jobs = append(jobs, job{i, g.BaselineWindow, &g.Baseline}, job{i, g.CurrentWindow, &g.Current})
+		need(g, g.BaselineWindow)
+		need(g, g.CurrentWindow)
 	}
 	var (
 		wg    sync.WaitGroup
@@ -218,33 +230,81 @@ func (q *Queries) judge(ctx context.Context, goals []Goal) error {
 		first error
 		slots = make(chan struct{}, max(q.parallel, 1))
 	)
-	for _, jb := range jobs {
-		if jb.window == nil {
-			continue
-		}
+	for _, k := range keys {
 		wg.Add(1)
 		slots <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			g := &goals[jb.goal]
-			v, err := q.Figure(ctx, g.Figure, g.Scope, *jb.window)
+			rep, err := q.figures.Report(ctx, k.family, analytics.Params{From: k.from, To: k.to, GroupBy: k.groupBy})
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && first == nil {
 				first = err
 			}
-			*jb.out = v
+			reports[k] = &rep
 		}()
 	}
 	wg.Wait()
 	if first != nil {
 		return first
 	}
+	figure := func(g *Goal, w *Window) *float64 {
+		if w == nil {
+			return nil
+		}
+		k, err := keyOf(g.Figure, g.Scope, *w)
+		if err != nil {
+			return nil
+		}
+		return pick(reports[k], g.Figure, g.Scope)
+	}
 	for i := range goals {
 		g := &goals[i]
+		g.Baseline, g.Current = figure(g, g.BaselineWindow), figure(g, g.CurrentWindow)
 		state := domain.Goal{ID: g.ID, Set: true, Figure: g.Figure, Comparator: g.Comparator, Target: g.Target, From: g.From, To: g.To, Scope: g.Scope}
 		g.Judgement = Judge(state, g.Baseline, g.Current, now)
+	}
+	return nil
+}
+
+// reportKey is one analytics report a goal's figure comes from.
+type reportKey struct {
+	family   analytics.Family
+	groupBy  analytics.GroupBy
+	from, to time.Time
+}
+
+func keyOf(figure string, scope domain.GoalScope, w Window) (reportKey, error) {
+	family := Family(figure)
+	if family == "" {
+		return reportKey{}, fmt.Errorf("goals: no analytics family answers %q", figure)
+	}
+	attribute, _ := scope.Attribute()
+	return reportKey{family: family, groupBy: analytics.GroupBy(attribute), from: w.From, to: w.To}, nil
+}
+
+// pick is the scope's figure in a report: the group "all" without a scope,
+// else the scope's group; a group the report lacks has the figures of no
+// data. Nil when undefined.
+func pick(rep *analytics.Report, figure string, scope domain.GoalScope) *float64 {
+	attribute, value := scope.Attribute()
+	group := &analytics.Group{}
+	if rep != nil {
+		for i := range rep.Groups {
+			k := rep.Groups[i].Key
+			if attribute == "" || (k != nil && *k == value) {
+				group = &rep.Groups[i]
+				break
+			}
+		}
+	}
+	switch v := group.Figure(figure).(type) {
+	case *float64:
+		return v
+	case int64:
+		f := float64(v)
+		return &f
 	}
 	return nil
 }
@@ -265,29 +325,13 @@ func Family(figure string) analytics.Family {
 // report grouped by the scope's attribute, the scope's group picked; a
 // group without data has the figure of no data). Nil when undefined.
 func (q *Queries) Figure(ctx context.Context, figure string, scope domain.GoalScope, w Window) (*float64, error) {
-	family := Family(figure)
-	if family == "" {
-		return nil, fmt.Errorf("goals: no analytics family answers %q", figure)
-	}
-	attribute, value := scope.Attribute()
-	rep, err := q.figures.Report(ctx, family, analytics.Params{From: w.From, To: w.To, GroupBy: analytics.GroupBy(attribute)})
+	k, err := keyOf(figure, scope, w)
 	if err != nil {
 		return nil, err
 	}
-	group := &analytics.Group{}
-	for i := range rep.Groups {
-		k := rep.Groups[i].Key
-		if attribute == "" || (k != nil && *k == value) {
-			group = &rep.Groups[i]
-			break
-		}
+	rep, err := q.figures.Report(ctx, k.family, analytics.Params{From: k.from, To: k.to, GroupBy: k.groupBy})
+	if err != nil {
+		return nil, err
 	}
-	switch v := group.Figure(figure).(type) {
-	case *float64:
-		return v, nil
-	case int64:
-		f := float64(v)
-		return &f, nil
-	}
-	return nil, nil
+	return pick(&rep, figure, scope), nil
 }

@@ -365,5 +365,5 @@ func reconcileLine(p ProjectorCheck) string {
 	if !p.OK {
 		verdict = fmt.Sprintf("**DIFFERS**: %d missing, %d extra, %d revision mismatches", p.Missing, p.Extra, p.Mismatches)
 	}
-	return fmt.Sprintf("generation %d, checkpoint %d, %d customer streams: %s", p.Generation, p.Checkpoint, p.Streams, verdict)
+	return fmt.Sprintf("generation %d, checkpoint %d, %d streams: %s", p.Generation, p.Checkpoint, p.Streams, verdict)
 }
