@@ -279,6 +279,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Analytics:       m.analyticsQueries(),
 		Work:            m.workQueries(),
 		History:         history.NewQueries(m.Pool),
+		Value:           m.valueQueries(),
 		Projections:     m.Engine,
 		Keys:            apiKeyAuthenticator{m.APIKeys},
 		Idempotency:     idempotencyStore{postgres.NewIdempotencyKeys(m.Pool)},
@@ -345,7 +346,7 @@ func Projectors() ([]projections.Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), nil
+	return append(append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), valueProjectors()...), nil
 }
 
 // startProjections runs the engine until Close, which waits for it to

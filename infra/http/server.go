@@ -97,6 +97,9 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	Logger            *slog.Logger
+	// Value answers customers' value (RFM), loyalty points and the value
+	// figures; they are served when set.
+	Value ValueQueries
 }
 
 func (c *Config) setDefaults() {
