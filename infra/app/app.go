@@ -287,6 +287,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Analytics:       m.analyticsQueries(),
 		Work:            m.workQueries(),
 		History:         history.NewQueries(m.Pool),
+		Value:           m.valueQueries(),
 		Projections:     m.Engine,
 		Keys:            apiKeyAuthenticator{m.APIKeys},
 		Idempotency:     idempotencyStore{postgres.NewIdempotencyKeys(m.Pool)},
@@ -361,6 +362,7 @@ func Projectors() ([]projections.Projector, error) {
 	projectors = append(projectors, activityProjectors()...)
 	projectors = append(projectors, goalProjectors()...)
 	projectors = append(projectors, rollupProjectors()...)
+	projectors = append(projectors, valueProjectors()...)
 	return projectors, nil
 }
 

@@ -66,6 +66,9 @@ type customerView struct {
 	// Stale: a projector parked the customer's stream on an event it could
 	// not apply; the row is its last good state.
 	Stale bool `json:"stale,omitempty"`
+	// Value is the customer's recency, frequency and monetary value,
+	// judged now (GET of one customer, when the value model is served).
+	Value *valueView `json:"value,omitempty"`
 }
 
 func viewOfCustomer(c customers.Customer) customerView {
@@ -123,6 +126,9 @@ func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := viewOfCustomer(c)
 	if v.Stale, err = s.staleFor(r, id, s.cfg.Customers.Reads()...); err != nil {
+		return err
+	}
+	if v.Value, err = s.customerValue(r, id); err != nil {
 		return err
 	}
 	w.Header().Set("ETag", strconv.Quote(strconv.FormatUint(c.Revision, 10)))
@@ -218,6 +224,9 @@ func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request) error {
 	}
 	query, err := parseCustomerListQuery(r.URL.Query())
 	if err != nil {
+		return err
+	}
+	if query.filter.IDs, err = s.rfmMembers(r); err != nil {
 		return err
 	}
 	page, err := s.cfg.Customers.List(r.Context(), query.filter, query.limit, query.cursor)

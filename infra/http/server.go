@@ -109,6 +109,9 @@ type Config struct {
 	// Staff computes the staff scorecards (GET /v1/analytics/staff, served
 	// when set).
 	Staff StaffQueries
+	// Value answers customers' value (RFM), loyalty points and the value
+	// figures; they are served when set.
+	Value ValueQueries
 }
 
 func (c *Config) setDefaults() {

@@ -31,5 +31,16 @@ func valueTraffic(t *testing.T, base, writer string, do func(method, path, key s
 
 // valueQueries are the value reads TestOpenAPITraffic sends.
 func valueQueries(keys map[string]string, base, wait string) []openAPIQuery {
-	return nil
+	writer, analyst := keys["writer"], keys["analyst"]
+	csv := map[string]string{"Accept": "text/csv"}
+	return []openAPIQuery{
+		{"getLoyalty", base + "/loyalty" + wait, writer, nil, http.StatusOK},
+		{"getLoyalty", "/v1/customers/7d9c8f2e-1b3a-4c5d-9e8f-0a1b2c3d4e5f/loyalty", writer, nil, http.StatusNotFound},
+		{"listCustomers", "/v1/customers" + wait + "&rfm=champions", analyst, nil, http.StatusOK},
+		{"listCustomers", "/v1/customers?rfm=whales", analyst, nil, http.StatusUnprocessableEntity},
+		{"getValueAnalytics", "/v1/analytics/value" + wait, analyst, nil, http.StatusOK},
+		{"getValueAnalytics", "/v1/analytics/value" + wait + "&group_by=segment", analyst, csv, http.StatusOK},
+		{"getValueAnalytics", "/v1/analytics/value" + wait + "&group_by=month&from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z", analyst, nil, http.StatusOK},
+		{"getValueAnalytics", "/v1/analytics/value?group_by=colour", analyst, nil, http.StatusUnprocessableEntity},
+	}
 }

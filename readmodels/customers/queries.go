@@ -110,6 +110,10 @@ type Filter struct {
 	// or since their registration when there was none (the reference of
 	// the days_since_contact factor).
 	NoContactDays int
+	// IDs, when not nil, keeps only these customers (an empty list keeps
+	// none): how another read model's judgement, such as an RFM segment,
+	// narrows the list. A pointer keeps Filter comparable.
+	IDs *[]uuid.UUID
 }
 
 // Page is one page of List.
@@ -264,6 +268,9 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 	}
 	if f.NoContactDays > 0 {
 		add("coalesce(c.last_contact_at, c.registered_at) <= $1::timestamptz - ? * interval '24 hours'", int32(min(f.NoContactDays, 1_000_000)))
+	}
+	if f.IDs != nil {
+		add("c.id = ANY(?::uuid[])", *f.IDs)
 	}
 	if cursor != "" {
 		key, err := Cursor.Decode(cursor)
