@@ -294,6 +294,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			{Name: "projectors", Check: m.projectorsRunning},
 		},
 		Logger: logger,
+		Feed:   m.feedQueries(),
 	})
 	if err != nil {
 		return err
@@ -341,7 +342,7 @@ func Projectors() ([]projections.Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), nil
+	return append(append([]projections.Projector{directory, history.NewProjector()}, activityProjectors()...), feedProjectors()...), nil
 }
 
 // startProjections runs the engine until Close, which waits for it to

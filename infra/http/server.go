@@ -97,6 +97,8 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	Logger            *slog.Logger
+	// Feed reads the change feed (GET /v1/feed); served when set.
+	Feed FeedQueries
 }
 
 func (c *Config) setDefaults() {
@@ -194,6 +196,9 @@ type Server struct {
 	metrics     *httpMetrics
 	server      *http.Server
 	listener    net.Listener
+	// streams ends the long-lived answers (the feed's event stream) at
+	// shutdown.
+	streams *streamCloser
 }
 
 // NewServer builds the server; Open starts it.
@@ -205,7 +210,8 @@ func NewServer(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, logger: cfg.Logger, router: mux.NewRouter(), limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst),
 		authFailures: newAddrLimiter(cfg.AuthFailureRate, cfg.AuthFailureBurst, cfg.AuthFailureAddresses),
 		refusedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Minute),
-		trustedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Hour)}
+		trustedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Hour),
+		streams:      newStreamCloser()}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
 		return nil, err
@@ -236,6 +242,7 @@ func NewServer(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	s.server.RegisterOnShutdown(s.streams.close)
 	return s, nil
 }
 
