@@ -307,6 +307,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			{Name: "projectors", Check: m.projectorsRunning},
 		},
 		Logger: logger,
+		Feed:   m.feedQueries(),
 	}
 	m.wireGoals(&httpCfg)
 	if httpCfg.Console, err = m.consoleHandler(httpCfg); err != nil {
@@ -363,6 +364,7 @@ func Projectors() ([]projections.Projector, error) {
 	projectors = append(projectors, goalProjectors()...)
 	projectors = append(projectors, rollupProjectors()...)
 	projectors = append(projectors, valueProjectors()...)
+	projectors = append(projectors, feedProjectors()...)
 	return projectors, nil
 }
 

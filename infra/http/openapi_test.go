@@ -391,6 +391,10 @@ func openAPIQueries(keys map[string]string, base, complaintID, contactID, survey
 		{"listFollowUpQueue", "/v1/work/follow-ups" + wait + "&state=upcoming", writer, nil, http.StatusOK},
 		{"listContactDue", "/v1/work/contact-due" + wait, analyst, nil, http.StatusOK},
 		{"listAtRisk", "/v1/work/at-risk" + wait + "&level=high", analyst, nil, http.StatusOK},
+		{"getFeed", "/v1/feed" + wait, writer, nil, http.StatusOK},
+		{"getFeed", "/v1/feed" + wait + "&types=complaint.filed.v1,survey.recorded.v1&limit=5", analyst, nil, http.StatusOK},
+		{"getFeed", "/v1/feed" + wait, analyst, ndjson, http.StatusOK},
+		{"getFeed", "/v1/feed?types=nonsense", writer, nil, http.StatusUnprocessableEntity},
 	}
 	qs = append(qs, valueQueries(keys, base, wait)...)
 	for _, a := range []string{"getSatisfaction:satisfaction", "getChurn:churn", "getComplaintAnalytics:complaints", "getContactAnalytics:contacts", "getKPIs:kpis"} {

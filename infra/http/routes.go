@@ -28,6 +28,7 @@ func (s *Server) routeTable() []Route {
 	routes = append(routes, s.goalRoutes()...)
 	routes = append(routes, s.valueRoutes()...)
 	routes = append(routes, s.staffRoutes()...)
+	routes = append(routes, s.feedRoutes()...)
 	return routes
 }
 

@@ -112,6 +112,8 @@ type Config struct {
 	// Value answers customers' value (RFM), loyalty points and the value
 	// figures; they are served when set.
 	Value ValueQueries
+	// Feed reads the change feed (GET /v1/feed); served when set.
+	Feed FeedQueries
 }
 
 func (c *Config) setDefaults() {
@@ -209,6 +211,9 @@ type Server struct {
 	metrics     *httpMetrics
 	server      *http.Server
 	listener    net.Listener
+	// streams ends the long-lived answers (the feed's event stream) at
+	// shutdown.
+	streams *streamCloser
 }
 
 // NewServer builds the server; Open starts it.
@@ -220,7 +225,8 @@ func NewServer(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, logger: cfg.Logger, router: mux.NewRouter(), limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst),
 		authFailures: newAddrLimiter(cfg.AuthFailureRate, cfg.AuthFailureBurst, cfg.AuthFailureAddresses),
 		refusedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Minute),
-		trustedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Hour)}
+		trustedKeys:  expirable.NewLRU[[32]byte, struct{}](10_000, nil, time.Hour),
+		streams:      newStreamCloser()}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
 		return nil, err
@@ -252,6 +258,7 @@ func NewServer(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	s.server.RegisterOnShutdown(s.streams.close)
 	return s, nil
 }
 
