@@ -143,8 +143,13 @@ func sameOrigin(r *http.Request) bool {
 		return false
 	}
 	origin := r.Header.Get("Origin")
-	if origin == "" || origin == "null" {
-		return origin == ""
+	switch origin {
+	case "":
+		return true
+	case "null":
+		// A browser sends "null" for a privacy-sensitive context; then
+		// only its Sec-Fetch-Site can say the form is ours.
+		return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host == r.Host
