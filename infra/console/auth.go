@@ -5,8 +5,10 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -223,8 +225,16 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.showSignIn(w, r, http.StatusUnprocessableEntity, next, "Enter your API key.")
 		return
 	}
+	// As the API does: an address that sent too many bad keys waits
+	// before its next key is even looked up.
+	if wait, ok := c.failures.Exhausted(r); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		c.showSignIn(w, r, http.StatusTooManyRequests, next, "Too many unknown keys from your address: wait a moment and try again.")
+		return
+	}
 	p, err := c.cfg.Keys.Authenticate(r.Context(), key)
 	if errors.Is(err, rhttp.ErrUnauthenticated) {
+		c.failures.Spend(r)
 		c.showSignIn(w, r, http.StatusUnauthorized, next, "That API key is unknown or revoked.")
 		return
 	}

@@ -109,10 +109,11 @@ type Panel struct {
 
 // Console is the console's handler.
 type Console struct {
-	cfg   Config
-	log   *slog.Logger
-	mux   *http.ServeMux
-	pages map[string]*template.Template
+	cfg      Config
+	failures *rhttp.FailureLimiter
+	log      *slog.Logger
+	mux      *http.ServeMux
+	pages    map[string]*template.Template
 }
 
 // New builds the console.
@@ -132,7 +133,8 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	// The API's defaults: one refused key per second per address, 20 at once.
+	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), failures: rhttp.NewFailureLimiter(1, 20, 10_000)}
 	if err := c.parseTemplates(); err != nil {
 		return nil, err
 	}
