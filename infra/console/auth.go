@@ -181,6 +181,7 @@ func safeNext(next string) string {
 
 type signInView struct {
 	CSRF, Next, Message string
+	Idle, Lifetime      time.Duration
 }
 
 func (c *Console) signInForm(w http.ResponseWriter, r *http.Request) {
@@ -205,7 +206,8 @@ func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, status int,
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
 	c.setCookie(w, r, signInCookie, token, "/console/sign-in", 15*time.Minute)
-	c.render(w, r, status, "signin", &view{Title: "Sign in", Data: signInView{CSRF: token, Next: next, Message: msg}})
+	c.render(w, r, status, "signin", &view{Title: "Sign in", Data: signInView{CSRF: token, Next: next, Message: msg,
+		Idle: c.cfg.SessionIdle, Lifetime: c.cfg.SessionLifetime}})
 }
 
 // signIn exchanges an API key, posted in the form's body (never in a URL),

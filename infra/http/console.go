@@ -8,7 +8,6 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/readmodels/analytics"
 	"github.com/rapport-crm/rapport/readmodels/customers"
-	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/work"
 )
@@ -90,9 +89,6 @@ func SLAOf(c work.OpenComplaint) string {
 	}
 	return "on_track"
 }
-
-// Page is re-exported for the console's generic helpers.
-type Page[T any] = readmodel.Page[T]
 
 // ParseAnalyticsParamsError is the 422 the API answers for a bad
 // parameter, for the console's own parameters.
