@@ -202,7 +202,11 @@ func may(p rhttp.Principal, roles []rhttp.Role) bool {
 }
 
 func (c *Console) routes() {
-	c.mux.Handle("GET /console/static/", http.StripPrefix("/console/", http.FileServerFS(staticFS)))
+	static := http.StripPrefix("/console/", http.FileServerFS(staticFS))
+	c.mux.HandleFunc("GET /console/static/{file}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		static.ServeHTTP(w, r)
+	})
 	c.mux.HandleFunc("GET /console/{$}", c.home)
 	c.mux.HandleFunc("GET /console/sign-in", c.signInForm)
 	c.mux.HandleFunc("POST /console/sign-in", c.signIn)
