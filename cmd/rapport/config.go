@@ -194,6 +194,10 @@ type serviceFlags struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	// The web console's sessions.
+	consoleSecureCookies   bool
+	consoleSessionIdle     time.Duration
+	consoleSessionLifetime time.Duration
 }
 
 func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
@@ -214,6 +218,9 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.StringVar(&f.cadence, "cadence", envString("RAPPORT_CADENCE", work.DefaultCadence().String()), "contact cadence in days by tier (A, B, C, none), over the defaults: the work queue contact-due [RAPPORT_CADENCE]")
 	fs.StringVar(&f.logLevel, "log-level", envString("RAPPORT_LOG_LEVEL", "info"), "debug, info, warn or error [RAPPORT_LOG_LEVEL]")
 	fs.StringVar(&f.logFormat, "log-format", envString("RAPPORT_LOG_FORMAT", "json"), "json or text [RAPPORT_LOG_FORMAT]")
+	fs.BoolVar(&f.consoleSecureCookies, "console-secure-cookies", envBool("RAPPORT_CONSOLE_SECURE_COOKIES", false), "mark the console's session cookies Secure: set it when TLS ends at a proxy in front of the service [RAPPORT_CONSOLE_SECURE_COOKIES]")
+	fs.DurationVar(&f.consoleSessionIdle, "console-session-idle", envDuration("RAPPORT_CONSOLE_SESSION_IDLE", 30*time.Minute), "a console session unused this long ends [RAPPORT_CONSOLE_SESSION_IDLE]")
+	fs.DurationVar(&f.consoleSessionLifetime, "console-session-lifetime", envDuration("RAPPORT_CONSOLE_SESSION_LIFETIME", 8*time.Hour), "every console session ends this long after sign-in [RAPPORT_CONSOLE_SESSION_LIFETIME]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
 }
 
@@ -267,5 +274,7 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		ServeHTTP:       true,
 		RunProjections:  true,
 		Logger:          logger,
+		Console: app.ConsoleSettings{SecureCookies: f.consoleSecureCookies,
+			SessionIdle: f.consoleSessionIdle, SessionLifetime: f.consoleSessionLifetime},
 	}, nil
 }

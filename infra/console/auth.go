@@ -5,8 +5,10 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -143,8 +145,13 @@ func sameOrigin(r *http.Request) bool {
 		return false
 	}
 	origin := r.Header.Get("Origin")
-	if origin == "" || origin == "null" {
-		return origin == ""
+	switch origin {
+	case "":
+		return true
+	case "null":
+		// A browser sends "null" for a privacy-sensitive context; then
+		// only its Sec-Fetch-Site can say the form is ours.
+		return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host == r.Host
@@ -174,6 +181,7 @@ func safeNext(next string) string {
 
 type signInView struct {
 	CSRF, Next, Message string
+	Idle, Lifetime      time.Duration
 }
 
 func (c *Console) signInForm(w http.ResponseWriter, r *http.Request) {
@@ -198,7 +206,8 @@ func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, status int,
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
 	c.setCookie(w, r, signInCookie, token, "/console/sign-in", 15*time.Minute)
-	c.render(w, r, status, "signin", &view{Title: "Sign in", Data: signInView{CSRF: token, Next: next, Message: msg}})
+	c.render(w, r, status, "signin", &view{Title: "Sign in", Data: signInView{CSRF: token, Next: next, Message: msg,
+		Idle: c.cfg.SessionIdle, Lifetime: c.cfg.SessionLifetime}})
 }
 
 // signIn exchanges an API key, posted in the form's body (never in a URL),
@@ -218,8 +227,16 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.showSignIn(w, r, http.StatusUnprocessableEntity, next, "Enter your API key.")
 		return
 	}
+	// As the API does: an address that sent too many bad keys waits
+	// before its next key is even looked up.
+	if wait, ok := c.failures.Exhausted(r); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		c.showSignIn(w, r, http.StatusTooManyRequests, next, "Too many unknown keys from your address: wait a moment and try again.")
+		return
+	}
 	p, err := c.cfg.Keys.Authenticate(r.Context(), key)
 	if errors.Is(err, rhttp.ErrUnauthenticated) {
+		c.failures.Spend(r)
 		c.showSignIn(w, r, http.StatusUnauthorized, next, "That API key is unknown or revoked.")
 		return
 	}

@@ -109,10 +109,11 @@ type Panel struct {
 
 // Console is the console's handler.
 type Console struct {
-	cfg   Config
-	log   *slog.Logger
-	mux   *http.ServeMux
-	pages map[string]*template.Template
+	cfg      Config
+	failures *rhttp.FailureLimiter
+	log      *slog.Logger
+	mux      *http.ServeMux
+	pages    map[string]*template.Template
 }
 
 // New builds the console.
@@ -132,7 +133,8 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	// The API's defaults: one refused key per second per address, 20 at once.
+	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), failures: rhttp.NewFailureLimiter(1, 20, 10_000)}
 	if err := c.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -200,7 +202,11 @@ func may(p rhttp.Principal, roles []rhttp.Role) bool {
 }
 
 func (c *Console) routes() {
-	c.mux.Handle("GET /console/static/", http.StripPrefix("/console/", http.FileServerFS(staticFS)))
+	static := http.StripPrefix("/console/", http.FileServerFS(staticFS))
+	c.mux.HandleFunc("GET /console/static/{file}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		static.ServeHTTP(w, r)
+	})
 	c.mux.HandleFunc("GET /console/{$}", c.home)
 	c.mux.HandleFunc("GET /console/sign-in", c.signInForm)
 	c.mux.HandleFunc("POST /console/sign-in", c.signIn)
@@ -244,7 +250,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on the console's own forms.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")

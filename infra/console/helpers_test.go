@@ -1,14 +1,20 @@
 package console_test
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/infra/app/apptest"
 )
 
 // browser is a cookie-keeping HTTP client that does not follow redirects,
@@ -105,4 +111,20 @@ func menu(p page) []string {
 		out = append(out, m[1])
 	}
 	return out
+}
+
+// waitForPosition waits, up to 60 s, until every projector has applied
+// the log up to a command's position: a loaded machine can take longer
+// than min_position's bound.
+func waitForPosition(tb testing.TB, m *apptest.Main, position json.Number) {
+	tb.Helper()
+	p, err := strconv.ParseUint(position.String(), 10, 64)
+	if err != nil {
+		tb.Fatalf("position %q: %v", position, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := m.Engine.WaitForPosition(ctx, eventstore.Position(p)); err != nil {
+		tb.Fatal(err)
+	}
 }

@@ -42,7 +42,13 @@ type kpiCard struct {
 type breakdownRow struct {
 	Key     string
 	Current bool
-	Figures []any
+	Figures []cell
+}
+
+// cell is a figure with the kind of number it is, for formatting.
+type cell struct {
+	Kind  string
+	Value any
 }
 
 type overviewData struct {
@@ -172,7 +178,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *signedIn) 
 			gr := &rep.Groups[i]
 			row := breakdownRow{Key: groupKey(gr), Current: key != "" && groupKey(gr) == key}
 			for _, k := range overviewKPIs {
-				row.Figures = append(row.Figures, gr.Figure(k.Name))
+				row.Figures = append(row.Figures, cell{Kind: k.Kind, Value: gr.Figure(k.Name)})
 			}
 			d.Breakdown = append(d.Breakdown, row)
 		}

@@ -133,6 +133,7 @@ var funcs = template.FuncMap{
 	},
 	"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"join":    strings.Join,
+	"span":    spanText,
 	"list":    func(v ...string) []string { return v },
 	"sla":     rhttp.SLAOf,
 	"has":     func(s *signedIn, roles ...string) bool { return s != nil && may(s.Principal, toRoles(roles)) },
@@ -189,4 +190,21 @@ func timeText(t time.Time) string {
 		return "—"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// spanText writes a session's duration for reading: "30 minutes", "8 hours".
+func spanText(d time.Duration) string {
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.FormatInt(n, 10) + " " + one + "s"
+	}
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return unit(int64(d/time.Hour), "hour")
+	case d >= time.Minute && d%time.Minute == 0:
+		return unit(int64(d/time.Minute), "minute")
+	}
+	return d.String()
 }

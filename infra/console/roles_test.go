@@ -27,9 +27,7 @@ func TestConsoleRolesSessionsAndCSRF(t *testing.T) {
 	}
 	created.JSON(t, &reg)
 	id := reg.ID
-	if r := m.Get(t, "admin", "/v1/customers/"+id+"?min_position="+reg.Position.String()); r.Status != http.StatusOK {
-		t.Fatalf("read back: %d", r.Status)
-	}
+	waitForPosition(t, m, reg.Position)
 
 	// Security headers, on every answer: no script may run at all.
 	anon := newBrowser(t, m.URL)
@@ -48,6 +46,13 @@ func TestConsoleRolesSessionsAndCSRF(t *testing.T) {
 	}
 	if strings.Contains(strings.ToLower(signInPage.Body), "<script") || strings.Contains(signInPage.Body, " style=") {
 		t.Error("the sign-in page has inline script or style")
+	}
+	// The stylesheet is served to anyone; the directory is not listed.
+	if p := anon.get("/console/static/console.css"); p.Status != http.StatusOK || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/css") {
+		t.Errorf("stylesheet: %d %s", p.Status, p.Header.Get("Content-Type"))
+	}
+	if p := anon.get("/console/static/"); p.Status != http.StatusNotFound {
+		t.Errorf("static directory: %d", p.Status)
 	}
 	// Not signed in: every page sends to the sign-in form; a POST is refused.
 	if p := anon.get("/console/overview"); p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/console/sign-in?") {

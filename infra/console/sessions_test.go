@@ -216,6 +216,17 @@ func TestConsoleSessionsEndAndKeepNoKey(t *testing.T) {
 		t.Errorf("sign in with a revoked key: %d", p.Status)
 	}
 
+	// A flood of bad keys from one address is refused before the key store
+	// is asked, as the API does (20 at once, then one a second).
+	flood := newBrowser(t, srv.URL)
+	statuses := map[int]int{}
+	for range 25 {
+		statuses[flood.signIn("rk_guess").Status]++
+	}
+	if statuses[http.StatusUnauthorized] > 21 || statuses[http.StatusTooManyRequests] < 3 {
+		t.Errorf("25 bad keys: %v", statuses)
+	}
+
 	// Secure cookies when configured (TLS at a proxy).
 	_, secret2, err := keys.Create(ctx, "bob", []string{"analyst"})
 	if err != nil {

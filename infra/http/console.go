@@ -8,7 +8,6 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/readmodels/analytics"
 	"github.com/rapport-crm/rapport/readmodels/customers"
-	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/work"
 )
@@ -91,9 +90,6 @@ func SLAOf(c work.OpenComplaint) string {
 	return "on_track"
 }
 
-// Page is re-exported for the console's generic helpers.
-type Page[T any] = readmodel.Page[T]
-
 // ParseAnalyticsParamsError is the 422 the API answers for a bad
 // parameter, for the console's own parameters.
 func ParseAnalyticsParamsError(field, message string) error {
@@ -114,3 +110,23 @@ func CustomerListParams(q url.Values) (customers.Filter, int, string, error) {
 
 // Conflict is the API's 409 with its reason.
 func Conflict(reason, detail string) error { return newProblem(http.StatusConflict, reason, detail) }
+
+// FailureLimiter is the API's limit on refused keys per client address,
+// for the console's sign-in form: a flood of bad keys costs the key store
+// at most a burst of lookups per address there too.
+type FailureLimiter struct{ a *addrLimiter }
+
+// NewFailureLimiter allows perSecond refused keys per address (burst at
+// once), tracking at most max addresses.
+func NewFailureLimiter(perSecond float64, burst, max int) *FailureLimiter {
+	return &FailureLimiter{a: newAddrLimiter(perSecond, burst, max)}
+}
+
+// Exhausted says whether the request's address has no refusal left, and
+// how long until it has one.
+func (f *FailureLimiter) Exhausted(r *http.Request) (time.Duration, bool) {
+	return f.a.exhausted(clientAddress(r))
+}
+
+// Spend counts a refused key against the request's address.
+func (f *FailureLimiter) Spend(r *http.Request) { f.a.spend(clientAddress(r)) }
