@@ -4,18 +4,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rapport-crm/rapport/readmodels/contacts"
-	"github.com/rapport-crm/rapport/readmodels/lifecycle"
 	"github.com/rapport-crm/rapport/readmodels/rollups"
 )
 
 // WithRollups returns queries that answer from the rollups read model
-// (package rollups) where it holds the figures: satisfaction and churn
-// from the day sums, complaint handling from its narrow facts and the
-// spells' day counts, and contact coverage grouped by a customer attribute from its narrow
-// copy of the group keys instead of the whole directory. The figures are
-// those of the documented SQL, which the queries without rollups run
-// (TestRollupsAgreeWithTheDocumentedSQL compares the two).
+// (package rollups): satisfaction and churn from day sums, complaint
+// handling and contact coverage from narrow facts and the day counts of
+// spells and follow-ups, every group from the rollups' copy of the
+// customers' current keys; the KPI overview runs its parts at once. The
+// figures are those of the documented SQL, which the queries without
+// rollups run (TestRollupsAgreeWithTheDocumentedSQL compares the two).
 func (q *Queries) WithRollups() *Queries {
 	c := *q
 	c.rollups = true
@@ -27,8 +25,8 @@ var rollupReads = map[Family][]string{
 	Satisfaction: {rollups.Name},
 	Churn:        {rollups.Name},
 	Complaints:   {rollups.Name},
-	Contacts:     {contacts.Name, lifecycle.Name, rollups.Name},
-	KPIs:         {rollups.Name, contacts.Name, lifecycle.Name},
+	Contacts:     {rollups.Name},
+	KPIs:         {rollups.Name},
 }
 
 // rollupKeys lists the groups of a customer attribute, as the directory's
@@ -240,6 +238,10 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 		}
 		r := strings.NewReplacer("{keys}", keys, "{kjoin}", kjoin, "{key}", key, "{daykey}", daykey, "{factkey}", factkey, "{join}", join)
 		return r.Replace(complaintsRollup), append(args, dim), true
+	}
+	if f == Contacts {
+		sql, args := contactsRollupQuery(p, keys, daykey, factkey, join, dim)
+		return sql, args, true
 	}
 	if f != Satisfaction {
 		return "", nil, false

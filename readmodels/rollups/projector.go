@@ -14,12 +14,12 @@ import (
 )
 
 // Name is the projector's name; its tables are readmodels.rollup_customers,
-// rollup_keys, survey_facts, survey_days, spell_facts, spell_days and
-// complaint_facts.
+// rollup_keys, survey_facts, survey_days, spell_facts, spell_days,
+// complaint_facts, contact_facts, followup_facts and followup_days.
 const Name = "rollups"
 
 // version of the tables and of the fold; bumping it rebuilds.
-const version = 1
+const version = 2
 
 // Dims are the dimensions the day tables are kept by: "all" (key "all")
 // and the customer attributes a report may group by.
@@ -50,13 +50,13 @@ func (Projector) Version() int { return version }
 
 // Handles implements projections.Projector: the events that set a
 // customer's group keys and the facts rolled up (surveys, life-cycle
-// spells, complaints). Erasure is not among
+// spells, complaints, contacts and follow-ups). Erasure is not among
 // them: nothing here is personal, and an erasure changes no figure.
 func (Projector) Handles() []string {
 	return []string{domain.TypeCustomerRegistered, domain.TypeCustomerClassified, domain.TypeTeamMemberAssigned, domain.TypeSurveyRecorded,
 		domain.TypeCustomerChurned, domain.TypeCustomerReactivated,
 		domain.TypeComplaintFiled, domain.TypeComplaintAssigned, domain.TypeComplaintAcknowledged, domain.TypeComplaintEscalated,
-		domain.TypeComplaintResolved, domain.TypeComplaintReopened}
+		domain.TypeComplaintResolved, domain.TypeComplaintReopened, domain.TypeContactLogged, domain.TypeFollowUpScheduled}
 }
 
 // Setup implements projections.Projector. Keys of the day tables are
@@ -119,6 +119,28 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			escalations     integer     NOT NULL,
 			PRIMARY KEY (customer_id, complaint_id)
 		);
+		CREATE TABLE contact_facts (
+			customer_id uuid        NOT NULL,
+			contact_id  uuid        NOT NULL,
+			occurred_at timestamptz NOT NULL,
+			PRIMARY KEY (customer_id, contact_id)
+		);
+		CREATE TABLE followup_facts (
+			customer_id  uuid        NOT NULL,
+			follow_up_id uuid        NOT NULL,
+			scheduled_at timestamptz NOT NULL,
+			due_at       timestamptz NOT NULL,
+			done_at      timestamptz,
+			PRIMARY KEY (customer_id, follow_up_id)
+		);
+		CREATE TABLE followup_days (
+			dim     text   NOT NULL,
+			key     text   NOT NULL,
+			day     date   NOT NULL,
+			due     bigint NOT NULL,
+			settled bigint NOT NULL,
+			PRIMARY KEY (dim, key, day)
+		);
 		CREATE TABLE spell_days (
 			dim    text   NOT NULL,
 			key    text   NOT NULL,
@@ -140,7 +162,10 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		`CREATE INDEX IF NOT EXISTS spell_facts_empty_idx ON spell_facts (active_from) INCLUDE (customer_id) WHERE active_until = active_from`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_prev_idx ON spell_facts (prev_until) INCLUDE (customer_id, active_from, active_until) WHERE prev_until IS NOT NULL`,
 		`CREATE INDEX IF NOT EXISTS complaint_facts_filed_idx ON complaint_facts (filed_at) INCLUDE (customer_id, severity, status, opened_at, acknowledged_at, resolved_at)`,
-		`ANALYZE complaint_facts`,
+		`CREATE INDEX IF NOT EXISTS contact_facts_occurred_idx ON contact_facts (occurred_at) INCLUDE (customer_id)`,
+		`CREATE INDEX IF NOT EXISTS followup_facts_due_idx ON followup_facts (due_at) INCLUDE (customer_id)`,
+		`CREATE INDEX IF NOT EXISTS followup_facts_settled_idx ON followup_facts ((greatest(due_at, done_at))) INCLUDE (customer_id) WHERE done_at IS NOT NULL`,
+		`ANALYZE complaint_facts`, `ANALYZE contact_facts`, `ANALYZE followup_facts`, `ANALYZE followup_days`,
 		`ANALYZE rollup_customers`, `ANALYZE rollup_keys`, `ANALYZE survey_facts`, `ANALYZE survey_days`, `ANALYZE spell_facts`, `ANALYZE spell_days`,
 	} {
 		if _, err := tx.Exec(ctx, s); err != nil {
@@ -176,8 +201,8 @@ func (k keys) of(dim string) string {
 // end of the batch. Every survey thus counts under its customer's
 // current keys, whatever the order of the events in the batch.
 func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decoded) error {
-	var touched, ending []uuid.UUID
-	seen, seenEnding := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
+	var touched, ending, contacted []uuid.UUID
+	seen, seenEnding, seenContacted := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 	var needComplaints []complaintKey
 	filedHere, needed := map[complaintKey]bool{}, map[complaintKey]bool{}
 	for i := range batch {
@@ -196,6 +221,15 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 			continue
 		}
 		switch batch[i].Event.(type) {
+		case domain.ContactLogged:
+			id, err := batch[i].CustomerID()
+			if err != nil {
+				return err
+			}
+			if !seenContacted[id] {
+				seenContacted[id] = true
+				contacted = append(contacted, id)
+			}
 		case domain.CustomerClassified, domain.TeamMemberAssigned:
 			id, err := batch[i].CustomerID()
 			if err != nil {
@@ -225,6 +259,10 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		return err
 	}
 	complaints, err := loadComplaints(ctx, tx, needComplaints)
+	if err != nil {
+		return err
+	}
+	contacts, err := loadFollowUps(ctx, tx, contacted)
 	if err != nil {
 		return err
 	}
@@ -262,6 +300,9 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		case domain.SurveyRecorded:
 			surveys.add(id, e)
 			continue
+		case domain.ContactLogged, domain.FollowUpScheduled:
+			contacts.apply(id, e)
+			continue
 		default:
 			continue
 		}
@@ -279,6 +320,9 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		}
 	}
 	if err := spells.write(ctx, tx); err != nil {
+		return err
+	}
+	if err := contacts.write(ctx, tx); err != nil {
 		return err
 	}
 	return complaints.write(ctx, tx)
@@ -364,6 +408,9 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 		}
 		if _, err := tx.Exec(ctx, moveSpells, mID, mDim, mOld, mNew); err != nil {
 			return fmt.Errorf("rollups: re-key %d customers' spells: %w", len(moved), err)
+		}
+		if _, err := tx.Exec(ctx, moveFollowUps, mID, mDim, mOld, mNew); err != nil {
+			return fmt.Errorf("rollups: re-key %d customers' follow-ups: %w", len(moved), err)
 		}
 	}
 	if _, err := tx.Exec(ctx, `
