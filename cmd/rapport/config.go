@@ -267,5 +267,6 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		ServeHTTP:       true,
 		RunProjections:  true,
 		Logger:          logger,
+		PrivateReaders:  os.Getenv("RAPPORT_BENCH_PRIVATE") == "1",
 	}, nil
 }

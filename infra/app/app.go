@@ -72,6 +72,10 @@ type Config struct {
 	// project do; the tools do not, they only read their status).
 	RunProjections bool
 	Logger         *slog.Logger
+	// PrivateReaders gives each projector its own read of the log instead
+	// of the shared reader (projections.Config.PrivateReaders): only for
+	// A/B measurements (RAPPORT_BENCH_PRIVATE=1).
+	PrivateReaders bool
 }
 
 func (c *Config) setDefaults() {
@@ -254,6 +258,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Projectors: projectors,
 		Registerer: m.Registry,
 		Logger:     logger,
+		// The shared reader unless an A/B measurement asks otherwise.
+		PrivateReaders: m.cfg.PrivateReaders,
 	}); err != nil {
 		return err
 	}

@@ -105,6 +105,10 @@ type Config struct {
 	// "baseline", "audit", "rebuild") begins and ends: a test profiles the
 	// load alone with it.
 	OnPhase func(phase string, begin bool)
+
+	// RebuildTogether rebuilds every projector at once instead of one
+	// after the other, and reports log events/s and projector-events/s.
+	RebuildTogether bool
 }
 
 func (c *Config) setDefaults() {
