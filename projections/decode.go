@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/google/uuid"
+
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
 )
@@ -26,7 +29,32 @@ func (e *Engine) decodeOne(ctx context.Context, rec eventstore.RecordedEvent) (e
 	return d, err
 }
 
+// prefetchKeys loads the data keys of the customers of a batch in one
+// round trip (when the keyring can), instead of one per customer during
+// decoding: with a cold key cache (a rebuild, a process just started) the
+// round trips dominated decoding. Events already decoded for another
+// projector need no key.
+func (e *Engine) prefetchKeys(ctx context.Context, recs []eventstore.RecordedEvent) {
+	ids := make([]uuid.UUID, 0, len(recs)/4+1)
+	seen := make(map[uuid.UUID]bool)
+	for _, rec := range recs {
+		if e.decoded != nil && e.decoded.Contains(rec.Position) {
+			continue
+		}
+		id, ok := domain.CustomerIDFromStream(rec.Stream)
+		if !ok || seen[id] {
+			continue
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	if err := e.cfg.Codec.PrefetchKeys(ctx, ids); err != nil && ctx.Err() == nil {
+		e.cfg.Logger.Warn("projections: could not prefetch data keys; decoding looks them up one by one", "err", err)
+	}
+}
+
 func (e *Engine) decode(ctx context.Context, recs []eventstore.RecordedEvent) ([]eventcodec.Decoded, int, error) {
+	e.prefetchKeys(ctx, recs)
 	out := make([]eventcodec.Decoded, len(recs))
 	errs := make([]error, len(recs))
 	workers := min(e.cfg.DecodeWorkers, (len(recs)+31)/32)

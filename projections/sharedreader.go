@@ -94,6 +94,15 @@ func NewSharedReader(cfg SharedReaderConfig) (*SharedReader, error) {
 	return &SharedReader{store: cfg.Store, prefixes: slices.Clone(cfg.StreamPrefixes), window: cfg.Window, stall: cfg.Stall}, nil
 }
 
+// SharedReaderStats is what the engine's shared reader did so far; false
+// with Config.PrivateReaders.
+func (e *Engine) SharedReaderStats() (SharedReaderStats, bool) {
+	if e.shared == nil {
+		return SharedReaderStats{}, false
+	}
+	return e.shared.Stats(), true
+}
+
 // Stats returns what the reader did so far.
 func (r *SharedReader) Stats() SharedReaderStats {
 	r.mu.Lock()

@@ -50,6 +50,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed of the command mix; 0 picks one from the clock (the report prints it)")
 	fs.IntVar(&o.lagEvery, "lag-every", 10, "follow one accepted command in this many with a min_position query to measure projection lag; 0: none")
 	fs.DurationVar(&o.baseline, "baseline-duration", 10*time.Second, "how long the raw PostgreSQL INSERT baseline runs; 0 skips it")
+	rebuildTogether := fs.Bool("rebuild-together", false, "rebuild every projector at once (log events/s and projector-events/s) instead of one after the other")
 	fs.BoolVar(&o.noRebuild, "no-rebuild", false, "skip the rebuild measurement (which rebuilds every projector of the target, without downtime)")
 	fs.BoolVar(&o.httpOnly, "http-only", false, "do not open the service's stores: skip Engine.Verify, the baseline and the rebuild")
 	fs.StringVar(&o.out, "out", "", "the JSON results file; default bench-results/<UTC timestamp>.json; - for none")
@@ -83,6 +84,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		LagSampleEvery:   o.lagEvery,
 		BaselineDuration: o.baseline,
 		SkipRebuild:      o.noRebuild,
+		RebuildTogether:  *rebuildTogether,
 		EventStore:       f.eventStore,
 		Progress:         stderr,
 		Log:              stderr,

@@ -276,5 +276,6 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		Logger:          logger,
 		Console: app.ConsoleSettings{SecureCookies: f.consoleSecureCookies,
 			SessionIdle: f.consoleSessionIdle, SessionLifetime: f.consoleSessionLifetime},
+		PrivateReaders: os.Getenv("RAPPORT_BENCH_PRIVATE") == "1",
 	}, nil
 }

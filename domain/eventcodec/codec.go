@@ -298,3 +298,24 @@ func (c *Codec) decrypt(ctx context.Context, d *Decoded, e domain.Event) (domain
 		return decrypt(key, customerID, stored)
 	})
 }
+
+// KeyPrefetcher is implemented by keyrings that can load many customers'
+// data keys in one round trip. It is optional: decoding works without it,
+// one key lookup per customer not yet cached.
+type KeyPrefetcher interface {
+	// PrefetchKeys caches the data keys of these customers, so that the
+	// DataKey calls that follow need no round trip. It need not fetch
+	// every key; DataKey still does what it skipped.
+	PrefetchKeys(ctx context.Context, customerIDs []uuid.UUID) error
+}
+
+// PrefetchKeys asks the keyring, when it can, to cache the data keys of
+// these customers at once, ahead of decoding a batch of their events. An
+// error is only a missed optimisation; Decode still looks keys up.
+func (c *Codec) PrefetchKeys(ctx context.Context, customerIDs []uuid.UUID) error {
+	p, ok := c.keys.(KeyPrefetcher)
+	if !ok || len(customerIDs) == 0 {
+		return nil
+	}
+	return p.PrefetchKeys(ctx, customerIDs)
+}

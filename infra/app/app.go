@@ -78,6 +78,10 @@ type Config struct {
 	// Console configures the web console's sessions (and what other
 	// features add to it).
 	Console ConsoleSettings
+	// PrivateReaders gives each projector its own read of the log instead
+	// of the shared reader (projections.Config.PrivateReaders): only for
+	// A/B measurements (RAPPORT_BENCH_PRIVATE=1).
+	PrivateReaders bool
 }
 
 func (c *Config) setDefaults() {
@@ -266,6 +270,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Projectors: projectors,
 		Registerer: m.Registry,
 		Logger:     logger,
+		// The shared reader unless an A/B measurement asks otherwise.
+		PrivateReaders: m.cfg.PrivateReaders,
 	}); err != nil {
 		return err
 	}

@@ -111,6 +111,9 @@ type Config struct {
 	// its next command as soon as the previous one is answered; Clients
 	// then bounds the commands in flight.
 	Rate float64
+	// RebuildTogether rebuilds every projector at once instead of one
+	// after the other, and reports log events/s and projector-events/s.
+	RebuildTogether bool
 }
 
 func (c *Config) setDefaults() {

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rapport-crm/rapport/cmd/rapport/internal/progress"
+	"github.com/rapport-crm/rapport/projections"
 )
 
 // RebuildResult is the rebuild of every projector from position 0, one
@@ -29,6 +31,15 @@ type RebuildResult struct {
 	Events          int64   `json:"events"`
 	Seconds         float64 `json:"seconds"`
 	EventsPerSecond float64 `json:"events_per_second"`
+	// Together: every projector was rebuilt at once (--rebuild-together);
+	// Seconds is then the wall time from the first request until the last
+	// generation served, LogEvents the log's events each rebuild went
+	// through, LogEventsPerSecond their rate (the figure that does not
+	// grow with the number of projectors) and EventsPerSecond the
+	// projector-events per second.
+	Together           bool    `json:"together,omitempty"`
+	LogEvents          int64   `json:"log_events,omitempty"`
+	LogEventsPerSecond float64 `json:"log_events_per_second,omitempty"`
 }
 
 // ProjectorRebuild is one projector's rebuild. Seconds is the wall time
@@ -50,6 +61,9 @@ func (r *runner) rebuild(ctx context.Context) (*RebuildResult, error) {
 	statuses, err := r.cfg.Engine.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bench: projector status: %w", err)
+	}
+	if r.cfg.RebuildTogether {
+		return r.rebuildTogether(ctx, statuses)
 	}
 	res := &RebuildResult{Mode: "Engine.Rebuild from the bench process: requested from the process that runs the projectors and followed until the new generation serves (or run here when none does)"}
 	var total time.Duration
@@ -95,6 +109,82 @@ func (r *runner) rebuild(ctx context.Context) (*RebuildResult, error) {
 	if total > 0 {
 		res.EventsPerSecond = float64(res.Events) / total.Seconds()
 	}
+	return res, nil
+}
+
+// rebuildTogether rebuilds every projector at once, as an operator
+// rebuilding after an upgrade would (POST …/rebuild for each), and reports
+// the log's events per second of wall time and the projector-events per
+// second. Whether the projectors share one read of the log is the engine's
+// doing (projections.SharedReader; RAPPORT_BENCH_PRIVATE=1 in the process
+// that runs the projectors gives each its own, for A/B runs).
+func (r *runner) rebuildTogether(ctx context.Context, statuses []projections.Status) (*RebuildResult, error) {
+	res := &RebuildResult{Together: true, Mode: "every projector at once through Engine.Rebuild (requested from the process that runs the projectors, or run here when none does); seconds = wall time from the first request until the last new generation served"}
+	var names []string
+	for _, st := range statuses {
+		if len(r.cfg.RebuildOnly) == 0 || slices.Contains(r.cfg.RebuildOnly, st.Name) {
+			names = append(names, st.Name)
+		}
+	}
+	report, finish := progressFor(r.cfg.Progress, fmt.Sprintf("rebuild %d projectors together", len(names)))
+	var (
+		mu   sync.Mutex
+		done = map[string]int64{}
+		wg   sync.WaitGroup
+	)
+	errs := make([]error, len(names))
+	walls := make([]time.Duration, len(names))
+	start := time.Now()
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.cfg.Engine.Rebuild(ctx, name, func(d, t int64) {
+				mu.Lock()
+				defer mu.Unlock()
+				done[name] = d
+				var sum int64
+				for _, v := range done {
+					sum += v
+				}
+				report(sum, t*int64(len(names)))
+			})
+			walls[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	finish()
+	for i, err := range errs {
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, errInterrupted
+			}
+			return nil, fmt.Errorf("bench: rebuild %s: %w", names[i], err)
+		}
+	}
+	for i, name := range names {
+		p := ProjectorRebuild{Name: name, Events: done[name], Seconds: round3(walls[i].Seconds())}
+		if r.cfg.Pool != nil {
+			var build float64
+			if err := r.cfg.Pool.QueryRow(ctx, `SELECT generation, events_applied, extract(epoch FROM activated_at - created_at)::float8
+				FROM projections.generations WHERE projector = $1 AND state = 'active'`, name).Scan(&p.Generation, &p.Events, &build); err == nil {
+				p.BuildSeconds = round3(build)
+			}
+		}
+		if walls[i] > 0 {
+			p.EventsPerSecond = float64(p.Events) / walls[i].Seconds()
+		}
+		res.Projectors = append(res.Projectors, p)
+		res.Events += p.Events
+		res.LogEvents = max(res.LogEvents, p.Events)
+	}
+	res.Seconds = round3(elapsed.Seconds())
+	if elapsed > 0 {
+		res.EventsPerSecond = float64(res.Events) / elapsed.Seconds()
+		res.LogEventsPerSecond = float64(res.LogEvents) / elapsed.Seconds()
+	}
+	res.Mode += fmt.Sprintf("; %d log events at %.0f log events/s, %.0f projector-events/s", res.LogEvents, res.LogEventsPerSecond, res.EventsPerSecond)
 	return res, nil
 }
 

@@ -239,6 +239,9 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	if rb := r.Rebuild; rb != nil {
 		row(b, "rebuild, all projectors from 0", fmt.Sprintf("%d projectors, %d events in all, in %.2f s of builds (%.0f events/s)", len(rb.Projectors), rb.Events, rb.Seconds, rb.EventsPerSecond))
+		if rb.Together {
+			row(b, "**rebuild together: log events/s**", fmt.Sprintf("**%.0f** (%d log events in %.2f s of wall time; %.0f projector-events/s)", rb.LogEventsPerSecond, rb.LogEvents, rb.Seconds, rb.EventsPerSecond))
+		}
 	}
 	if a := r.Audit; a != nil {
 		row(b, "audit replay, largest customer", fmt.Sprintf("%d events: GET /events (NDJSON, %d B) %.1f ms, GET /state %.1f ms, GET /verification %.1f ms", a.Events, a.EventsBytes, a.EventsMs, a.StateMs, a.VerificationMs))
