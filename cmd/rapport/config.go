@@ -194,6 +194,7 @@ type serviceFlags struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	committers      int
 }
 
 func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
@@ -215,6 +216,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.StringVar(&f.logLevel, "log-level", envString("RAPPORT_LOG_LEVEL", "info"), "debug, info, warn or error [RAPPORT_LOG_LEVEL]")
 	fs.StringVar(&f.logFormat, "log-format", envString("RAPPORT_LOG_FORMAT", "json"), "json or text [RAPPORT_LOG_FORMAT]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
+	fs.IntVar(&f.committers, "committers", envInt("RAPPORT_COMMITTERS", 0), "with the embedded event store: append transactions in flight at once, beyond which appends wait and commit together (group commit); 0: the default (2), -1: every append commits alone [RAPPORT_COMMITTERS]")
 }
 
 func (f *serviceFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -267,5 +269,6 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		ServeHTTP:       true,
 		RunProjections:  true,
 		Logger:          logger,
+		Committers:      f.committers,
 	}, nil
 }

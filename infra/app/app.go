@@ -72,6 +72,10 @@ type Config struct {
 	// project do; the tools do not, they only read their status).
 	RunProjections bool
 	Logger         *slog.Logger
+	// Committers bounds the embedded event store's append transactions in
+	// flight; beyond it appends commit together (postgres.EventStoreConfig).
+	// 0: the store's default; negative: no group commit.
+	Committers int
 }
 
 func (c *Config) setDefaults() {
@@ -317,7 +321,7 @@ func (m *Main) openEventStore(ctx context.Context) error {
 		m.closers = append(m.closers, func(context.Context) error { return store.Close() })
 		return nil
 	}
-	store, err := postgres.NewEventStore(m.Pool, postgres.EventStoreConfig{Logger: m.cfg.Logger})
+	store, err := postgres.NewEventStore(m.Pool, postgres.EventStoreConfig{Logger: m.cfg.Logger, Committers: m.cfg.Committers})
 	if err != nil {
 		return err
 	}
