@@ -81,9 +81,7 @@ func (h *Customers) afterAppend(ctx context.Context, entry *cacheEntry, before d
 	customerID := entry.customerID
 	if email, ok := newEmail(before, events); ok {
 		if email != "" {
-			if err := h.cfg.Emails.Confirm(ctx, email, customerID); err != nil {
-				return err
-			}
+			h.confirmLater(ctx, email, customerID)
 		}
 		if before.Email != "" && EmailKey(before.Email) != EmailKey(email) { // the same key is still held
 			if err := h.cfg.Emails.Release(ctx, before.Email, customerID); err != nil {
@@ -98,6 +96,24 @@ func (h *Customers) afterAppend(ctx context.Context, entry *cacheEntry, before d
 		entry.shredded = true
 	}
 	return nil
+}
+
+// confirmLater marks the reservation as backed by the appended event, off
+// the command's critical path (one round trip and one commit fewer before
+// the answer). Uniqueness does not rest on it: the reservation row alone
+// keeps the email, and an unconfirmed one is only taken over, once stale,
+// after a read of the holder's stream finds no append (reserveEmail), which
+// this customer's stored events rule out. Confirming only spares that read.
+// A confirmation that comes after a release or an erasure changes nothing:
+// it only updates the row the customer still holds.
+func (h *Customers) confirmLater(ctx context.Context, email string, customerID uuid.UUID) {
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+		defer cancel()
+		if err := h.cfg.Emails.Confirm(ctx, email, customerID); err != nil {
+			h.cfg.Logger.WarnContext(ctx, "commands: confirm email reservation", "customer_id", customerID, "err", err)
+		}
+	}()
 }
 
 func erases(events []domain.Event) bool {

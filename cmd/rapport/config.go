@@ -198,6 +198,7 @@ type serviceFlags struct {
 	consoleSecureCookies   bool
 	consoleSessionIdle     time.Duration
 	consoleSessionLifetime time.Duration
+	committers             int
 }
 
 func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
@@ -222,6 +223,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.DurationVar(&f.consoleSessionIdle, "console-session-idle", envDuration("RAPPORT_CONSOLE_SESSION_IDLE", 30*time.Minute), "a console session unused this long ends [RAPPORT_CONSOLE_SESSION_IDLE]")
 	fs.DurationVar(&f.consoleSessionLifetime, "console-session-lifetime", envDuration("RAPPORT_CONSOLE_SESSION_LIFETIME", 8*time.Hour), "every console session ends this long after sign-in [RAPPORT_CONSOLE_SESSION_LIFETIME]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
+	fs.IntVar(&f.committers, "committers", envInt("RAPPORT_COMMITTERS", 0), "with the embedded event store: append transactions in flight at once, beyond which appends wait and commit together (group commit); 0: the default (2), -1: every append commits alone [RAPPORT_COMMITTERS]")
 }
 
 func (f *serviceFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -277,5 +279,6 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		Console: app.ConsoleSettings{SecureCookies: f.consoleSecureCookies,
 			SessionIdle: f.consoleSessionIdle, SessionLifetime: f.consoleSessionLifetime},
 		PrivateReaders: os.Getenv("RAPPORT_BENCH_PRIVATE") == "1",
+		Committers:     f.committers,
 	}, nil
 }

@@ -75,6 +75,16 @@ type Keyring interface {
 	DataKey(ctx context.Context, customerID uuid.UUID, create bool) ([]byte, error)
 }
 
+// KeyCreator is a Keyring that can make a customer's first key without
+// looking for one first. The codec uses it for a batch that begins a
+// stream (a registration), whose customer has no key yet but in a retry:
+// one round trip to the key store instead of a failed look-up and then
+// the creation. It returns the stored key if there is one, and
+// ErrKeyDestroyed after an erasure, as DataKey does.
+type KeyCreator interface {
+	CreateDataKey(ctx context.Context, customerID uuid.UUID) ([]byte, error)
+}
+
 // ErrKeyDestroyed says that the customer's data key was destroyed: its
 // personal data is gone for good.
 var ErrKeyDestroyed = errors.New("eventcodec: data key destroyed")
@@ -142,6 +152,15 @@ type Batch struct {
 	IDs []uuid.UUID
 }
 
+// dataKeyFor returns the key that encrypts the batch's personal fields,
+// creating it if need be.
+func (c *Codec) dataKeyFor(ctx context.Context, b Batch) ([]byte, error) {
+	if creator, ok := c.keys.(KeyCreator); ok && b.FirstRevision == 0 {
+		return creator.CreateDataKey(ctx, b.Metadata.CustomerID)
+	}
+	return c.keys.DataKey(ctx, b.Metadata.CustomerID, true)
+}
+
 // Encode encrypts, serialises and chains the events of a batch. It returns
 // what to append and the hash of the last event.
 func (c *Codec) Encode(ctx context.Context, b Batch) ([]eventstore.EventData, string, error) {
@@ -155,7 +174,7 @@ func (c *Codec) Encode(ctx context.Context, b Batch) ([]eventstore.EventData, st
 		if hasPersonalFields(e) && c.keys != nil {
 			if key == nil {
 				var err error
-				if key, err = c.keys.DataKey(ctx, b.Metadata.CustomerID, true); err != nil {
+				if key, err = c.dataKeyFor(ctx, b); err != nil {
 					return nil, "", fmt.Errorf("eventcodec: data key: %w", err)
 				}
 			}

@@ -82,6 +82,10 @@ type Config struct {
 	// of the shared reader (projections.Config.PrivateReaders): only for
 	// A/B measurements (RAPPORT_BENCH_PRIVATE=1).
 	PrivateReaders bool
+	// Committers bounds the embedded event store's append transactions in
+	// flight; beyond it appends commit together (postgres.EventStoreConfig).
+	// 0: the store's default; negative: no group commit.
+	Committers int
 }
 
 func (c *Config) setDefaults() {
@@ -341,7 +345,7 @@ func (m *Main) openEventStore(ctx context.Context) error {
 		m.closers = append(m.closers, func(context.Context) error { return store.Close() })
 		return nil
 	}
-	store, err := postgres.NewEventStore(m.Pool, postgres.EventStoreConfig{Logger: m.cfg.Logger})
+	store, err := postgres.NewEventStore(m.Pool, postgres.EventStoreConfig{Logger: m.cfg.Logger, Committers: m.cfg.Committers})
 	if err != nil {
 		return err
 	}

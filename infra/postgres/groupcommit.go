@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,8 @@ type appendRequest struct {
 	events   []eventstore.EventData
 	ctx      context.Context
 	done     chan appendOutcome
+	// taken is set (under grouper.mu) when a group takes the request.
+	taken bool
 }
 
 type appendOutcome struct {
@@ -125,9 +128,18 @@ func (g *grouper) append(ctx context.Context, s *EventStore, r *appendRequest) (
 	case o := <-r.done:
 		return o.res, o.err
 	case <-ctx.Done():
-		// If a group had already taken it, its outcome is unknown, as
-		// for a lone append whose context ends mid-statement.
-		return eventstore.AppendResult{}, fmt.Errorf("postgres: append: %w", context.Cause(ctx))
+		g.mu.Lock()
+		taken := r.taken
+		if !taken {
+			g.queue = slices.DeleteFunc(g.queue, func(q *appendRequest) bool { return q == r })
+		}
+		g.mu.Unlock()
+		if !taken {
+			// Still queued: it will never be written.
+			return eventstore.AppendResult{}, fmt.Errorf("postgres: append: %w", context.Cause(ctx))
+		}
+		// A group has it and may commit it: the outcome is unknown.
+		return eventstore.AppendResult{}, fmt.Errorf("postgres: append: %w: %w", eventstore.ErrUnavailable, context.Cause(ctx))
 	}
 }
 
@@ -166,6 +178,7 @@ func (g *grouper) take() []*appendRequest {
 		if r.ctx.Err() != nil {
 			continue // its caller has returned; nothing is written for it
 		}
+		r.taken = true
 		group = append(group, r)
 		bytes += r.size()
 		events += len(r.events)

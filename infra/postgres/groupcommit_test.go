@@ -440,3 +440,75 @@ func BenchmarkGroupCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestCallerGivingUpInTheQueue: an append whose caller gives up while it
+// waits for a group is never written, and says so with the context's
+// error; one that a group has already taken may still be written, so its
+// caller is told the outcome is unknown (ErrUnavailable), not that it
+// failed.
+func TestCallerGivingUpInTheQueue(t *testing.T) {
+	store, pool := openGroupStore(t, 1, false)
+	ctx := context.Background()
+	prefix := "giveup-" + uuid.NewString()[:8] + "-"
+	releaseFirst := holdStreamLock(t, pool, prefix+"first")
+	releaseTaken := holdStreamLock(t, pool, prefix+"taken")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := store.Append(ctx, prefix+"first", eventstore.NoStream, oneEvent("first")); err != nil {
+			t.Error(err)
+		}
+	}()
+	if !waitUntil(5*time.Second, func() bool {
+		store.groups.mu.Lock()
+		defer store.groups.mu.Unlock()
+		return store.groups.busy == 1
+	}) {
+		t.Fatal("the committer never got busy")
+	}
+
+	// Queued, and its caller gives up before any group takes it.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err := store.Append(short, prefix+"queued", eventstore.NoStream, oneEvent("queued"))
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, eventstore.ErrUnavailable) {
+		t.Fatalf("a queued append whose caller gave up: %v, want the context's error alone", err)
+	}
+	if store.queued() != 0 {
+		t.Fatalf("%d appends still queued after their caller gave up", store.queued())
+	}
+
+	// Taken by a group that then waits for a lock.
+	var errTaken error
+	takenCtx, cancelTaken := context.WithCancel(ctx)
+	defer cancelTaken()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, errTaken = store.Append(takenCtx, prefix+"taken", eventstore.NoStream, oneEvent("taken"))
+	}()
+	if !waitUntil(5*time.Second, func() bool { return store.queued() == 1 }) {
+		t.Fatal("the append did not queue")
+	}
+	releaseFirst()
+	if !waitUntil(5*time.Second, func() bool { return store.queued() == 0 }) {
+		t.Fatal("no group took the append")
+	}
+	cancelTaken()
+	time.Sleep(50 * time.Millisecond)
+	releaseTaken()
+	wg.Wait()
+	if !errors.Is(errTaken, eventstore.ErrUnavailable) {
+		t.Fatalf("the caller of a taken append gave up: %v, want ErrUnavailable (outcome unknown)", errTaken)
+	}
+	if !waitUntil(5*time.Second, func() bool {
+		_, err := store.ReadStream(ctx, prefix+"taken", eventstore.ReadStreamOptions{Limit: 1})
+		return err == nil
+	}) {
+		t.Fatal("the taken append was not written: then its caller could have been told so")
+	}
+	if _, err := store.ReadStream(ctx, prefix+"queued", eventstore.ReadStreamOptions{Limit: 1}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Fatalf("the append whose caller gave up in the queue was written: %v", err)
+	}
+}

@@ -58,7 +58,10 @@ type Keyring struct {
 	indexSecret      []byte
 }
 
-var _ eventcodec.Keyring = (*Keyring)(nil)
+var (
+	_ eventcodec.Keyring    = (*Keyring)(nil)
+	_ eventcodec.KeyCreator = (*Keyring)(nil)
+)
 
 // NewKeyring returns a keyring whose keys are wrapped by masterKey, which
 // must be 32 bytes. A service calls VerifyMasterKey next.
@@ -91,6 +94,25 @@ func (k *Keyring) DataKey(ctx context.Context, customerID uuid.UUID, create bool
 	if errors.Is(err, pgx.ErrNoRows) && create {
 		key, err = k.create(ctx, customerID)
 	}
+	return k.remember(customerID, key, err)
+}
+
+// CreateDataKey implements eventcodec.KeyCreator: for a customer whose
+// stream begins, it stores a new key at once (create falls back to the
+// stored one, or to ErrKeyDestroyed, if there is a row already).
+func (k *Keyring) CreateDataKey(ctx context.Context, customerID uuid.UUID) ([]byte, error) {
+	if key, ok := k.cache.Get(customerID); ok {
+		if key == nil {
+			return nil, eventcodec.ErrKeyDestroyed
+		}
+		return key, nil
+	}
+	key, err := k.create(ctx, customerID)
+	return k.remember(customerID, key, err)
+}
+
+// remember caches what a look-up or a creation found.
+func (k *Keyring) remember(customerID uuid.UUID, key []byte, err error) ([]byte, error) {
 	switch {
 	case errors.Is(err, eventcodec.ErrKeyDestroyed):
 		k.cache.Add(customerID, nil)

@@ -222,13 +222,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.OnPhase("baseline", true)
 		b, err := r.baseline(ctx)
 		cfg.OnPhase("baseline", false)
-		if err != nil {
-			return nil, err
+		switch {
+		case ctx.Err() != nil:
+			return nil, errInterrupted
+		case err != nil:
+			// A measurement beside the load, not part of its verdict: a
+			// shared server out of connections must not throw the load's
+			// figures away.
+			fmt.Fprintf(cfg.Log, "bench: %v\n", err)
+			res.Skipped = append(res.Skipped, fmt.Sprintf("baseline: failed: %v", err))
+		default:
+			if b.TPS > 0 {
+				b.Ratio = res.Load.CommandsPerSecond / b.TPS
+			}
+			res.Baseline = b
 		}
-		if b.TPS > 0 {
-			b.Ratio = res.Load.CommandsPerSecond / b.TPS
-		}
-		res.Baseline = b
 	} else {
 		res.Skipped = append(res.Skipped, skipReason("baseline", cfg.Pool == nil, "no database (set DATABASE_URL or run against `rapport dev`)"))
 	}
