@@ -26,6 +26,7 @@ import (
 	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/audit"
+	rcadence "github.com/rapport-crm/rapport/readmodels/cadence"
 	"github.com/rapport-crm/rapport/readmodels/complaints"
 	"github.com/rapport-crm/rapport/readmodels/contacts"
 	"github.com/rapport-crm/rapport/readmodels/customers"
@@ -112,6 +113,11 @@ func (c Config) Validate() error {
 	if err := cadence.Validate(); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
+	if n := c.ReadModels.MaxOutboundPerWeek; n != 0 {
+		if err := rcadence.ValidMaxOutbound(n); err != nil {
+			return fmt.Errorf("app: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -128,6 +134,9 @@ type ReadModelSettings struct {
 	// Cadence is the contact cadence by tier (zero fields: PRODUCT.md's
 	// 14, 30, 90 and 180 days).
 	Cadence work.Cadence
+	// MaxOutboundPerWeek is the most outbound contacts in 7 days that are
+	// not over-contact (0: PRODUCT.md's 3).
+	MaxOutboundPerWeek int
 }
 
 func (r *ReadModelSettings) setDefaults() {
@@ -135,6 +144,9 @@ func (r *ReadModelSettings) setDefaults() {
 		r.SLA = sla.Defaults()
 	}
 	r.Cadence.SetDefaults()
+	if r.MaxOutboundPerWeek == 0 {
+		r.MaxOutboundPerWeek = rcadence.DefaultMaxOutboundPerWeek
+	}
 }
 
 // ParseMasterKey decodes a base64 master key.

@@ -23,5 +23,5 @@ func activityProjectors() []projections.Projector {
 // analyticsQueries are the analysts' figures, SLA breaches judged by the
 // configured targets.
 func (m *Main) analyticsQueries() *analytics.Queries {
-	return analytics.NewQueries(m.Pool, m.cfg.ReadModels.SLA)
+	return analytics.NewQueries(m.Pool, m.cfg.ReadModels.SLA).WithCadence(m.cfg.ReadModels.Cadence, m.cfg.ReadModels.MaxOutboundPerWeek)
 }
