@@ -38,6 +38,9 @@ func (e *UnknownEventTypeError) Error() string {
 type Registry struct {
 	decoders  map[string]func([]byte) (Event, error)
 	upcasters map[string]Upcaster
+	// others are the types of streams other than customers' (the routing
+	// rules): decoded like the rest, but not listed by Types.
+	others map[string]bool
 }
 
 // NewRegistry returns a registry that decodes every current event type.
@@ -45,6 +48,7 @@ func NewRegistry() *Registry {
 	r := &Registry{
 		decoders:  map[string]func([]byte) (Event, error){},
 		upcasters: map[string]Upcaster{},
+		others:    map[string]bool{},
 	}
 	register[CustomerRegistered](r)
 	register[CustomerProfileUpdated](r)
@@ -62,6 +66,9 @@ func NewRegistry() *Registry {
 	register[CustomerChurned](r)
 	register[CustomerReactivated](r)
 	register[CustomerDataErased](r)
+	// Not customer events: the routing stream's.
+	register[ComplaintRoutingSet](r)
+	r.others[TypeComplaintRoutingSet] = true
 	return r
 }
 
@@ -78,8 +85,22 @@ func register[E Event](r *Registry) {
 	}
 }
 
-// Types lists the current event type names, sorted.
+// Types lists the current event type names of customer streams, sorted:
+// what a customer's history, its projectors and its checks may meet.
 func (r *Registry) Types() []string {
+	var out []string
+	for t := range r.decoders {
+		if !r.others[t] {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// AllTypes lists every current event type name, sorted: those of
+// customer streams and those of the routing stream.
+func (r *Registry) AllTypes() []string {
 	return slices.Sorted(maps.Keys(r.decoders))
 }
 

@@ -171,6 +171,8 @@ type Main struct {
 	APIKeys  *postgres.APIKeys
 	Codec    *eventcodec.Codec
 	Commands commands.Handler
+	// Routing sets the complaint routing rules.
+	Routing *commands.Routing
 	HTTP     *rhttp.Server
 	Registry *prometheus.Registry
 	Engine   *projections.Engine
@@ -259,6 +261,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	projectors = m.withRouting(projectors, customers)
 	if m.Engine, err = projections.New(projections.Config{
 		Pool:       m.Pool,
 		Store:      m.Store,
