@@ -172,7 +172,7 @@ type Main struct {
 	Codec    *eventcodec.Codec
 	Commands commands.Handler
 	// Routing sets the complaint routing rules.
-	Routing *commands.Routing
+	Routing  *commands.Routing
 	HTTP     *rhttp.Server
 	Registry *prometheus.Registry
 	Engine   *projections.Engine
