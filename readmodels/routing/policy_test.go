@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +44,19 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	pool := pgtest.NewPool(t)
+	// The policy's transaction waits for the command it issues, which
+	// needs connections of its own beside the engine's: more than
+	// pgtest.NewPool's 4.
+	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 10
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
 	if err := postgres.Migrate(t.Context(), pool, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +97,7 @@ func (e *env) start(assigner func(cancel func()) routing.Assigner) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	policy := routing.NewPolicy(e.store, e.codec, assigner(cancel), nil)
-	eng, err := projections.New(projections.Config{Pool: e.pool, Store: e.store, Codec: e.codec, Projectors: []projections.Projector{policy}})
+	eng, err := projections.New(projections.Config{Pool: e.pool, Store: e.store, Codec: e.codec, Projectors: []projections.Projector{policy}, Logger: testLogger(e.t)})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -129,10 +143,11 @@ func (e *env) setRules(rules ...domain.RoutingRule) int {
 // wait waits until the policy has handled everything written so far.
 func (e *env) wait() {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if err := e.eng.WaitForPosition(ctx, e.last); err != nil {
-		e.t.Fatal(err)
+		st, _ := e.eng.Status(context.Background())
+		e.t.Fatalf("%v: %+v", err, st)
 	}
 }
 
@@ -207,4 +222,16 @@ func (c *crashing) AssignOnce(ctx context.Context, x routing.Assignment) (routin
 		return res, fmt.Errorf("crash before the checkpoint commits: %w", eventstore.ErrUnavailable)
 	}
 	return res, err
+}
+
+// testLogger logs warnings and errors through t.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -37,7 +37,7 @@ func routeThroughACrash(t *testing.T, assigner func(e *env) func(cancel func()) 
 	k1 := e.file(a, domain.SeverityLow, "billing")
 	select {
 	case <-e.done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(90 * time.Second):
 		t.Fatal("the policy did not assign K1")
 	}
 	e.stop()
