@@ -308,7 +308,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			{Name: "event store", Check: m.pingEventStore},
 			{Name: "projectors", Check: m.projectorsRunning},
 		},
-		Logger: logger,
+		Logger:       logger,
+		Routing:      m.Routing,
+		RoutingRules: m.routingQueries(),
 	})
 	if err != nil {
 		return err

@@ -207,6 +207,8 @@ func TestOpenAPITraffic(t *testing.T) {
 
 	// A stream parked on a failure that is then fixed, and its retry.
 	parkFixAndRetry(t, m)
+	// Complaint routing rules, and a complaint the policy routes.
+	routingJourney(t, m)
 
 	// Every command.
 	now := time.Now().UTC()

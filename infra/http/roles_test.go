@@ -32,6 +32,8 @@ var allowedRoles = map[string][]string{
 	"listContactDue": {"writer", "analyst"}, "listAtRisk": {"writer", "analyst"},
 	// Operators.
 	"listProjections": {}, "rebuildProjection": {}, "retryParkedStream": {}, "metrics": {},
+	// Complaint routing rules: admins only.
+	"getComplaintRouting": {}, "setComplaintRouting": {},
 }
 
 var publicRoutes = []string{"healthz", "readyz"}

@@ -25,6 +25,7 @@ func (s *Server) routeTable() []Route {
 	routes = append(routes, s.auditRoutes()...)
 	routes = append(routes, s.historyRoutes()...)
 	routes = append(routes, s.projectionRoutes()...)
+	routes = append(routes, s.routingRoutes()...)
 	return routes
 }
 

@@ -97,6 +97,10 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	Logger            *slog.Logger
+	// Routing sets and RoutingRules reads the complaint routing rules
+	// (/v1/routing/complaints, admin); served when both are set.
+	Routing      RoutingCommands
+	RoutingRules RoutingQueries
 }
 
 func (c *Config) setDefaults() {
