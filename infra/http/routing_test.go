@@ -104,4 +104,17 @@ func TestComplaintRoutingOverHTTP(t *testing.T) {
 	}
 	// Only admins read them.
 	requireStatus(t, m.Get(t, "auditor", "/v1/routing/complaints"), http.StatusForbidden)
+	// The routing stream is no customer's: no projector met it, none is
+	// degraded, the policy is one of them.
+	names := map[string]bool{}
+	for _, p := range requireStatus(t, m.Get(t, "admin", "/v1/projections"), http.StatusOK)["items"].([]any) {
+		p := p.(map[string]any)
+		names[p["name"].(string)] = true
+		if p["degraded"] == true || len(p["parked"].([]any)) > 0 || p["error"] != nil {
+			t.Errorf("projection %v after the routing stream was written", p)
+		}
+	}
+	if !names["routing"] || !names["customers"] {
+		t.Errorf("projections %v", names)
+	}
 }
