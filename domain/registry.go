@@ -40,6 +40,9 @@ type Registry struct {
 	upcasters map[string]Upcaster
 	// goalTypes are the types of goal streams (registerGoalEvents).
 	goalTypes map[string]bool
+	// others are the types of streams other than customers' and goals'
+	// (the routing rules): decoded like the rest, but not listed by Types.
+	others map[string]bool
 }
 
 // NewRegistry returns a registry that decodes every current event type.
@@ -48,6 +51,7 @@ func NewRegistry() *Registry {
 		decoders:  map[string]func([]byte) (Event, error){},
 		upcasters: map[string]Upcaster{},
 		goalTypes: map[string]bool{},
+		others:    map[string]bool{},
 	}
 	register[CustomerRegistered](r)
 	register[CustomerProfileUpdated](r)
@@ -71,6 +75,9 @@ func NewRegistry() *Registry {
 	register[PointsAwarded](r)
 	register[PointsRedeemed](r)
 	register[PointsRevoked](r)
+	// Not customer events: the routing stream's.
+	register[ComplaintRoutingSet](r)
+	r.others[TypeComplaintRoutingSet] = true
 	return r
 }
 
@@ -89,11 +96,12 @@ func register[E Event](r *Registry) {
 
 // Types lists the current event type names of customer streams, sorted:
 // what a read model that folds customers handles. The goal streams' types
-// are apart (GoalTypes), so that no customer projector receives them.
+// are apart (GoalTypes), and so is the routing stream's (AllTypes lists
+// every type), so that no customer projector receives them.
 func (r *Registry) Types() []string {
 	var out []string
 	for t := range r.decoders {
-		if !r.goalTypes[t] {
+		if !r.goalTypes[t] && !r.others[t] {
 			out = append(out, t)
 		}
 	}
@@ -104,6 +112,12 @@ func (r *Registry) Types() []string {
 // GoalTypes lists the current event type names of goal streams, sorted.
 func (r *Registry) GoalTypes() []string {
 	return slices.Sorted(maps.Keys(r.goalTypes))
+}
+
+// AllTypes lists every current event type name, sorted: those of
+// customer streams and those of the routing stream.
+func (r *Registry) AllTypes() []string {
+	return slices.Sorted(maps.Keys(r.decoders))
 }
 
 // RegisterUpcaster adds the upcaster for payloads stored under fromType. A

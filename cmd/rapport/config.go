@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rapport-crm/rapport/infra/app"
+	rcadence "github.com/rapport-crm/rapport/readmodels/cadence"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 	"github.com/rapport-crm/rapport/readmodels/work"
@@ -191,6 +192,7 @@ type serviceFlags struct {
 	slaTargets      string
 	riskWeights     string
 	cadence         string
+	maxOutbound     int
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
@@ -217,6 +219,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.StringVar(&f.slaTargets, "sla", envString("RAPPORT_SLA", sla.Defaults().String()), "complaint SLA targets by severity, first response/resolution [RAPPORT_SLA]")
 	fs.StringVar(&f.riskWeights, "risk-weights", envString("RAPPORT_RISK_WEIGHTS", risk.DefaultWeights().String()), "churn-risk points by factor, over the defaults; keys: "+strings.Join(risk.WeightKeys(), ", ")+" [RAPPORT_RISK_WEIGHTS]")
 	fs.StringVar(&f.cadence, "cadence", envString("RAPPORT_CADENCE", work.DefaultCadence().String()), "contact cadence in days by tier (A, B, C, none), over the defaults: the work queue contact-due [RAPPORT_CADENCE]")
+	fs.IntVar(&f.maxOutbound, "max-outbound-per-week", envInt("RAPPORT_MAX_OUTBOUND_PER_WEEK", rcadence.DefaultMaxOutboundPerWeek), "most outbound contacts of a customer in 7 days before it is over-contacted [RAPPORT_MAX_OUTBOUND_PER_WEEK]")
 	fs.StringVar(&f.logLevel, "log-level", envString("RAPPORT_LOG_LEVEL", "info"), "debug, info, warn or error [RAPPORT_LOG_LEVEL]")
 	fs.StringVar(&f.logFormat, "log-format", envString("RAPPORT_LOG_FORMAT", "json"), "json or text [RAPPORT_LOG_FORMAT]")
 	fs.BoolVar(&f.consoleSecureCookies, "console-secure-cookies", envBool("RAPPORT_CONSOLE_SECURE_COOKIES", false), "mark the console's session cookies Secure: set it when TLS ends at a proxy in front of the service [RAPPORT_CONSOLE_SECURE_COOKIES]")
@@ -261,6 +264,9 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 	if err != nil {
 		return app.Config{}, err
 	}
+	if err := rcadence.ValidMaxOutbound(f.maxOutbound); err != nil {
+		return app.Config{}, err
+	}
 	return app.Config{
 		DatabaseURL:     f.databaseURL,
 		EventStore:      f.eventStore,
@@ -272,7 +278,7 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		MaxBodyBytes:    int64(f.maxBodyBytes),
 		MinPositionWait: f.minPositionWait,
 		CommandTimeout:  f.commandTimeout,
-		ReadModels:      app.ReadModelSettings{SLA: targets, RiskWeights: &weights, Cadence: cadence},
+		ReadModels:      app.ReadModelSettings{SLA: targets, RiskWeights: &weights, Cadence: cadence, MaxOutboundPerWeek: f.maxOutbound},
 		ServeHTTP:       true,
 		RunProjections:  true,
 		Logger:          logger,

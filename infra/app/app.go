@@ -26,6 +26,7 @@ import (
 	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/audit"
+	rcadence "github.com/rapport-crm/rapport/readmodels/cadence"
 	"github.com/rapport-crm/rapport/readmodels/complaints"
 	"github.com/rapport-crm/rapport/readmodels/contacts"
 	"github.com/rapport-crm/rapport/readmodels/customers"
@@ -126,6 +127,11 @@ func (c Config) Validate() error {
 	if err := cadence.Validate(); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
+	if n := c.ReadModels.MaxOutboundPerWeek; n != 0 {
+		if err := rcadence.ValidMaxOutbound(n); err != nil {
+			return fmt.Errorf("app: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -142,6 +148,9 @@ type ReadModelSettings struct {
 	// Cadence is the contact cadence by tier (zero fields: PRODUCT.md's
 	// 14, 30, 90 and 180 days).
 	Cadence work.Cadence
+	// MaxOutboundPerWeek is the most outbound contacts in 7 days that are
+	// not over-contact (0: PRODUCT.md's 3).
+	MaxOutboundPerWeek int
 }
 
 func (r *ReadModelSettings) setDefaults() {
@@ -149,6 +158,9 @@ func (r *ReadModelSettings) setDefaults() {
 		r.SLA = sla.Defaults()
 	}
 	r.Cadence.SetDefaults()
+	if r.MaxOutboundPerWeek == 0 {
+		r.MaxOutboundPerWeek = rcadence.DefaultMaxOutboundPerWeek
+	}
 }
 
 // ParseMasterKey decodes a base64 master key.
@@ -173,6 +185,8 @@ type Main struct {
 	APIKeys  *postgres.APIKeys
 	Codec    *eventcodec.Codec
 	Commands commands.Handler
+	// Routing sets the complaint routing rules.
+	Routing  *commands.Routing
 	HTTP     *rhttp.Server
 	Registry *prometheus.Registry
 	Engine   *projections.Engine
@@ -267,6 +281,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	projectors = m.withRouting(projectors, customers)
 	if m.Engine, err = projections.New(projections.Config{
 		Pool:       m.Pool,
 		Store:      m.Store,
@@ -316,8 +331,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			{Name: "event store", Check: m.pingEventStore},
 			{Name: "projectors", Check: m.projectorsRunning},
 		},
-		Logger: logger,
-		Feed:   m.feedQueries(),
+		Logger:       logger,
+		Feed:         m.feedQueries(),
+		Routing:      m.Routing,
+		RoutingRules: m.routingQueries(),
 	}
 	m.wireGoals(&httpCfg)
 	if httpCfg.Console, err = m.consoleHandler(httpCfg); err != nil {

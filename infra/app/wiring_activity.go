@@ -23,5 +23,7 @@ func activityProjectors() []projections.Projector {
 // analyticsQueries are the analysts' figures, SLA breaches judged by the
 // configured targets, answered from the rollups where they hold them.
 func (m *Main) analyticsQueries() *analytics.Queries {
-	return analytics.NewQueries(m.Pool, m.cfg.ReadModels.SLA).WithRollups()
+	return analytics.NewQueries(m.Pool, m.cfg.ReadModels.SLA).
+		WithCadence(m.cfg.ReadModels.Cadence, m.cfg.ReadModels.MaxOutboundPerWeek).
+		WithRollups()
 }

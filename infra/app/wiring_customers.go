@@ -12,7 +12,8 @@ import (
 // configured weights (RAPPORT_RISK_WEIGHTS) and SLA targets (RAPPORT_SLA).
 func (m *Main) customerQueries() rhttp.CustomerQueries {
 	weights, targets := riskSettings(m.cfg.ReadModels)
-	return customers.NewQueries(m.Pool, customers.WithRisk(weights, targets))
+	return customers.NewQueries(m.Pool, customers.WithRisk(weights, targets),
+		customers.WithCadence(m.cfg.ReadModels.Cadence, m.cfg.ReadModels.MaxOutboundPerWeek))
 }
 
 // riskSettings are the weights and the SLA targets of the churn risk,

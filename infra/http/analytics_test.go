@@ -179,7 +179,7 @@ func TestAnalyticsEmptyService(t *testing.T) {
 					case float64:
 						if v != 0 || !slices.Contains([]string{"responses", "csat_responses", "nps_responses", "active_at_start", "churned",
 							"sla_breaches", "first_response_breaches", "resolution_breaches", "filed", "resolved", "active_in_period",
-							"follow_ups_overdue", "active_at_end", "contacted"}, name) {
+							"follow_ups_overdue", "active_at_end", "contacted", "over_contacted", "not_due"}, name) {
 							t.Errorf("%s?%s: %s = %v, want null", f, q, name, v)
 						}
 					default:

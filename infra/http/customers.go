@@ -63,6 +63,10 @@ type customerView struct {
 	Risk     *risk.Risk `json:"risk"`
 	Revision uint64     `json:"revision"`
 	Position uint64     `json:"position"`
+	// Contact cadence, judged now: contact_due_at is null unless active.
+	DueForContact bool       `json:"due_for_contact"`
+	ContactDueAt  *time.Time `json:"contact_due_at"`
+	OverContacted bool       `json:"over_contacted"`
 	// Stale: a projector parked the customer's stream on an event it could
 	// not apply; the row is its last good state.
 	Stale bool `json:"stale,omitempty"`
@@ -77,6 +81,7 @@ func viewOfCustomer(c customers.Customer) customerView {
 		Segment: nonEmpty(&c.Segment), Tier: nonEmpty(&c.Tier), Region: nonEmpty(&c.Region), Industry: nonEmpty(&c.Industry),
 		Team: c.Team, Status: c.Status, RegisteredAt: c.RegisteredAt.UTC(), OpenComplaints: c.OpenComplaints,
 		LastCSAT: c.LastCSAT, LastNPS: c.LastNPS, Risk: c.ChurnRisk, Revision: c.Revision, Position: c.Position,
+		DueForContact: c.DueForContact, ContactDueAt: c.ContactDueAt, OverContacted: c.OverContacted,
 	}
 	// Tags are personal: null once erased, like the name; else a list.
 	if c.Name != nil {
@@ -151,7 +156,7 @@ type customerListQuery struct {
 }
 
 // parseCustomerListQuery reads segment, tier, region, owner, status, risk,
-// q, no_contact_days, limit and cursor; every bad one is named in one 422.
+// q, no_contact_days, due_for_contact, limit and cursor; every bad one is named in one 422.
 // An empty value is the same as none. min_position is awaitPosition's.
 // no_contact_days (1–36500: no contact, or registered without one, for at
 // least that many whole days) answers the analysts' "high risk and not
@@ -205,6 +210,14 @@ func parseCustomerListQuery(q url.Values) (customerListQuery, error) {
 	out.filter.Owner = text("owner", domain.MaxShortTextLength, true, "a team member's name")
 	out.filter.Q = text("q", maxQLength, false, "a text")
 	out.filter.NoContactDays = p.int("no_contact_days", q.Get("no_contact_days"), 1, maxNoContactDays, 0)
+	switch v := q.Get("due_for_contact"); v {
+	case "":
+	case "true", "false":
+		due := v == "true"
+		out.filter.DueForContact = &due
+	default:
+		p.fail("due_for_contact", "must be true or false")
+	}
 	out.limit = p.int("limit", q.Get("limit"), 1, customers.MaxLimit, defaultCustomerLimit)
 	if v := q.Get("cursor"); v != "" {
 		if !customers.ValidCursor(v) {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,8 @@ func TestCustomersAPI(t *testing.T) {
 			"cursor=" + url.QueryEscape("MTIzNDU"): {"cursor"},
 			"no_contact_days=-1":                   {"no_contact_days"},
 			"no_contact_days=0":                    {"no_contact_days"},
+			"due_for_contact=yes":                  {"due_for_contact"},
+			"due_for_contact=TRUE":                 {"due_for_contact"},
 			"segment=" + strings.Repeat("s", 65):   {"segment"},
 			"region=%20%20":                        {"region"},
 			"q=" + strings.Repeat("q", 201):        {"q"},
@@ -463,6 +466,11 @@ func TestCustomerListParameters(t *testing.T) {
 	want := customers.Filter{Segment: "smb", Tier: "B", Region: "emea", Owner: "carol", Status: "active", Risk: "high", Q: "Ada%", NoContactDays: 60}
 	if fake.filter != want || fake.limit != 500 || fake.cursor != cursor {
 		t.Errorf("filter %+v, limit %d, cursor %q", fake.filter, fake.limit, fake.cursor)
+	}
+	for _, v := range []bool{true, false} {
+		if w := send("due_for_contact=" + strconv.FormatBool(v)); w.Code != http.StatusOK || fake.filter.DueForContact == nil || *fake.filter.DueForContact != v {
+			t.Errorf("due_for_contact=%v: %d %s, filter %+v", v, w.Code, w.Body, fake.filter)
+		}
 	}
 	if w := send(""); w.Code != http.StatusOK || fake.filter != (customers.Filter{}) || fake.limit != 50 || fake.cursor != "" {
 		t.Errorf("defaults: %d, %+v %d %q", w.Code, fake.filter, fake.limit, fake.cursor)

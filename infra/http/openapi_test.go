@@ -207,6 +207,8 @@ func TestOpenAPITraffic(t *testing.T) {
 
 	// A stream parked on a failure that is then fixed, and its retry.
 	parkFixAndRetry(t, m)
+	// Complaint routing rules, and a complaint the policy routes.
+	routingJourney(t, m)
 
 	// Every command.
 	now := time.Now().UTC()
@@ -445,7 +447,7 @@ func TestOpenAPIValidatorCatchesViolations(t *testing.T) {
 	problem404 := `{"type":"tag:rapport-crm.github.io,2026:problem:customer_not_found","title":"Not Found","status":404,"reason":"customer_not_found","instance":"/v1/customers/x","request_id":"r1"}`
 	erased := `{"id":"` + customer + `","name":null,"email":null,"phone":null,"company":null,"tags":null,"segment":"smb","tier":"B","region":null,"industry":null,
 		"team":{"support":"dave"},"status":"erased","registered_at":"2026-01-02T15:04:05Z","last_contact_at":null,"open_complaints":0,
-		"last_csat":2,"last_nps":null,"risk":null,"revision":7,"position":99}`
+		"last_csat":2,"last_nps":null,"risk":null,"revision":7,"position":99,"due_for_contact":false,"contact_due_at":null,"over_contacted":false}`
 	event := `{"revision":0,"position":1,"event_id":"` + complaint + `","customer_id":"` + complaint + `","type":"rapport.CustomerRegistered.v1","schema_version":1,` +
 		`"recorded_at":"2026-01-02T15:04:05.5Z","occurred_at":"2026-01-02T15:04:05Z","actor":"writer","correlation_id":"c","causation_id":"` + complaint + `",` +
 		`"data":{"name":null},"erased":true,"prev_hash":"","hash":"ab"}`

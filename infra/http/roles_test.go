@@ -37,6 +37,8 @@ var allowedRoles = map[string][]string{
 	"closeGoal": {"analyst"}, "getGoalHistory": {"auditor"},
 	// Operators.
 	"listProjections": {}, "rebuildProjection": {}, "retryParkedStream": {}, "metrics": {},
+	// Complaint routing rules: admins only.
+	"getComplaintRouting": {}, "setComplaintRouting": {},
 }
 
 var publicRoutes = []string{"healthz", "readyz"}

@@ -29,6 +29,7 @@ func (s *Server) routeTable() []Route {
 	routes = append(routes, s.valueRoutes()...)
 	routes = append(routes, s.staffRoutes()...)
 	routes = append(routes, s.feedRoutes()...)
+	routes = append(routes, s.routingRoutes()...)
 	return routes
 }
 

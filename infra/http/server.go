@@ -114,6 +114,10 @@ type Config struct {
 	Value ValueQueries
 	// Feed reads the change feed (GET /v1/feed); served when set.
 	Feed FeedQueries
+	// Routing sets and RoutingRules reads the complaint routing rules
+	// (/v1/routing/complaints, admin); served when both are set.
+	Routing      RoutingCommands
+	RoutingRules RoutingQueries
 }
 
 func (c *Config) setDefaults() {

@@ -432,7 +432,11 @@ func TestAnalyticsFigures(t *testing.T) {
 	// The headline figures together.
 	kpis := map[string]any{"csat_pct": 40, "csat_avg": 3, "nps": 0, "responses": 6, "churn_rate": 100.0 / 3,
 		"retention_rate": 100 - 100.0/3, "complaint_rate": 100, "resolution_rate": 60, "first_response_median_s": 10800,
-		"resolution_median_s": 172800, "sla_breaches": 4, "contact_coverage": 200.0 / 3, "follow_ups_overdue": 1}
+		"resolution_median_s": 172800, "sla_breaches": 4, "contact_coverage": 200.0 / 3, "follow_ups_overdue": 1,
+		// Active at the end A, B, D: B (tier B, last contact 04-30, 32 days)
+		// is due, A (tier A, 05-20T12, 11 days) and D (C, 05-31) are not; no
+		// customer has more than 3 outbound contacts in any 7 days.
+		"cadence_adherence": 200.0 / 3, "over_contacted": 0}
 	checkReport(t, m, s, "kpis", scenarioPeriod, figures{"all": kpis})
 	checkReadmeSQL(t, m, kpis)
 

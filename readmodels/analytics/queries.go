@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/readmodels/cadence"
 	"github.com/rapport-crm/rapport/readmodels/complaints"
 	"github.com/rapport-crm/rapport/readmodels/contacts"
 	"github.com/rapport-crm/rapport/readmodels/customers"
@@ -28,6 +29,8 @@ type Queries struct {
 	now     func() time.Time
 	// rollups answers from the rollups read model (WithRollups).
 	rollups bool
+	cadence []int32
+	maxOut  int32
 }
 
 // NewQueries returns the queries; targets are the SLA targets breaches are
@@ -36,7 +39,21 @@ func NewQueries(pool *pgxpool.Pool, targets sla.Targets) *Queries {
 	if targets == nil {
 		targets = sla.Defaults()
 	}
-	return &Queries{pool: pool, targets: targets, now: time.Now}
+	q := &Queries{pool: pool, targets: targets, now: time.Now}
+	return q.WithCadence(cadence.Cadence{}, 0)
+}
+
+// WithCadence returns queries that judge cadence adherence by the cadence
+// c (zero fields: the defaults) and over-contact by maxOutboundPerWeek (0:
+// the default, 3).
+func (q *Queries) WithCadence(c cadence.Cadence, maxOutboundPerWeek int) *Queries {
+	n := *q
+	c.SetDefaults()
+	if maxOutboundPerWeek <= 0 {
+		maxOutboundPerWeek = cadence.DefaultMaxOutboundPerWeek
+	}
+	n.cadence, n.maxOut = c.Array(), int32(maxOutboundPerWeek)
+	return &n
 }
 
 // WithClock returns queries that judge SLA breaches at now() (tests).
@@ -188,13 +205,13 @@ func scan(rows pgx.Rows, f Family, m *merger) error {
 			g.FirstResponseMedianS, g.ResolutionMedianS = frMedian, resMedian
 			g.ComplaintRate, g.ResolutionRate = percent(filed, active), percent(resolved, filed)
 		case Contacts:
-			var active, contacted, overdue int64
-			if err := rows.Scan(&key, &active, &contacted, &overdue); err != nil {
+			var active, contacted, overdue, notDue, over int64
+			if err := rows.Scan(&key, &active, &contacted, &overdue, &notDue, &over); err != nil {
 				return err
 			}
 			g := m.group(key)
-			g.ActiveAtEnd, g.Contacted, g.FollowUpsOverdue = active, contacted, overdue
-			g.ContactCoverage = percent(contacted, active)
+			g.ActiveAtEnd, g.Contacted, g.FollowUpsOverdue, g.NotDue, g.OverContacted = active, contacted, overdue, notDue, over
+			g.ContactCoverage, g.CadenceAdherence = percent(contacted, active), percent(notDue, active)
 		}
 	}
 	return rows.Err()
@@ -213,9 +230,11 @@ func (q *Queries) targetsJSON() map[string][2]int64 {
 }
 
 // query is a family's SQL and its arguments: $1 from, $2 to (contacts
-// not by month: $1 to), and for complaints $3 the SLA targets, $4 the
-// instant breaches are judged at; by month then the months' keys and
-// bounds (churn and contacts by month take only those).
+// not by month: $1 to, $2 from, $3 the cadence in days, $4 the most
+// outbound contacts in 7 days), and for complaints $3 the SLA targets, $4
+// the instant breaches are judged at; by month then the months' keys and
+// bounds (churn by month takes only those, contacts by month $1 the
+// cadence and $2 the maximum before them).
 func (q *Queries) query(f Family, p Params) (string, []any) {
 	if q.rollups {
 		if sql, args, ok := q.rollupQuery(f, p); ok {
@@ -224,15 +243,20 @@ func (q *Queries) query(f Family, p Params) (string, []any) {
 	}
 	args := []any{p.From, p.To}
 	if f == Contacts && p.GroupBy != Month {
-		args = []any{p.To} // coverage and overdue follow-ups hold at the period's end
+		// Coverage, overdue follow-ups and adherence hold at the period's
+		// end; over-contact is counted within it.
+		args = []any{p.To, p.From, q.cadence, q.maxOut}
 	}
 	if f == Complaints {
 		args = append(args, q.targetsJSON(), q.now())
 	}
 	if p.GroupBy == Month {
 		keys, from, to := MonthBounds(p)
-		if f == Churn || f == Contacts {
+		if f == Churn {
 			args = nil // the months' own bounds are all they need
+		}
+		if f == Contacts {
+			args = []any{q.cadence, q.maxOut}
 		}
 		n := len(args) + 1
 		args = append(args, keys, from, to)

@@ -97,6 +97,13 @@ type Group struct {
 	FollowUpsOverdue int64
 	ActiveAtEnd      int64
 	Contacted        int64
+	// CadenceAdherence is the share of the customers active at the end
+	// that were not due for a contact then (NotDue ÷ ActiveAtEnd × 100);
+	// OverContacted counts the customers with more than the maximum of
+	// outbound contacts within some 7 days of the period.
+	CadenceAdherence *float64
+	NotDue           int64
+	OverContacted    int64
 }
 
 // Report is the figures of a period by group.
@@ -111,10 +118,10 @@ var columns = map[Family][]string{
 	Churn:        {"churn_rate", "retention_rate", "active_at_start", "churned"},
 	Complaints: {"complaint_rate", "resolution_rate", "first_response_median_s", "resolution_median_s",
 		"sla_breaches", "first_response_breaches", "resolution_breaches", "filed", "resolved", "active_in_period"},
-	Contacts: {"contact_coverage", "follow_ups_overdue", "active_at_end", "contacted"},
+	Contacts: {"contact_coverage", "follow_ups_overdue", "active_at_end", "contacted", "cadence_adherence", "over_contacted", "not_due"},
 	KPIs: {"csat_pct", "csat_avg", "nps", "responses", "churn_rate", "retention_rate",
 		"complaint_rate", "resolution_rate", "first_response_median_s", "resolution_median_s", "sla_breaches",
-		"contact_coverage", "follow_ups_overdue"},
+		"contact_coverage", "follow_ups_overdue", "cadence_adherence", "over_contacted"},
 }
 
 // Columns lists a family's figures in answer order (without the key).
@@ -175,6 +182,12 @@ func (g *Group) Figure(name string) any {
 		return g.ActiveAtEnd
 	case "contacted":
 		return g.Contacted
+	case "cadence_adherence":
+		return g.CadenceAdherence
+	case "over_contacted":
+		return g.OverContacted
+	case "not_due":
+		return g.NotDue
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rapport-crm/rapport/readmodels/cadence"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
@@ -123,7 +124,8 @@ var grouped = map[Family]string{
 		coverage AS (
 			SELECT {key} AS key, count(*) AS active,
 				count(*) FILTER (WHERE EXISTS (SELECT 1 FROM readmodels.contacts ct WHERE ct.customer_id = l.customer_id
-					AND ct.occurred_at >= $1::timestamptz - interval '720 hours' AND ct.occurred_at < $1::timestamptz)) AS contacted
+					AND ct.occurred_at >= $1::timestamptz - interval '720 hours' AND ct.occurred_at < $1::timestamptz)) AS contacted,
+				count(*) FILTER (WHERE ` + notDueAt("l", "$1::timestamptz", "$3::integer[]") + `) AS not_due
 			FROM readmodels.customer_lifecycle l LEFT JOIN readmodels.customers c ON c.id = l.customer_id
 			WHERE l.active_from < $1::timestamptz AND (l.active_until IS NULL OR l.active_until >= $1::timestamptz)
 			GROUP BY 1),
@@ -131,11 +133,17 @@ var grouped = map[Family]string{
 			SELECT {key} AS key, count(*) AS overdue
 			FROM readmodels.follow_ups fu LEFT JOIN readmodels.customers c ON c.id = fu.customer_id
 			WHERE fu.due_at < $1::timestamptz AND (fu.done_at IS NULL OR fu.done_at >= $1::timestamptz)
+			GROUP BY 1),
+		over AS (
+			SELECT {key} AS key, count(*) AS over
+			FROM (` + cadence.OverContactedInSQL("$2::timestamptz", "$1::timestamptz", "$4::integer") + `) o
+			LEFT JOIN readmodels.customers c ON c.id = o.customer_id
 			GROUP BY 1)
-		SELECT g.key, coalesce(v.active, 0), coalesce(v.contacted, 0), coalesce(o.overdue, 0)
-		FROM (SELECT key FROM keys UNION SELECT key FROM coverage UNION SELECT key FROM overdue) g
+		SELECT g.key, coalesce(v.active, 0), coalesce(v.contacted, 0), coalesce(o.overdue, 0), coalesce(v.not_due, 0), coalesce(x.over, 0)
+		FROM (SELECT key FROM keys UNION SELECT key FROM coverage UNION SELECT key FROM overdue UNION SELECT key FROM over) g
 		LEFT JOIN coverage v ON v.key IS NOT DISTINCT FROM g.key
 		LEFT JOIN overdue o ON o.key IS NOT DISTINCT FROM g.key
+		LEFT JOIN over x ON x.key IS NOT DISTINCT FROM g.key
 		ORDER BY g.key NULLS LAST`,
 }
 
@@ -180,16 +188,32 @@ var monthly = map[Family]string{
 			SELECT DISTINCT g.key, ct.customer_id
 			FROM keys g JOIN readmodels.contacts ct ON ct.occurred_at >= g.t - interval '720 hours' AND ct.occurred_at < g.t),
 		coverage AS (
-			SELECT g.key, count(*) AS active, count(r.customer_id) AS contacted
+			SELECT g.key, count(*) AS active, count(r.customer_id) AS contacted,
+				count(*) FILTER (WHERE ` + notDueAt("l", "g.t", "$1::integer[]") + `) AS not_due
 			FROM keys g
 			JOIN readmodels.customer_lifecycle l ON l.active_from < g.t AND (l.active_until IS NULL OR l.active_until >= g.t)
 			LEFT JOIN recent r ON r.key = g.key AND r.customer_id = l.customer_id
+			LEFT JOIN readmodels.customers c ON c.id = l.customer_id
 			GROUP BY g.key),
 		overdue AS (
 			SELECT g.key, count(*) AS overdue
 			FROM keys g JOIN readmodels.follow_ups fu ON fu.due_at < g.t AND (fu.done_at IS NULL OR fu.done_at >= g.t)
+			GROUP BY g.key),
+		over AS (
+			SELECT g.key, count(*) AS over
+			FROM keys g CROSS JOIN LATERAL (` + cadence.OverContactedInSQL("g.f", "g.t", "$2::integer") + `) o
 			GROUP BY g.key)
-		SELECT g.key, coalesce(v.active, 0), coalesce(v.contacted, 0), coalesce(o.overdue, 0)
-		FROM keys g LEFT JOIN coverage v ON v.key = g.key LEFT JOIN overdue o ON o.key = g.key
+		SELECT g.key, coalesce(v.active, 0), coalesce(v.contacted, 0), coalesce(o.overdue, 0), coalesce(v.not_due, 0), coalesce(x.over, 0)
+		FROM keys g LEFT JOIN coverage v ON v.key = g.key LEFT JOIN overdue o ON o.key = g.key LEFT JOIN over x ON x.key = g.key
 		ORDER BY g.key`,
+}
+
+// notDueAt says that the active spell l's customer (its current tier from
+// alias c, which may be missing) was not due for a contact just before
+// the instant at: its last contact before at, or its registration when
+// there was none, is no more than its cadence old there (cadence.DueAtSQL
+// lies at or after at).
+func notDueAt(l, at, days string) string {
+	last := `coalesce((SELECT max(lc.occurred_at) FROM readmodels.contacts lc WHERE lc.customer_id = ` + l + `.customer_id AND lc.occurred_at < ` + at + `), ` + l + `.registered_at)`
+	return cadence.DueAtSQL("c.tier", last, days) + ` >= ` + at
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rapport-crm/rapport/readmodels/cadence"
+	"github.com/rapport-crm/rapport/readmodels/contacts"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
@@ -48,6 +50,15 @@ type Customer struct {
 	// ChurnRisk is the churn-risk score evaluated when the customer was
 	// read (readmodels.customer_risk); nil unless the customer is active.
 	ChurnRisk *risk.Risk
+	// Contact cadence (PRODUCT.md), judged when the customer was read:
+	// ContactDueAt is when its last contact (or registration) becomes
+	// older than its tier's cadence, DueForContact whether it is active
+	// and that instant has come, OverContacted whether it had more than
+	// the maximum of outbound contacts in the 7 days up to then. A
+	// customer not active has no ContactDueAt and is never due.
+	ContactDueAt  *time.Time
+	DueForContact bool
+	OverContacted bool
 }
 
 // RiskInputs are the facts the churn-risk factors read (PRODUCT.md, Churn
@@ -114,6 +125,10 @@ type Filter struct {
 	// none): how another read model's judgement, such as an RFM segment,
 	// narrows the list. A pointer keeps Filter comparable.
 	IDs *[]uuid.UUID
+	// DueForContact, when set, keeps the customers that are (true) or are
+	// not (false) due for a contact by their tier's cadence at the time
+	// of the query; due customers are active.
+	DueForContact *bool
 }
 
 // Page is one page of List.
@@ -138,6 +153,11 @@ type Queries struct {
 	now     func() time.Time
 	weights []int32
 	sla     string
+	cadence []int32
+	maxOut  int32
+	// overContact: judge over-contact, reading readmodels.contacts too
+	// (WithCadence; the service always sets it).
+	overContact bool
 }
 
 // Option configures Queries.
@@ -159,10 +179,32 @@ func WithRisk(w risk.Weights, targets sla.Targets) Option {
 // time.Now).
 func WithClock(now func() time.Time) Option { return func(q *Queries) { q.now = now } }
 
+// WithCadence sets the contact cadence (zero fields: the defaults) and
+// the most outbound contacts in 7 days that are not over-contact (0: the
+// default, 3), and makes the queries judge over-contact, which reads the
+// contacts' table (readmodels.contacts) too. Without it, due_for_contact
+// is judged by the default cadence and OverContacted is always false:
+// the queries then read only this projector's table.
+func WithCadence(c cadence.Cadence, maxOutboundPerWeek int) Option {
+	return func(q *Queries) {
+		setCadence(q, c, maxOutboundPerWeek)
+		q.overContact = true
+	}
+}
+
+func setCadence(q *Queries, c cadence.Cadence, maxOutboundPerWeek int) {
+	c.SetDefaults()
+	if maxOutboundPerWeek <= 0 {
+		maxOutboundPerWeek = cadence.DefaultMaxOutboundPerWeek
+	}
+	q.cadence, q.maxOut = c.Array(), int32(maxOutboundPerWeek)
+}
+
 // NewQueries returns queries on pool.
 func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
 	q := &Queries{pool: pool, now: time.Now}
 	WithRisk(risk.DefaultWeights(), sla.Defaults())(q)
+	setCadence(q, cadence.Cadence{}, 0)
 	for _, o := range opts {
 		o(q)
 	}
@@ -170,8 +212,14 @@ func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
 }
 
 // Reads names the projectors whose tables the queries read: this one's
-// (the churn-risk functions it calls are its too).
-func (*Queries) Reads() []string { return []string{Name} }
+// (the churn-risk functions it calls are its too) and, when they judge
+// over-contact (WithCadence), the contacts'.
+func (q *Queries) Reads() []string {
+	if q.overContact {
+		return []string{Name, contacts.Name}
+	}
+	return []string{Name}
+}
 
 // At returns the same queries evaluating churn risk at now: what they
 // would answer at that time, with the directory as it is.
@@ -184,21 +232,32 @@ func (q *Queries) At(now time.Time) *Queries {
 const selectColumns = `c.id, c.name, c.email, c.phone, c.company, c.tags, c.segment, c.tier, c.region, c.industry,
 	c.account_manager, c.support, c.sales, c.status, c.registered_at, c.last_contact_at, c.open_complaints,
 	c.last_csat, c.last_csat_at, c.prev_csat, c.last_nps, c.next_follow_up_due_at, c.complaints, c.follow_ups, c.last_revision, c.last_position,
-	r.score, r.level, r.factors`
+	r.score, r.level, r.factors, k.due_at, coalesce(k.due_at <= $1::timestamptz, false), k.over_contacted`
 
-// fromRisk reads the directory with each customer's churn risk: $1 is
-// the time to evaluate at, $2 the weights, $3 the SLA targets. The
-// function is inlined into the query, so a filter on r.level costs a few
-// comparisons per customer.
-const fromRisk = ` FROM readmodels.customers c
+// fromRisk reads the directory with each customer's churn risk and
+// contact cadence: $1 is the time to evaluate at, $2 the weights, $3 the
+// SLA targets, $4 the cadence in days (cadence.Array), $5 the most
+// outbound contacts in 7 days. The risk function is inlined into the
+// query, so a filter on r.level costs a few comparisons per customer;
+// k.due_at is NULL unless the customer is active.
+func (q *Queries) fromRisk() string {
+	over := "(false AND $5::integer > 0)" // every parameter has a type
+	if q.overContact {
+		over = cadence.OverContactedSQL("c.id", "$1::timestamptz", "$5::integer")
+	}
+	return ` FROM readmodels.customers c
 	CROSS JOIN LATERAL readmodels.customer_risk(c.status, c.registered_at, c.last_contact_at, c.open_complaints, c.complaints_total,
-		c.complaints, c.last_csat, c.prev_csat, c.last_nps, c.next_follow_up_due_at, $1::timestamptz, $2::integer[], $3::jsonb) r`
+		c.complaints, c.last_csat, c.prev_csat, c.last_nps, c.next_follow_up_due_at, $1::timestamptz, $2::integer[], $3::jsonb) r
+	CROSS JOIN LATERAL (SELECT CASE WHEN c.status = 'active' THEN ` +
+		cadence.DueAtSQL("c.tier", "coalesce(c.last_contact_at, c.registered_at)", "$4::integer[]") + ` END AS due_at,
+		` + over + ` AS over_contacted) k`
+}
 
-func (q *Queries) riskArgs() []any { return []any{q.now(), q.weights, q.sla} }
+func (q *Queries) riskArgs() []any { return []any{q.now(), q.weights, q.sla, q.cadence, q.maxOut} }
 
 // Get returns one customer.
 func (q *Queries) Get(ctx context.Context, id uuid.UUID) (Customer, error) {
-	rows, err := q.pool.Query(ctx, `SELECT `+selectColumns+fromRisk+` WHERE c.id = $4`, append(q.riskArgs(), id)...)
+	rows, err := q.pool.Query(ctx, `SELECT `+selectColumns+q.fromRisk()+` WHERE c.id = $6`, append(q.riskArgs(), id)...)
 	var items []Customer
 	if err == nil {
 		items, err = collect(rows)
@@ -272,6 +331,13 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 	if f.IDs != nil {
 		add("c.id = ANY(?::uuid[])", *f.IDs)
 	}
+	if f.DueForContact != nil {
+		if *f.DueForContact {
+			where = append(where, "c.status = 'active'", "k.due_at <= $1::timestamptz")
+		} else {
+			where = append(where, "(k.due_at IS NULL OR k.due_at > $1::timestamptz)")
+		}
+	}
 	if cursor != "" {
 		key, err := Cursor.Decode(cursor)
 		if err != nil {
@@ -282,7 +348,7 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 		// the row comparison is the key.
 		where = append(where, fmt.Sprintf("c.registered_at >= $%d AND (c.registered_at, c.id) > ($%d, $%d)", len(args)-1, len(args)-1, len(args)))
 	}
-	sql := `SELECT ` + selectColumns + fromRisk
+	sql := `SELECT ` + selectColumns + q.fromRisk()
 	if len(where) > 0 {
 		sql += ` WHERE ` + strings.Join(where, " AND ")
 	}
@@ -324,11 +390,12 @@ func collect(rows pgx.Rows) ([]Customer, error) {
 			score                 *int32
 			level                 *string
 			factors               []byte
+			dueAt                 *time.Time
 		)
 		if err := rows.Scan(&c.ID, &c.Name, &c.Email, &c.Phone, &c.Company, &c.Tags, &c.Segment, &c.Tier, &c.Region, &c.Industry,
 			&am, &support, &sales, &c.Status, &registeredAt, &lastContact, &openComplaints,
 			&lastCSAT, &lastCSATAt, &prevCSAT, &lastNPS, &nextDueAt, &complaints, &followUps, &rev, &pos,
-			&score, &level, &factors); err != nil {
+			&score, &level, &factors, &dueAt, &c.DueForContact, &c.OverContacted); err != nil {
 			return nil, fmt.Errorf("customers: read: %w", err)
 		}
 		c.Team = map[string]string{}
@@ -357,6 +424,7 @@ func collect(rows pgx.Rows) ([]Customer, error) {
 				return nil, fmt.Errorf("customers: risk factors of %s: %w", c.ID, err)
 			}
 		}
+		c.ContactDueAt = readmodel.UTC(dueAt)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

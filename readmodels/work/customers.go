@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rapport-crm/rapport/readmodels/cadence"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 )
@@ -43,13 +44,11 @@ func (q *Queries) ContactDue(ctx context.Context, f Filter, limit int, cursor st
 	now := q.now()
 	b := &builder{}
 	nowArg := b.arg(now)
-	days := func(tier string) string { return b.arg(int32(q.cadence.Days(tier))) }
+	days := b.arg(q.cadence.Array()) + "::integer[]"
 	head := `SELECT c.id, c.name, c.segment, c.tier, c.region, c.registered_at, c.last_contact_at, x.cadence, x.due_since
 		FROM readmodels.customers c
-		CROSS JOIN LATERAL (SELECT CASE c.tier WHEN 'A' THEN ` + days("A") + `::integer WHEN 'B' THEN ` + days("B") +
-		`::integer WHEN 'C' THEN ` + days("C") + `::integer ELSE ` + days("") + `::integer END AS cadence) d
-		CROSS JOIN LATERAL (SELECT d.cadence,
-			coalesce(c.last_contact_at, c.registered_at) + (d.cadence + 1) * interval '24 hours' AS due_since) x`
+		CROSS JOIN LATERAL (SELECT ` + cadence.CadenceDaysSQL("c.tier", days) + ` AS cadence,
+			` + cadence.DueAtSQL("c.tier", "coalesce(c.last_contact_at, c.registered_at)", days) + ` AS due_since) x`
 	b.where = append(b.where, "c.status = 'active'", "x.due_since <= "+nowArg+"::timestamptz")
 	b.customer(f)
 	if after != nil {
