@@ -55,5 +55,6 @@ func copyFamily(dst, src *Group, f Family) {
 		dst.Filed, dst.Resolved, dst.ActiveInPeriod = src.Filed, src.Resolved, src.ActiveInPeriod
 	case Contacts:
 		dst.ContactCoverage, dst.FollowUpsOverdue, dst.ActiveAtEnd, dst.Contacted = src.ContactCoverage, src.FollowUpsOverdue, src.ActiveAtEnd, src.Contacted
+		dst.CadenceAdherence, dst.NotDue, dst.OverContacted = src.CadenceAdherence, src.NotDue, src.OverContacted
 	}
 }

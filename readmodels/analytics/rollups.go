@@ -240,8 +240,10 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 		return r.Replace(complaintsRollup), append(args, dim), true
 	}
 	if f == Contacts {
-		sql, args := contactsRollupQuery(p, keys, daykey, factkey, join, dim)
-		return sql, args, true
+		// The contacts family is answered by the documented SQL: its
+		// cadence figures (adherence, over-contact) read each customer's
+		// last contact and tier, which the rollups do not hold.
+		return "", nil, false
 	}
 	if f != Satisfaction {
 		return "", nil, false
