@@ -164,7 +164,7 @@ func NewMapper() *Mapper {
 // table is the mapping of each domain event. A domain event added without
 // a line here fails TestEveryDomainEventIsMapped, naming it.
 func table() []mapping {
-	return []mapping{
+	return append([]mapping{
 		entry(TypeCustomerRegistered, func(e domain.CustomerRegistered) CustomerRegisteredData {
 			return CustomerRegisteredData{Segment: e.Segment, Tier: e.Tier, Region: e.Region, Industry: e.Industry}
 		}),
@@ -216,7 +216,7 @@ func table() []mapping {
 		entry(TypeCustomerChurned, func(domain.CustomerChurned) NoData { return NoData{} }),
 		entry(TypeCustomerReactivated, func(domain.CustomerReactivated) NoData { return NoData{} }),
 		entry(TypeCustomerDataErased, func(domain.CustomerDataErased) NoData { return NoData{} }),
-	}
+	}, valueTable()...)
 }
 
 func clone[T any](p *T) *T {
