@@ -226,7 +226,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.DurationVar(&f.consoleSessionIdle, "console-session-idle", envDuration("RAPPORT_CONSOLE_SESSION_IDLE", 30*time.Minute), "a console session unused this long ends [RAPPORT_CONSOLE_SESSION_IDLE]")
 	fs.DurationVar(&f.consoleSessionLifetime, "console-session-lifetime", envDuration("RAPPORT_CONSOLE_SESSION_LIFETIME", 8*time.Hour), "every console session ends this long after sign-in [RAPPORT_CONSOLE_SESSION_LIFETIME]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
-	fs.IntVar(&f.committers, "committers", envInt("RAPPORT_COMMITTERS", 0), "with the embedded event store: append transactions in flight at once, beyond which appends wait and commit together (group commit); 0: the default (2), -1: every append commits alone [RAPPORT_COMMITTERS]")
+	fs.IntVar(&f.committers, "committers", envInt("RAPPORT_COMMITTERS", 0), "with the embedded event store: append transactions in flight at once, beyond which appends wait and commit together (group commit); 0: the default (8), -1: every append commits alone [RAPPORT_COMMITTERS]")
 }
 
 func (f *serviceFlags) logger(w io.Writer) (*slog.Logger, error) {

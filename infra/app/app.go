@@ -225,7 +225,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.openEventStore(ctx); err != nil {
 		return err
 	}
-	if m.Keyring, err = postgres.NewKeyring(m.Pool, m.cfg.MasterKey, postgres.KeyringConfig{}); err != nil {
+	if m.Keyring, err = postgres.NewKeyring(m.Pool, m.cfg.MasterKey, postgres.KeyringConfig{FlushedByAppends: m.embeddedEvents()}); err != nil {
 		return err
 	}
 	// Before anything reads or writes a key: a process with another master
@@ -261,7 +261,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	customers, err := commands.NewCustomers(commands.Config{
 		Store:   m.Store,
 		Codec:   m.Codec,
-		Emails:  postgres.NewEmailIndex(m.Pool, m.Keyring.IndexSecret()),
+		Emails:  m.emailIndex(),
 		Keys:    m.Keyring,
 		Metrics: metrics,
 		Timeout: m.cfg.CommandTimeout,

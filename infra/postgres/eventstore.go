@@ -40,7 +40,7 @@ type EventStoreConfig struct {
 	// Committers bounds the append transactions in flight at once; appends
 	// that arrive while that many are committing wait and then commit
 	// together, in one transaction (group commit, see groupcommit.go).
-	// Default 2; negative: no grouping, every append commits alone.
+	// Default 8; negative: no grouping, every append commits alone.
 	Committers int
 }
 

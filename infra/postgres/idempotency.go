@@ -33,13 +33,8 @@ func NewIdempotencyKeys(pool *pgxpool.Pool) *IdempotencyKeys {
 // recorded, the customer's recent commands). Waiting for the flush of
 // both writes doubled a command's latency (BenchmarkIdempotencyCost).
 func (s *IdempotencyKeys) asyncCommit(ctx context.Context, sql string, args []any, dest ...any) error {
-	batch := &pgx.Batch{}
-	batch.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
-	q := batch.Queue(sql, args...)
-	if len(dest) > 0 {
-		q.QueryRow(func(row pgx.Row) error { return row.Scan(dest...) })
-	}
-	return s.pool.SendBatch(ctx, batch).Close()
+	_, err := withoutFlushWait(ctx, s.pool, sql, args, dest...)
+	return err
 }
 
 // IdempotentAnswer is a recorded first answer.

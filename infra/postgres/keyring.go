@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rapport-crm/rapport/domain/eventcodec"
@@ -25,6 +26,12 @@ type KeyringConfig struct {
 	// CacheTTL bounds how long another process may still decrypt a
 	// customer's data after it was erased here. Default 1 minute.
 	CacheTTL time.Duration
+	// FlushedByAppends says that the event store is the embedded one, in
+	// the same PostgreSQL cluster: a new data key then commits without
+	// waiting for its WAL flush, since the append that uses it flushes it
+	// first (see withoutFlushWait). Never with EventStoreDB: a key lost
+	// after its events were stored would make them unreadable.
+	FlushedByAppends bool
 }
 
 func (c *KeyringConfig) setDefaults() {
@@ -56,6 +63,8 @@ type Keyring struct {
 	// during a rotation).
 	current, primary kekID
 	indexSecret      []byte
+	// flushedByAppends: KeyringConfig.FlushedByAppends.
+	flushedByAppends bool
 }
 
 var (
@@ -79,6 +88,8 @@ func NewKeyring(pool *pgxpool.Pool, masterKey []byte, cfg KeyringConfig) (*Keyri
 		keks:    map[kekID]cipher.AEAD{id: kek},
 		current: id,
 		primary: id,
+
+		flushedByAppends: cfg.FlushedByAppends,
 	}, nil
 }
 
@@ -168,13 +179,22 @@ func (k *Keyring) create(ctx context.Context, customerID uuid.UUID) ([]byte, err
 	}
 	for attempt := 0; ; attempt++ {
 		kek, id := k.primaryKEK()
-		tag, err := k.pool.Exec(ctx, `
+		insert := `
 			INSERT INTO rapport.customer_keys (customer_id, wrapped_key, kek_id)
 			SELECT $1, $2, $3
 			WHERE NOT EXISTS (SELECT 1 FROM rapport.master_key)
 			   OR EXISTS (SELECT 1 FROM rapport.master_key WHERE kek_id = $3 OR next_kek_id = $3 FOR KEY SHARE)
-			ON CONFLICT (customer_id) DO NOTHING`,
-			customerID, seal(kek, key, customerID[:]), id[:])
+			ON CONFLICT (customer_id) DO NOTHING`
+		args := []any{customerID, seal(kek, key, customerID[:]), id[:]}
+		var (
+			tag pgconn.CommandTag
+			err error
+		)
+		if k.flushedByAppends {
+			tag, err = withoutFlushWait(ctx, k.pool, insert, args)
+		} else {
+			tag, err = k.pool.Exec(ctx, insert, args...)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("postgres: store data key: %w", err)
 		}
