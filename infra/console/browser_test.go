@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -343,7 +344,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// The form takes milliseconds: the next one after revision 1's
 	// instant folds revisions 0 and 1.
 	typed = typed.Truncate(time.Millisecond).Add(time.Millisecond)
-	b.do(chromedp.SetValue(chromedp.CSS("#as_of"), typed.Format("2006-01-02T15:04:05.000")))
+	b.do(chromedp.SetValue(chromedp.CSS("#as_of"), localDateTime(typed)))
 	b.clickAndLoad("#show-state")
 	b.checkState(m, grace, 2)
 
@@ -578,3 +579,18 @@ func (d *driver) checkState(m *apptest.Main, id string, wantEvents int) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// localDateTime is t as a datetime-local input holds it, normalised as
+// browsers do (seconds and milliseconds only when not zero, milliseconds
+// without trailing zeros), so that the value reads back as set.
+func localDateTime(t time.Time) string {
+	v := t.UTC().Format("2006-01-02T15:04")
+	ms := t.Nanosecond() / int(time.Millisecond)
+	if t.Second() != 0 || ms != 0 {
+		v += t.Format(":05")
+	}
+	if ms != 0 {
+		v += strings.TrimRight(fmt.Sprintf(".%03d", ms), "0")
+	}
+	return v
+}

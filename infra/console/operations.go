@@ -11,7 +11,14 @@ import (
 
 type operationsData struct {
 	Statuses []projections.Status
-	Message  string
+	// Parked are every projection's parked streams.
+	Parked  []parkedRow
+	Message string
+}
+
+type parkedRow struct {
+	Projection string
+	projections.Parked
 }
 
 // operations shows every projector: checkpoint, head, lag, state and its
@@ -27,6 +34,11 @@ func (c *Console) operations(w http.ResponseWriter, r *http.Request, s *signedIn
 		return err
 	}
 	d := operationsData{Statuses: st}
+	for _, p := range st {
+		for _, k := range p.Parked {
+			d.Parked = append(d.Parked, parkedRow{Projection: p.Name, Parked: k})
+		}
+	}
 	switch r.URL.Query().Get("done") {
 	case "rebuild":
 		d.Message = "Rebuild requested for " + r.URL.Query().Get("name") + "."

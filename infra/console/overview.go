@@ -123,7 +123,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *signedIn) 
 	ctx := r.Context()
 
 	// The cards are one group: every customer, or the chosen group of the
-	// chosen dimension.
+	// chosen dimension; beside them the same group in the period before.
 	cardParams := params
 	if key == "" {
 		cardParams.GroupBy = analytics.All
@@ -131,19 +131,35 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *signedIn) 
 	prev := cardParams
 	prev.To, prev.From = params.From, params.From.Add(-params.To.Sub(params.From))
 	d.PrevFrom = prev.From
-	cur, err := c.cfg.Analytics.Report(ctx, analytics.KPIs, cardParams)
-	if err != nil {
-		return err
-	}
-	var before analytics.Report
 	hasPrev := !prev.From.Before(time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC))
+	// The charts: the last chartMonths calendar months up to the period's
+	// end, every customer.
+	last := params.To.Add(-time.Microsecond).UTC()
+	chartFrom := time.Date(last.Year(), last.Month()-chartMonths+1, 1, 0, 0, 0, 0, time.UTC)
+	monthly := analytics.Params{From: chartFrom, To: params.To, GroupBy: analytics.Month}
+	d.ChartFrom = chartFrom
+	d.APIQuery = apiURL("kpis", cardParams)
+	d.APIChartQuery = apiURL("kpis", monthly)
 	if hasPrev {
-		if before, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, prev); err != nil {
-			return err
-		}
 		d.APIPrevQuery = apiURL("kpis", prev)
 	}
-	d.APIQuery = apiURL("kpis", cardParams)
+
+	// The reports are independent: asked at once, the page takes as long
+	// as the slowest, not their sum.
+	var cur, before, breakdown, months analytics.Report
+	jobs := []func() error{
+		func() (err error) { cur, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, cardParams); return },
+		func() (err error) { months, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, monthly); return },
+	}
+	if hasPrev {
+		jobs = append(jobs, func() (err error) { before, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, prev); return })
+	}
+	if params.GroupBy != analytics.All && key == "" {
+		jobs = append(jobs, func() (err error) { breakdown, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, params); return })
+	}
+	if err := parallel(jobs...); err != nil {
+		return err
+	}
 	pick := func(rep analytics.Report) *analytics.Group {
 		for i := range rep.Groups {
 			if cardParams.GroupBy == analytics.All || groupKey(&rep.Groups[i]) == key {
@@ -169,9 +185,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *signedIn) 
 	if params.GroupBy != analytics.All {
 		rep := cur
 		if key == "" {
-			if rep, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, params); err != nil {
-				return err
-			}
+			rep = breakdown
 		}
 		d.Columns = overviewKPIs
 		for i := range rep.Groups {
@@ -182,18 +196,6 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *signedIn) 
 			}
 			d.Breakdown = append(d.Breakdown, row)
 		}
-	}
-
-	// The charts: the last chartMonths calendar months up to the period's
-	// end, every customer.
-	last := params.To.Add(-time.Microsecond).UTC()
-	chartFrom := time.Date(last.Year(), last.Month()-chartMonths+1, 1, 0, 0, 0, 0, time.UTC)
-	monthly := analytics.Params{From: chartFrom, To: params.To, GroupBy: analytics.Month}
-	d.ChartFrom = chartFrom
-	d.APIChartQuery = apiURL("kpis", monthly)
-	months, err := c.cfg.Analytics.Report(ctx, analytics.KPIs, monthly)
-	if err != nil {
-		return err
 	}
 	for _, name := range chartKPIs {
 		for _, k := range overviewKPIs {
@@ -236,4 +238,19 @@ func (c *Console) overviewCSV(w http.ResponseWriter, r *http.Request, s *signedI
 		return err
 	}
 	return rhttp.WriteReportCSV(w, family, rep)
+}
+
+// parallel runs the jobs at once and returns the first error.
+func parallel(jobs ...func() error) error {
+	errs := make(chan error, len(jobs))
+	for _, job := range jobs {
+		go func() { errs <- job() }()
+	}
+	var first error
+	for range jobs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

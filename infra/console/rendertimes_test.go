@@ -65,7 +65,22 @@ func TestConsoleRenderTimes(t *testing.T) {
 	}
 	t.Logf("loaded %d events of %d customers in %s", n, len(customers), time.Since(t0).Round(time.Second))
 	t0 = time.Now()
-	m := apptest.MustOpen(t, func(c *app.Config) { c.DatabaseURL = dbURL; c.MasterKey = master })
+	// The service on the loaded database (not apptest's: it would make a
+	// database of its own first).
+	svc, err := app.New(app.Config{DatabaseURL: dbURL + "&pool_max_conns=8", Addr: "127.0.0.1:0", MasterKey: master,
+		ServeHTTP: true, RunProjections: true, RateLimit: 1e6, RateBurst: 1e6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close(context.Background())
+	_, adminKey, err := svc.APIKeys.Create(ctx, "admin", []string{"admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &apptest.Main{Main: svc, URL: svc.HTTP.URL(), Keys: map[string]string{"admin": adminKey}}
 	wctx, cancel := context.WithTimeout(ctx, 50*time.Minute)
 	defer cancel()
 	if err := m.Engine.WaitForPosition(wctx, last); err != nil {

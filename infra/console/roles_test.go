@@ -175,6 +175,9 @@ func TestConsoleRolesSessionsAndCSRF(t *testing.T) {
 	if p := admin.post("/console/operations/no-such/rebuild", url.Values{"csrf": {token}}); p.Status != http.StatusNotFound {
 		t.Errorf("rebuild of an unknown projection: %d", p.Status)
 	}
+	if p := admin.post("/console/operations/customers/parked/customer-"+id+"/retry", url.Values{"csrf": {token}}); p.Status != http.StatusNotFound || !strings.Contains(p.Body, "no parked stream") {
+		t.Errorf("retry of a stream that is not parked: %d %.300s", p.Status, p.Body)
+	}
 	// Sign-out is a form too: without the token the session lives on.
 	if p := admin.post("/console/sign-out", url.Values{}); p.Status != http.StatusForbidden {
 		t.Errorf("sign-out without token: %d", p.Status)
