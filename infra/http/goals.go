@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,13 +256,18 @@ func viewGoal(g goals.Goal) goalView {
 
 // finite is v, or nil for an undefined figure (JSON cannot carry NaN).
 func finite(v *float64) *float64 {
-	if v == nil || *v != *v || *v > maxFinite || *v < -maxFinite {
+	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
 		return nil
 	}
 	return v
 }
 
-const maxFinite = 1.7976931348623157e308
+// Page sizes of the goal list: each goal costs up to two analytics
+// reports, so pages are smaller than the activity lists'.
+const (
+	defaultGoalLimit = 20
+	maxGoalLimit     = 100
+)
 
 func (s *Server) listGoals(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -279,9 +286,18 @@ func (s *Server) listGoals(w http.ResponseWriter, r *http.Request) error {
 		}
 		params.Figure = q.Get("figure")
 	}
-	list, err := parseListParams(q, goals.Cursor)
-	if err != nil {
-		return err
+	limit := defaultGoalLimit
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > maxGoalLimit {
+			p.fail("limit", "must be a whole number from 1 to %d", maxGoalLimit)
+		} else {
+			limit = n
+		}
+	}
+	cursor := q.Get("cursor")
+	if q.Has("cursor") && !goals.Cursor.Valid(cursor) {
+		p.fail("cursor", badCursor)
 	}
 	if err := p.err(); err != nil {
 		return err
@@ -289,7 +305,7 @@ func (s *Server) listGoals(w http.ResponseWriter, r *http.Request) error {
 	if err := s.awaitPosition(r, s.cfg.Goals.Reads()...); err != nil {
 		return err
 	}
-	page, err := s.cfg.Goals.Goals(r.Context(), params, list.cursor, list.limit)
+	page, err := s.cfg.Goals.Goals(r.Context(), params, cursor, limit)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,9 @@ func (d domainOnlyGoals) Handle(_ context.Context, req commands.GoalRequest) (co
 
 type noGoals struct{}
 
-func (noGoals) Goal(context.Context, uuid.UUID) (goals.Goal, error) { return goals.Goal{}, goals.ErrNotFound }
+func (noGoals) Goal(context.Context, uuid.UUID) (goals.Goal, error) {
+	return goals.Goal{}, goals.ErrNotFound
+}
 func (noGoals) Goals(context.Context, goals.ListParams, string, int) (readmodel.Page[goals.Goal], error) {
 	return readmodel.Page[goals.Goal]{}, nil
 }

@@ -175,8 +175,9 @@ func TestGoalEndpoints(t *testing.T) {
 		fmt.Sprint(list.Items[0]["scope"]) != "map[region:emea]" {
 		t.Errorf("closed goals: %v", list.Items)
 	}
-	if resp := do(http.MethodGet, "/v1/goals?state=archived&figure=mood", analyst, nil, nil); resp.Status != http.StatusUnprocessableEntity ||
-		!slices.Contains(problemFields(t, resp), "state") || !slices.Contains(problemFields(t, resp), "figure") {
+	if resp := do(http.MethodGet, "/v1/goals?state=archived&figure=mood&limit=101&cursor=abc", analyst, nil, nil); resp.Status != http.StatusUnprocessableEntity ||
+		!slices.Contains(problemFields(t, resp), "state") || !slices.Contains(problemFields(t, resp), "figure") ||
+		!slices.Contains(problemFields(t, resp), "limit") || !slices.Contains(problemFields(t, resp), "cursor") {
 		t.Errorf("bad list parameters: %d %s", resp.Status, resp.Body)
 	}
 
