@@ -253,6 +253,7 @@ func TestValueFiguresMatchAnIndependentRecomputation(t *testing.T) {
 		compareReport(t, when, q, all, analytics.Params{From: now.Add(-800 * 24 * time.Hour), To: now})
 	}
 	check("projected")
+	checkReadmeSQL(t, m.Pool, q, all, now)
 	// The API's list filter gives the champions of now.
 	champions := map[string]bool{}
 	values := expectedValues(all, now)
