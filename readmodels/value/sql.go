@@ -16,15 +16,22 @@ import (
 // call, so its cost grows with the population (readmodels/value
 // BenchmarkValue), in exchange for never being stale.
 //
-// A score is 1 + ⌊5 × (customers strictly worse) ÷ (population)⌋, so ties
-// share a score (the lower one: a customer is not ranked above its
-// equals); monetary is ranked within the customer's currency, since
+// A score is ⌈5 × (worse + ties ÷ 2) ÷ population⌉, where worse counts the
+// customers strictly worse and ties those equal (itself included): the
+// quintile of its mid-rank percentile, so equals share a score and a lone
+// customer is in the middle (3), not at an end; monetary is ranked within the customer's currency, since
 // amounts in different currencies do not compare. A purchase refunded in
 // full counts for neither recency nor frequency; monetary is net of
 // refunds.
 var functionSQL = strings.ReplaceAll(functionTemplate, "{segment_cases}", segmentCases())
 
 const functionTemplate = `
+-- The quintile score of a customer ranked rank (1 = the worst, ties
+-- sharing the rank) among n, with ties customers of its value: the
+-- ceiling of 5 × its mid-rank percentile, (rank - 1 + ties / 2) / n.
+CREATE OR REPLACE FUNCTION readmodels.value_score(rank bigint, ties bigint, n bigint) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$ SELECT ((5 * (2 * (rank - 1) + ties) + 2 * n - 1) / (2 * n))::integer $$;
+
 CREATE OR REPLACE FUNCTION readmodels.customer_values(as_of timestamptz DEFAULT now())
 RETURNS TABLE (customer_id uuid, currency text, decimals smallint, active boolean, recency_days integer,
 	frequency integer, monetary bigint, r integer, f integer, m integer, rfm_segment text)
@@ -49,9 +56,10 @@ AS $fn$
 		FROM readmodels.value_customers v LEFT JOIN agg a ON a.customer_id = v.customer_id),
 	scored AS (
 		SELECT b.customer_id,
-			(1 + 5 * (rank() OVER (ORDER BY b.recency_days DESC) - 1) / count(*) OVER ())::integer AS r,
-			(1 + 5 * (rank() OVER (ORDER BY b.frequency) - 1) / count(*) OVER ())::integer AS f,
-			(1 + 5 * (rank() OVER (PARTITION BY b.currency ORDER BY b.monetary) - 1) / count(*) OVER (PARTITION BY b.currency))::integer AS m
+			readmodels.value_score(rank() OVER (ORDER BY b.recency_days DESC), count(*) OVER (PARTITION BY b.recency_days), count(*) OVER ()) AS r,
+			readmodels.value_score(rank() OVER (ORDER BY b.frequency), count(*) OVER (PARTITION BY b.frequency), count(*) OVER ()) AS f,
+			readmodels.value_score(rank() OVER (PARTITION BY b.currency ORDER BY b.monetary), count(*) OVER (PARTITION BY b.currency, b.monetary),
+				count(*) OVER (PARTITION BY b.currency)) AS m
 		FROM base b
 		WHERE b.active AND b.frequency > 0)
 	SELECT b.customer_id, b.currency, b.decimals, b.active, b.recency_days, b.frequency, b.monetary, s.r, s.f, s.m,
