@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/infra/app"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 	"github.com/rapport-crm/rapport/readmodels/sla"
@@ -194,6 +195,10 @@ type serviceFlags struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	// Loyalty points: per whole currency unit of a purchase, and months of
+	// validity.
+	loyaltyPointsPerUnit  int
+	loyaltyValidityMonths int
 }
 
 func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
@@ -214,6 +219,8 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.StringVar(&f.cadence, "cadence", envString("RAPPORT_CADENCE", work.DefaultCadence().String()), "contact cadence in days by tier (A, B, C, none), over the defaults: the work queue contact-due [RAPPORT_CADENCE]")
 	fs.StringVar(&f.logLevel, "log-level", envString("RAPPORT_LOG_LEVEL", "info"), "debug, info, warn or error [RAPPORT_LOG_LEVEL]")
 	fs.StringVar(&f.logFormat, "log-format", envString("RAPPORT_LOG_FORMAT", "json"), "json or text [RAPPORT_LOG_FORMAT]")
+	fs.IntVar(&f.loyaltyPointsPerUnit, "loyalty-points-per-unit", envInt("RAPPORT_LOYALTY_POINTS_PER_UNIT", domain.DefaultPointsPerUnit), "loyalty points a purchase earns per whole currency unit of its net amount, 0 to 1000 (0: none) [RAPPORT_LOYALTY_POINTS_PER_UNIT]")
+	fs.IntVar(&f.loyaltyValidityMonths, "loyalty-validity-months", envInt("RAPPORT_LOYALTY_VALIDITY_MONTHS", domain.DefaultValidityMonths), "months loyalty points stay valid after they were earned, 1 to 1200 [RAPPORT_LOYALTY_VALIDITY_MONTHS]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
 }
 
@@ -252,6 +259,10 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 	if err != nil {
 		return app.Config{}, err
 	}
+	loyalty, err := f.loyalty()
+	if err != nil {
+		return app.Config{}, err
+	}
 	return app.Config{
 		DatabaseURL:     f.databaseURL,
 		EventStore:      f.eventStore,
@@ -267,5 +278,22 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		ServeHTTP:       true,
 		RunProjections:  true,
 		Logger:          logger,
+		Loyalty:         loyalty,
 	}, nil
+}
+
+// loyalty is the points policy the flags give (0 points per unit earns
+// none).
+func (f *serviceFlags) loyalty() (domain.LoyaltyPolicy, error) {
+	switch {
+	case f.loyaltyPointsPerUnit < 0 || f.loyaltyPointsPerUnit > domain.MaxPointsPerUnit:
+		return domain.LoyaltyPolicy{}, fmt.Errorf("loyalty points per unit %d: want 0 to %d", f.loyaltyPointsPerUnit, domain.MaxPointsPerUnit)
+	case f.loyaltyValidityMonths < 1 || f.loyaltyValidityMonths > 1200:
+		return domain.LoyaltyPolicy{}, fmt.Errorf("loyalty validity %d months: want 1 to 1200", f.loyaltyValidityMonths)
+	}
+	p := domain.LoyaltyPolicy{PointsPerUnit: int64(f.loyaltyPointsPerUnit), ValidityMonths: f.loyaltyValidityMonths}
+	if p.PointsPerUnit == 0 {
+		p.PointsPerUnit = -1 // the domain's zero is the default
+	}
+	return p, nil
 }
