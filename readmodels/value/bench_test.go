@@ -63,7 +63,7 @@ func loadValueSynthetic(tb testing.TB, pool *pgxpool.Pool, n int, now time.Time)
 		`ANALYZE ` + c + `, ` + vc + `, ` + vp + `, ` + vl + ``,
 	} {
 		args := []any{now, n}
-		if strings.HasPrefix(sql, "ANALYZE") {
+		if strings.HasPrefix(sql, "ANALYZE") || strings.HasPrefix(sql, "UPDATE") {
 			args = nil
 		}
 		if _, err := pool.Exec(ctx, sql, args...); err != nil {
