@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/infra/app"
 	rcadence "github.com/rapport-crm/rapport/readmodels/cadence"
 	"github.com/rapport-crm/rapport/readmodels/risk"
@@ -201,6 +202,10 @@ type serviceFlags struct {
 	consoleSessionIdle     time.Duration
 	consoleSessionLifetime time.Duration
 	committers             int
+	// Loyalty points: per whole currency unit of a purchase, and months of
+	// validity.
+	loyaltyPointsPerUnit  int
+	loyaltyValidityMonths int
 }
 
 func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
@@ -225,6 +230,8 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.BoolVar(&f.consoleSecureCookies, "console-secure-cookies", envBool("RAPPORT_CONSOLE_SECURE_COOKIES", false), "mark the console's session cookies Secure: set it when TLS ends at a proxy in front of the service [RAPPORT_CONSOLE_SECURE_COOKIES]")
 	fs.DurationVar(&f.consoleSessionIdle, "console-session-idle", envDuration("RAPPORT_CONSOLE_SESSION_IDLE", 30*time.Minute), "a console session unused this long ends [RAPPORT_CONSOLE_SESSION_IDLE]")
 	fs.DurationVar(&f.consoleSessionLifetime, "console-session-lifetime", envDuration("RAPPORT_CONSOLE_SESSION_LIFETIME", 8*time.Hour), "every console session ends this long after sign-in [RAPPORT_CONSOLE_SESSION_LIFETIME]")
+	fs.IntVar(&f.loyaltyPointsPerUnit, "loyalty-points-per-unit", envInt("RAPPORT_LOYALTY_POINTS_PER_UNIT", domain.DefaultPointsPerUnit), "loyalty points a purchase earns per whole currency unit of its net amount, 0 to 1000 (0: none) [RAPPORT_LOYALTY_POINTS_PER_UNIT]")
+	fs.IntVar(&f.loyaltyValidityMonths, "loyalty-validity-months", envInt("RAPPORT_LOYALTY_VALIDITY_MONTHS", domain.DefaultValidityMonths), "months loyalty points stay valid after they were earned, 1 to 1200 [RAPPORT_LOYALTY_VALIDITY_MONTHS]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
 	fs.IntVar(&f.committers, "committers", envInt("RAPPORT_COMMITTERS", 0), "with the embedded event store: append transactions in flight at once, beyond which appends wait and commit together (group commit); 0: the default (8), -1: every append commits alone [RAPPORT_COMMITTERS]")
 }
@@ -267,6 +274,10 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 	if err := rcadence.ValidMaxOutbound(f.maxOutbound); err != nil {
 		return app.Config{}, err
 	}
+	loyalty, err := f.loyalty()
+	if err != nil {
+		return app.Config{}, err
+	}
 	return app.Config{
 		DatabaseURL:     f.databaseURL,
 		EventStore:      f.eventStore,
@@ -286,5 +297,22 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 			SessionIdle: f.consoleSessionIdle, SessionLifetime: f.consoleSessionLifetime},
 		PrivateReaders: os.Getenv("RAPPORT_BENCH_PRIVATE") == "1",
 		Committers:     f.committers,
+		Loyalty:        loyalty,
 	}, nil
+}
+
+// loyalty is the points policy the flags give (0 points per unit earns
+// none).
+func (f *serviceFlags) loyalty() (domain.LoyaltyPolicy, error) {
+	switch {
+	case f.loyaltyPointsPerUnit < 0 || f.loyaltyPointsPerUnit > domain.MaxPointsPerUnit:
+		return domain.LoyaltyPolicy{}, fmt.Errorf("loyalty points per unit %d: want 0 to %d", f.loyaltyPointsPerUnit, domain.MaxPointsPerUnit)
+	case f.loyaltyValidityMonths < 1 || f.loyaltyValidityMonths > 1200:
+		return domain.LoyaltyPolicy{}, fmt.Errorf("loyalty validity %d months: want 1 to 1200", f.loyaltyValidityMonths)
+	}
+	p := domain.LoyaltyPolicy{PointsPerUnit: int64(f.loyaltyPointsPerUnit), ValidityMonths: f.loyaltyValidityMonths}
+	if p.PointsPerUnit == 0 {
+		p.PointsPerUnit = -1 // the domain's zero is the default
+	}
+	return p, nil
 }

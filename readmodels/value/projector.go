@@ -67,6 +67,7 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			decimals      smallint,
 			churned       boolean  NOT NULL DEFAULT false,
 			erased        boolean  NOT NULL DEFAULT false,
+			last_counted_at timestamptz,
 			last_revision bigint   NOT NULL,
 			last_position bigint   NOT NULL
 		);
@@ -255,7 +256,33 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 			return fmt.Errorf("value: points taken: %w", err)
 		}
 	}
-	return upsertCustomers(ctx, tx, order, changes)
+	if err := upsertCustomers(ctx, tx, order, changes); err != nil {
+		return err
+	}
+	if len(purchases) == 0 && len(refunded) == 0 {
+		return nil
+	}
+	// The last purchase not refunded in full, for recency.
+	var touched []uuid.UUID
+	seen := map[uuid.UUID]bool{}
+	for _, p := range purchases {
+		if id := p[0].(uuid.UUID); !seen[id] {
+			seen[id] = true
+			touched = append(touched, id)
+		}
+	}
+	for k := range refunded {
+		if !seen[k.customer] {
+			seen[k.customer] = true
+			touched = append(touched, k.customer)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE value_customers v SET last_counted_at = (
+			SELECT max(p.occurred_at) FROM purchases p WHERE p.customer_id = v.customer_id AND p.amount_minor > p.refunded_minor)
+		WHERE v.customer_id = ANY($1)`, touched); err != nil {
+		return fmt.Errorf("value: last purchases: %w", err)
+	}
+	return nil
 }
 
 func upsertCustomers(ctx context.Context, tx pgx.Tx, order []uuid.UUID, changes map[uuid.UUID]*customerChange) error {

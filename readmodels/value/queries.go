@@ -83,24 +83,52 @@ func (q *Queries) At(now time.Time) *Queries {
 func (*Queries) Reads() []string { return []string{Name} }
 
 // Value returns a customer's value; a customer without purchases has the
-// zero value (frequency 0, no scores).
+// zero value (frequency 0, no scores). Only a customer in the population
+// (active, with a counted purchase in the window) needs the population's
+// ranking; the others are answered from their own rows.
 func (q *Queries) Value(ctx context.Context, id uuid.UUID) (CustomerValue, error) {
-	rows, err := q.pool.Query(ctx, `SELECT currency, decimals, recency_days, frequency, monetary, r, f, m, rfm_segment
-		FROM readmodels.customer_values($1) WHERE customer_id = $2`, q.now(), id)
+	now := q.now()
+	rows, err := q.pool.Query(ctx, `SELECT v.currency, v.decimals,
+			floor(extract(epoch FROM $1::timestamptz - (SELECT max(p.occurred_at) FROM readmodels.purchases p
+				WHERE p.customer_id = v.customer_id AND p.amount_minor > p.refunded_minor AND p.occurred_at <= $1::timestamptz)) / 86400)::integer,
+			w.frequency, w.monetary, NULL::integer, NULL::integer, NULL::integer, NULL::text, NOT v.churned AND w.frequency > 0
+		FROM readmodels.value_customers v CROSS JOIN LATERAL (
+			SELECT (count(*) FILTER (WHERE p.amount_minor > p.refunded_minor))::integer AS frequency,
+				coalesce(sum(p.amount_minor - p.refunded_minor), 0)::bigint AS monetary
+			FROM readmodels.purchases p
+			WHERE p.customer_id = v.customer_id AND p.occurred_at > $1::timestamptz - interval '365 days' AND p.occurred_at <= $1::timestamptz) w
+		WHERE v.customer_id = $2`, now, id)
 	if err != nil {
 		return CustomerValue{}, readmodel.Fail("value: customer value", err)
 	}
-	v, err := pgx.CollectRows(rows, scanValue)
+	var scored bool
+	v, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (CustomerValue, error) { return scanValue(row, &scored) })
 	if err != nil {
 		return CustomerValue{}, readmodel.Fail("value: customer value", err)
 	}
 	if len(v) == 0 {
 		return CustomerValue{Decimals: 2}, nil
 	}
+	own := v[0]
+	if !scored {
+		return own, nil
+	}
+	rows, err = q.pool.Query(ctx, `SELECT currency, decimals, recency_days, frequency, monetary, r, f, m, rfm_segment, true
+		FROM readmodels.customer_values($1) WHERE customer_id = $2`, now, id)
+	if err != nil {
+		return CustomerValue{}, readmodel.Fail("value: customer value", err)
+	}
+	v, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (CustomerValue, error) { return scanValue(row, &scored) })
+	if err != nil {
+		return CustomerValue{}, readmodel.Fail("value: customer value", err)
+	}
+	if len(v) == 0 {
+		return own, nil // the row went between the two reads (a rebuild's switch-over)
+	}
 	return v[0], nil
 }
 
-func scanValue(row pgx.CollectableRow) (CustomerValue, error) {
+func scanValue(row pgx.CollectableRow, scored *bool) (CustomerValue, error) {
 	var (
 		v        CustomerValue
 		currency *string
@@ -109,7 +137,7 @@ func scanValue(row pgx.CollectableRow) (CustomerValue, error) {
 		freq     int32
 		r, f, m  *int32
 	)
-	if err := row.Scan(&currency, &decimals, &recency, &freq, &v.MonetaryMinor, &r, &f, &m, &v.Segment); err != nil {
+	if err := row.Scan(&currency, &decimals, &recency, &freq, &v.MonetaryMinor, &r, &f, &m, &v.Segment, scored); err != nil {
 		return v, err
 	}
 	v.Currency, v.Decimals, v.Frequency = readmodel.Deref(currency), 2, int(freq)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -253,6 +254,7 @@ func TestValueFiguresMatchAnIndependentRecomputation(t *testing.T) {
 		compareReport(t, when, q, all, analytics.Params{From: now.Add(-800 * 24 * time.Hour), To: now})
 	}
 	check("projected")
+	checkReadmeSQL(t, m.Pool, q, all, now)
 	// The API's list filter gives the champions of now.
 	champions := map[string]bool{}
 	values := expectedValues(all, now)
@@ -357,23 +359,42 @@ func expectedValues(all []*xCustomer, now time.Time) map[uuid.UUID]expected {
 	}
 	for _, c := range pop {
 		e := out[c.id]
-		var worseR, worseF, worseM, sameCurrency int
+		var worseR, worseF, worseM, tieR, tieF, tieM, sameCurrency int
 		for _, o := range pop {
 			eo := out[o.id]
-			if *eo.recency > *e.recency {
+			switch {
+			case *eo.recency > *e.recency:
 				worseR++
+			case *eo.recency == *e.recency:
+				tieR++
 			}
-			if eo.frequency < e.frequency {
+			switch {
+			case eo.frequency < e.frequency:
 				worseF++
+			case eo.frequency == e.frequency:
+				tieF++
 			}
 			if o.currency == c.currency {
 				sameCurrency++
-				if eo.monetary < e.monetary {
+				switch {
+				case eo.monetary < e.monetary:
 					worseM++
+				case eo.monetary == e.monetary:
+					tieM++
 				}
 			}
 		}
-		e.r, e.f, e.m = 1+5*worseR/len(pop), 1+5*worseF/len(pop), 1+5*worseM/sameCurrency
+		// The quintile of the mid-rank percentile (worse + ties/2) / n,
+		// in exact arithmetic: ⌈5 × (2·worse + ties) / (2n)⌉.
+		quintile := func(worse, ties, n int) int {
+			q := new(big.Rat).SetFrac64(int64(5*(2*worse+ties)), int64(2*n))
+			c := new(big.Int).Quo(q.Num(), q.Denom())
+			if !q.IsInt() {
+				c.Add(c, big.NewInt(1))
+			}
+			return int(c.Int64())
+		}
+		e.r, e.f, e.m = quintile(worseR, tieR, len(pop)), quintile(worseF, tieF, len(pop)), quintile(worseM, tieM, sameCurrency)
 		e.segment = value.SegmentOf(e.r, e.f, e.m)
 		out[c.id] = e
 	}

@@ -201,7 +201,7 @@ func (g *generator) customer(ctx context.Context) error {
 	end := g.cfg.Now
 	start := end.AddDate(0, 0, -g.cfg.Days)
 	registered := g.randomTime(start, end.Add(-time.Hour))
-	res, err := g.send(ctx, step{at: registered, id: g.commandID(0), cmd: domain.RegisterCustomer{
+	register := domain.RegisterCustomer{
 		Name:     fmt.Sprintf("Customer %d", g.n),
 		Email:    fmt.Sprintf("customer-%d-%d@example.test", g.cfg.Seed, g.n),
 		Phone:    fmt.Sprintf("+1 555 %07d", g.n%10_000_000),
@@ -211,7 +211,8 @@ func (g *generator) customer(ctx context.Context) error {
 		Region:   pick(rng, regions),
 		Industry: pick(rng, industries),
 		Tags:     []string{pick(rng, []string{"newsletter", "vip", "partner", "trial"})},
-	}})
+	}
+	res, err := g.send(ctx, step{at: registered, id: g.commandID(0), cmd: register})
 	if err != nil {
 		return err
 	}
@@ -296,6 +297,10 @@ func (g *generator) customer(ctx context.Context) error {
 			steps[k].id = g.commandID(2000 + k)
 		}
 	}
+	// Purchases come after, with ids of their own, so that the steps above
+	// keep the ids they had before purchases were seeded.
+	steps = append(steps, g.purchaseSteps(register.Region, registered, end)...)
+	slices.SortStableFunc(steps, func(a, b step) int { return a.at.Compare(b.at) })
 	for _, s := range steps {
 		if _, err := g.send(ctx, s); err != nil {
 			return err
