@@ -25,7 +25,9 @@ import (
 //	rapport seed --customers 100000 && rapport projections rebuild --all
 //	RAPPORT_SCALE_DATABASE_URL=postgres://…/db go test -run '^$' -bench Scale -benchtime 1x ./readmodels/analytics/
 //
-// RAPPORT_SCALE_RUNS (default 20) is the number of requests per figure.
+// RAPPORT_SCALE_RUNS (default 20) is the number of requests per figure;
+// RAPPORT_SCALE_FAMILIES and RAPPORT_SCALE_GROUPINGS (comma lists, e.g.
+// "kpis" and "none,month 90 d") narrow the run.
 // It prints p50 and p95 in ms and the ratio of the p95s, with the load
 // average beside them: the machine is shared, only same-run ratios mean
 // much. Groupings other than month cover the default period (90 days up
@@ -76,8 +78,18 @@ func BenchmarkScale(b *testing.B) {
 		{"month 365 d", analytics.Params{From: now.Add(-365 * 24 * time.Hour), To: now, GroupBy: analytics.Month}},
 	}
 	fmt.Fprintf(out, "%-13s %-12s %10s %10s %12s %12s %8s\n", "family", "grouping", "sql p50", "sql p95", "rollups p50", "rollups p95", "p95 ×")
-	for _, f := range analytics.Families() {
+	families := analytics.Families()
+	if s := os.Getenv("RAPPORT_SCALE_FAMILIES"); s != "" {
+		families = nil
+		for _, f := range strings.Split(s, ",") {
+			families = append(families, analytics.Family(f))
+		}
+	}
+	for _, f := range families {
 		for _, g := range groupings {
+			if s := os.Getenv("RAPPORT_SCALE_GROUPINGS"); s != "" && !slices.Contains(strings.Split(s, ","), g.name) {
+				continue
+			}
 			var a, r []time.Duration
 			for i := range runs + 1 {
 				var want, got analytics.Report

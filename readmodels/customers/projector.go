@@ -149,6 +149,12 @@ func (*Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		`CREATE INDEX IF NOT EXISTS customers_status_idx ON customers (status, registered_at, id)`,
 		`CREATE INDEX IF NOT EXISTS customers_team_idx ON customers USING gin (team_members)`,
 	}
+	// The contact-due queue walks one of these per cadence, in the order
+	// of its due dates (work.Queries.ContactDue).
+	for _, t := range [][2]string{{"a", `tier = 'A'`}, {"b", `tier = 'B'`}, {"c", `tier = 'C'`}, {"other", `tier NOT IN ('A', 'B', 'C')`}} {
+		stmts = append(stmts, `CREATE INDEX IF NOT EXISTS customers_contact_due_`+t[0]+`_idx ON customers ((coalesce(last_contact_at, registered_at)), id)
+			WHERE status = 'active' AND `+t[1])
+	}
 	// Substring search on name, email and company uses trigrams when the
 	// pg_trgm extension is installed (migration 00003 installs it where
 	// the server has it); without it, q scans.

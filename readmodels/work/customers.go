@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rapport-crm/rapport/readmodels/cadence"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 )
@@ -42,19 +42,8 @@ func (q *Queries) ContactDue(ctx context.Context, f Filter, limit int, cursor st
 		return readmodel.Page[ContactDue]{}, fmt.Errorf("work: contact-due: %w", err)
 	}
 	now := q.now()
-	b := &builder{}
-	nowArg := b.arg(now)
-	days := b.arg(q.cadence.Array()) + "::integer[]"
-	head := `SELECT c.id, c.name, c.segment, c.tier, c.region, c.registered_at, c.last_contact_at, x.cadence, x.due_since
-		FROM readmodels.customers c
-		CROSS JOIN LATERAL (SELECT ` + cadence.CadenceDaysSQL("c.tier", days) + ` AS cadence,
-			` + cadence.DueAtSQL("c.tier", "coalesce(c.last_contact_at, c.registered_at)", days) + ` AS due_since) x`
-	b.where = append(b.where, "c.status = 'active'", "x.due_since <= "+nowArg+"::timestamptz")
-	b.customer(f)
-	if after != nil {
-		b.add("(x.due_since, c.id) > (?, "+b.arg(after.ID)+")", after.At)
-	}
-	rows, err := q.pool.Query(ctx, b.sql(head, "x.due_since, c.id", limit), b.args...)
+	sql, args := q.contactDueSQL(f, after, now, limit)
+	rows, err := q.pool.Query(ctx, sql, args...)
 	items, err := collect(rows, err, func(row pgx.CollectableRow) (ContactDue, error) {
 		var (
 			d       ContactDue
@@ -72,6 +61,45 @@ func (q *Queries) ContactDue(ctx context.Context, f Filter, limit int, cursor st
 	return readmodel.PageOf(items, limit, ContactDueCursor, func(d ContactDue) readmodel.Key {
 		return readmodel.Key{At: d.DueSince, ID: d.Customer.ID}
 	}), nil
+}
+
+// contactDueSQL is the contact-due queue's query: one branch per cadence
+// (tiers A, B and C, and every other tier), each walking its partial
+// index customers_contact_due_*_idx in the order of
+// coalesce(last_contact_at, registered_at), which within one cadence is
+// the order of due_since, and the first limit+1 of their merge. The
+// conditions on due_since move to that column (due_since <= now is
+// base <= now − (cadence+1) × 24 h), so the index answers them.
+func (q *Queries) contactDueSQL(f Filter, after *readmodel.Key, now time.Time, limit int) (string, []any) {
+	b := &builder{}
+	b.customer(f)
+	common := ""
+	for _, w := range b.where {
+		common += " AND " + w
+	}
+	nowArg, limitArg := b.arg(now), b.arg(limit+1)
+	var atArg, idArg string
+	if after != nil {
+		atArg, idArg = b.arg(after.At), b.arg(after.ID)
+	}
+	const base = `coalesce(c.last_contact_at, c.registered_at)`
+	var branches []string
+	for _, class := range []struct{ cond, tier string }{
+		{`c.tier = 'A'`, "A"}, {`c.tier = 'B'`, "B"}, {`c.tier = 'C'`, "C"}, {`c.tier NOT IN ('A', 'B', 'C')`, ""},
+	} {
+		k := b.arg(int32(q.cadence.Days(class.tier)))
+		lag := `(` + k + `::integer + 1) * interval '24 hours'`
+		cursor := ""
+		if after != nil {
+			cursor = ` AND (` + base + `, c.id) > (` + atArg + `::timestamptz - ` + lag + `, ` + idArg + `::uuid)`
+		}
+		branches = append(branches, `(SELECT c.id, c.name, c.segment, c.tier, c.region, c.registered_at, c.last_contact_at,
+			`+k+`::integer AS cadence, `+base+` + `+lag+` AS due_since
+			FROM readmodels.customers c
+			WHERE c.status = 'active' AND `+class.cond+` AND `+base+` <= `+nowArg+`::timestamptz - `+lag+common+cursor+`
+			ORDER BY `+base+`, c.id LIMIT `+limitArg+`)`)
+	}
+	return `SELECT * FROM (` + strings.Join(branches, "\n\t\tUNION ALL ") + `) u ORDER BY u.due_since, u.id LIMIT ` + limitArg, b.args
 }
 
 // AtRiskFilter narrows the at-risk queue.
