@@ -412,6 +412,9 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 		if _, err := tx.Exec(ctx, moveFollowUps, mID, mDim, mOld, mNew); err != nil {
 			return fmt.Errorf("rollups: re-key %d customers' follow-ups: %w", len(moved), err)
 		}
+		if _, err := tx.Exec(ctx, pruneEmptyDays, mDim, mOld); err != nil {
+			return fmt.Errorf("rollups: prune the emptied days of %d customers' old keys: %w", len(moved), err)
+		}
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO rollup_customers AS c (id, segment, tier, region, account_manager)
@@ -438,6 +441,22 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 	}
 	return nil
 }
+
+// pruneEmptyDays deletes the day rows that re-keying left at zero under
+// the old keys (dim, key): a row of zeros means what no row means, and
+// without the delete the tables would depend on how the log was batched
+// (a rebuild that folds a customer's reclassification into the same batch
+// as its facts never writes the zeros), so a rebuild would not equal the
+// live tables row for row.
+const pruneEmptyDays = `
+	WITH old AS (SELECT DISTINCT dim, key FROM unnest($1::text[], $2::text[]) AS o(dim, key)),
+	s AS (DELETE FROM survey_days d USING old o WHERE d.dim = o.dim AND d.key = o.key
+		AND d.responses = 0 AND d.csat_n = 0 AND d.csat_top = 0 AND d.csat_sum = 0
+		AND d.nps_n = 0 AND d.promoters = 0 AND d.detractors = 0),
+	sp AS (DELETE FROM spell_days d USING old o WHERE d.dim = o.dim AND d.key = o.key
+		AND d.starts = 0 AND d.ends = 0)
+	DELETE FROM followup_days d USING old o WHERE d.dim = o.dim AND d.key = o.key
+		AND d.due = 0 AND d.settled = 0`
 
 // signedSums are the satisfaction sums of surveys f, each counted
 // x.sign times (+1 added, -1 taken away).
