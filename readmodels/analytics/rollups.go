@@ -25,8 +25,11 @@ var rollupReads = map[Family][]string{
 	Satisfaction: {rollups.Name},
 	Churn:        {rollups.Name},
 	Complaints:   {rollups.Name},
-	Contacts:     {rollups.Name},
-	KPIs:         {rollups.Name},
+	// Contacts are answered by the documented SQL (see rollupQuery), with
+	// the groups from the rollups' keys, so they and the KPIs that include
+	// them read both.
+	Contacts: append([]string{rollups.Name}, reads[Contacts]...),
+	KPIs:     append([]string{rollups.Name}, reads[Contacts]...),
 }
 
 // rollupKeys lists the groups of a customer attribute, as the directory's
