@@ -12,8 +12,9 @@ import (
 )
 
 // notReadModelQueries are the GET routes that read no read model: the
-// log (auditors), the engine's bookkeeping, or nothing at all.
-var notReadModelQueries = []string{"healthz", "readyz", "metrics", "openapi", "getEvents", "getStateAsOf", "verifyHistory", "listProjections", "getGoalHistory"}
+// log (auditors, the goals' history and the routing rules), the engine's
+// bookkeeping, or nothing at all.
+var notReadModelQueries = []string{"healthz", "readyz", "metrics", "openapi", "getEvents", "getStateAsOf", "verifyHistory", "listProjections", "getGoalHistory", "getComplaintRouting"}
 
 // TestQueriesBeforeReadModelsExist is a cold start: no projector has
 // created its tables yet (here none runs, so they never do). Every query
