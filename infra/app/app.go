@@ -24,6 +24,7 @@ import (
 	"github.com/rapport-crm/rapport/infra/esdb"
 	rhttp "github.com/rapport-crm/rapport/infra/http"
 	"github.com/rapport-crm/rapport/infra/postgres"
+	"github.com/rapport-crm/rapport/infra/webhooks"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/audit"
 	"github.com/rapport-crm/rapport/readmodels/complaints"
@@ -72,6 +73,8 @@ type Config struct {
 	// project do; the tools do not, they only read their status).
 	RunProjections bool
 	Logger         *slog.Logger
+	// Webhooks configures the webhook deliverer.
+	Webhooks WebhookSettings
 }
 
 func (c *Config) setDefaults() {
@@ -162,6 +165,9 @@ type Main struct {
 	HTTP     *rhttp.Server
 	Registry *prometheus.Registry
 	Engine   *projections.Engine
+	// Webhooks keeps the webhook subscriptions; Deliverer sends them.
+	Webhooks  *webhooks.Store
+	Deliverer *webhooks.Deliverer
 
 	closers         []func(context.Context) error
 	projectionsDone chan struct{}
@@ -260,6 +266,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.cfg.RunProjections {
 		m.startProjections(ctx)
 	}
+	if err := m.openWebhooks(ctx); err != nil {
+		return err
+	}
 	if !m.cfg.ServeHTTP {
 		return nil
 	}
@@ -293,8 +302,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			{Name: "event store", Check: m.pingEventStore},
 			{Name: "projectors", Check: m.projectorsRunning},
 		},
-		Logger: logger,
-		Feed:   m.feedQueries(),
+		Logger:   logger,
+		Feed:     m.feedQueries(),
+		Webhooks: webhookAdmin{Store: m.Webhooks, feed: m.feedQueries(), deliverer: m.Deliverer},
 	})
 	if err != nil {
 		return err

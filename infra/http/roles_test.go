@@ -32,6 +32,10 @@ var allowedRoles = map[string][]string{
 	"listContactDue": {"writer", "analyst"}, "listAtRisk": {"writer", "analyst"},
 	// Operators.
 	"listProjections": {}, "rebuildProjection": {}, "retryParkedStream": {}, "metrics": {},
+	// The change feed: apps and analysts; webhooks: admin only.
+	"getFeed":       {"writer", "analyst"},
+	"createWebhook": {}, "listWebhooks": {}, "getWebhook": {}, "deleteWebhook": {}, "rotateWebhookSecret": {},
+	"enableWebhook": {}, "disableWebhook": {}, "listWebhookDeliveries": {}, "replayWebhook": {},
 }
 
 var publicRoutes = []string{"healthz", "readyz"}

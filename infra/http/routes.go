@@ -26,6 +26,7 @@ func (s *Server) routeTable() []Route {
 	routes = append(routes, s.historyRoutes()...)
 	routes = append(routes, s.projectionRoutes()...)
 	routes = append(routes, s.feedRoutes()...)
+	routes = append(routes, s.webhookRoutes()...)
 	return routes
 }
 

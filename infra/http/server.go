@@ -99,6 +99,8 @@ type Config struct {
 	Logger            *slog.Logger
 	// Feed reads the change feed (GET /v1/feed); served when set.
 	Feed FeedQueries
+	// Webhooks manages webhook subscriptions (/v1/webhooks, admin).
+	Webhooks WebhookAdmin
 }
 
 func (c *Config) setDefaults() {
