@@ -194,6 +194,8 @@ type serviceFlags struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	webhookTargets  string
+	webhookTimeout  time.Duration
 }
 
 func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
@@ -215,6 +217,8 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.StringVar(&f.logLevel, "log-level", envString("RAPPORT_LOG_LEVEL", "info"), "debug, info, warn or error [RAPPORT_LOG_LEVEL]")
 	fs.StringVar(&f.logFormat, "log-format", envString("RAPPORT_LOG_FORMAT", "json"), "json or text [RAPPORT_LOG_FORMAT]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
+	fs.StringVar(&f.webhookTargets, "webhook-allow-targets", envString("RAPPORT_WEBHOOK_ALLOW_TARGETS", ""), "CIDR ranges webhooks may reach although private, loopback or link-local, comma-separated [RAPPORT_WEBHOOK_ALLOW_TARGETS]")
+	fs.DurationVar(&f.webhookTimeout, "webhook-timeout", envDuration("RAPPORT_WEBHOOK_TIMEOUT", 10*time.Second), "longest one webhook delivery may take [RAPPORT_WEBHOOK_TIMEOUT]")
 }
 
 func (f *serviceFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -252,6 +256,10 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 	if err != nil {
 		return app.Config{}, err
 	}
+	allowTargets, err := parsePrefixes(f.webhookTargets)
+	if err != nil {
+		return app.Config{}, err
+	}
 	return app.Config{
 		DatabaseURL:     f.databaseURL,
 		EventStore:      f.eventStore,
@@ -267,5 +275,6 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		ServeHTTP:       true,
 		RunProjections:  true,
 		Logger:          logger,
+		Webhooks:        app.WebhookSettings{AllowTargets: allowTargets, Timeout: f.webhookTimeout},
 	}, nil
 }
