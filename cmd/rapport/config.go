@@ -196,6 +196,7 @@ type serviceFlags struct {
 	shutdownTimeout time.Duration
 	webhookTargets  string
 	webhookTimeout  time.Duration
+	brokers         string
 }
 
 func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
@@ -219,6 +220,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
 	fs.StringVar(&f.webhookTargets, "webhook-allow-targets", envString("RAPPORT_WEBHOOK_ALLOW_TARGETS", ""), "CIDR ranges webhooks may reach although private, loopback or link-local, comma-separated [RAPPORT_WEBHOOK_ALLOW_TARGETS]")
 	fs.DurationVar(&f.webhookTimeout, "webhook-timeout", envDuration("RAPPORT_WEBHOOK_TIMEOUT", 10*time.Second), "longest one webhook delivery may take [RAPPORT_WEBHOOK_TIMEOUT]")
+	fs.StringVar(&f.brokers, "brokers", envString("RAPPORT_BROKERS", ""), "broker URLs the change feed is published to, comma-separated: nats://host:4222?stream=RAPPORT&subject=rapport.events, amqp://user:pass@host:5672/?exchange=rapport.events [RAPPORT_BROKERS]")
 }
 
 func (f *serviceFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -276,5 +278,6 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		RunProjections:  true,
 		Logger:          logger,
 		Webhooks:        app.WebhookSettings{AllowTargets: allowTargets, Timeout: f.webhookTimeout},
+		Brokers:         strings.Split(f.brokers, ","),
 	}, nil
 }

@@ -75,6 +75,9 @@ type Config struct {
 	Logger         *slog.Logger
 	// Webhooks configures the webhook deliverer.
 	Webhooks WebhookSettings
+	// Brokers are the URLs of the brokers the change feed is published to
+	// (nats://… JetStream, amqp://… RabbitMQ).
+	Brokers []string
 }
 
 func (c *Config) setDefaults() {
@@ -267,6 +270,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.startProjections(ctx)
 	}
 	if err := m.openWebhooks(ctx); err != nil {
+		return err
+	}
+	if err := m.startBrokers(ctx); err != nil {
 		return err
 	}
 	if !m.cfg.ServeHTTP {
