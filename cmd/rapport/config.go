@@ -206,6 +206,9 @@ type serviceFlags struct {
 	// validity.
 	loyaltyPointsPerUnit  int
 	loyaltyValidityMonths int
+	webhookTargets        string
+	webhookTimeout        time.Duration
+	brokers               string
 }
 
 func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
@@ -234,6 +237,9 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.IntVar(&f.loyaltyValidityMonths, "loyalty-validity-months", envInt("RAPPORT_LOYALTY_VALIDITY_MONTHS", domain.DefaultValidityMonths), "months loyalty points stay valid after they were earned, 1 to 1200 [RAPPORT_LOYALTY_VALIDITY_MONTHS]")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDuration("RAPPORT_SHUTDOWN_TIMEOUT", 30*time.Second), "how long requests in flight may finish on shutdown [RAPPORT_SHUTDOWN_TIMEOUT]")
 	fs.IntVar(&f.committers, "committers", envInt("RAPPORT_COMMITTERS", 0), "with the embedded event store: append transactions in flight at once, beyond which appends wait and commit together (group commit); 0: the default (8), -1: every append commits alone [RAPPORT_COMMITTERS]")
+	fs.StringVar(&f.webhookTargets, "webhook-allow-targets", envString("RAPPORT_WEBHOOK_ALLOW_TARGETS", ""), "CIDR ranges webhooks may reach although private, loopback or link-local, comma-separated [RAPPORT_WEBHOOK_ALLOW_TARGETS]")
+	fs.DurationVar(&f.webhookTimeout, "webhook-timeout", envDuration("RAPPORT_WEBHOOK_TIMEOUT", 10*time.Second), "longest one webhook delivery may take [RAPPORT_WEBHOOK_TIMEOUT]")
+	fs.StringVar(&f.brokers, "brokers", envString("RAPPORT_BROKERS", ""), "broker URLs the change feed is published to, comma-separated: nats://host:4222?stream=RAPPORT&subject=rapport.events, amqp://user:pass@host:5672/?exchange=rapport.events [RAPPORT_BROKERS]")
 }
 
 func (f *serviceFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -278,6 +284,10 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 	if err != nil {
 		return app.Config{}, err
 	}
+	allowTargets, err := parsePrefixes(f.webhookTargets)
+	if err != nil {
+		return app.Config{}, err
+	}
 	return app.Config{
 		DatabaseURL:     f.databaseURL,
 		EventStore:      f.eventStore,
@@ -298,6 +308,8 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		PrivateReaders: os.Getenv("RAPPORT_BENCH_PRIVATE") == "1",
 		Committers:     f.committers,
 		Loyalty:        loyalty,
+		Webhooks:       app.WebhookSettings{AllowTargets: allowTargets, Timeout: f.webhookTimeout},
+		Brokers:        strings.Split(f.brokers, ","),
 	}, nil
 }
 

@@ -77,6 +77,7 @@ func commandList() []command {
 		{"project", "run the projectors without the HTTP API", runProject},
 		{"projections", "status, rebuild and verify the projectors", runProjections},
 		{"audit", "verify hash chains and replay a customer's history", runAudit},
+		{"webhooks", "create, list, rotate, enable, replay and delete webhook subscriptions", runWebhooks},
 		{"seed", "generate a realistic data set through the command layer", runSeed},
 		{"bench", "drive a realistic load over HTTP and report throughput, latency and lag", runBench},
 	}

@@ -41,6 +41,8 @@ func TestEverySubcommandTakesFlagsAfterArguments(t *testing.T) {
 		{"audit", "replay", id},
 		{"seed", "extra"},
 		{"bench", "extra"},
+		{"webhooks", "list", "extra"},
+		{"webhooks", "replay", id},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

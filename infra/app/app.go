@@ -24,6 +24,7 @@ import (
 	"github.com/rapport-crm/rapport/infra/esdb"
 	rhttp "github.com/rapport-crm/rapport/infra/http"
 	"github.com/rapport-crm/rapport/infra/postgres"
+	"github.com/rapport-crm/rapport/infra/webhooks"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/audit"
 	rcadence "github.com/rapport-crm/rapport/readmodels/cadence"
@@ -87,6 +88,11 @@ type Config struct {
 	// flight; beyond it appends commit together (postgres.EventStoreConfig).
 	// 0: the store's default; negative: no group commit.
 	Committers int
+	// Webhooks configures the webhook deliverer.
+	Webhooks WebhookSettings
+	// Brokers are the URLs of the brokers the change feed is published to
+	// (nats://… JetStream, amqp://… RabbitMQ).
+	Brokers []string
 }
 
 func (c *Config) setDefaults() {
@@ -192,6 +198,9 @@ type Main struct {
 	Engine   *projections.Engine
 	// Goals handles the goal commands.
 	Goals *commands.Goals
+	// Webhooks keeps the webhook subscriptions; Deliverer sends them.
+	Webhooks  *webhooks.Store
+	Deliverer *webhooks.Deliverer
 
 	closers         []func(context.Context) error
 	projectionsDone chan struct{}
@@ -297,6 +306,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.cfg.RunProjections {
 		m.startProjections(ctx)
 	}
+	if err := m.openWebhooks(ctx); err != nil {
+		return err
+	}
+	if err := m.startBrokers(ctx); err != nil {
+		return err
+	}
 	if !m.cfg.ServeHTTP {
 		return nil
 	}
@@ -335,6 +350,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Feed:         m.feedQueries(),
 		Routing:      m.Routing,
 		RoutingRules: m.routingQueries(),
+		Webhooks:     webhookAdmin{Store: m.Webhooks, feed: m.feedQueries(), deliverer: m.Deliverer},
 	}
 	m.wireGoals(&httpCfg)
 	if httpCfg.Console, err = m.consoleHandler(httpCfg); err != nil {

@@ -316,6 +316,22 @@ func TestOpenAPITraffic(t *testing.T) {
 	do(http.MethodPost, base+"/contacts", writer, contact, nil, http.StatusGone)
 	readBack()
 
+	// Webhooks: the whole admin API (a documentation-range target, which
+	// no delivery reaches).
+	hook := do(http.MethodPost, "/v1/webhooks", admin, map[string]any{"url": "http://203.0.113.10/hook", "event_types": []string{"complaint.filed.v1"}, "description": "traffic"}, nil, http.StatusCreated)
+	hookPath := "/v1/webhooks/" + field(hook, "id")
+	do(http.MethodPost, "/v1/webhooks", admin, map[string]any{"url": "http://127.0.0.1/hook"}, nil, http.StatusUnprocessableEntity)
+	do(http.MethodGet, "/v1/webhooks", admin, nil, nil, http.StatusOK)
+	do(http.MethodGet, hookPath, admin, nil, nil, http.StatusOK)
+	do(http.MethodPost, hookPath+"/secret", admin, nil, nil, http.StatusOK)
+	do(http.MethodPost, hookPath+"/disable", admin, nil, nil, http.StatusOK)
+	do(http.MethodPost, hookPath+"/enable", admin, nil, nil, http.StatusOK)
+	do(http.MethodPost, hookPath+"/replay", admin, map[string]any{"from_position": 0}, nil, http.StatusAccepted)
+	do(http.MethodGet, hookPath+"/deliveries?limit=5", admin, nil, nil, http.StatusOK)
+	do(http.MethodGet, hookPath+"/deliveries?state=lost", admin, nil, nil, http.StatusUnprocessableEntity)
+	do(http.MethodDelete, hookPath, admin, nil, nil, http.StatusNoContent)
+	do(http.MethodGet, hookPath, admin, nil, nil, http.StatusNotFound)
+
 	// Rate limit: a service whose keys may send one request.
 	limited := apptest.MustOpen(t, func(c *app.Config) { c.RateLimit, c.RateBurst = 0.01, 1 })
 	limited.Client.Transport = transport

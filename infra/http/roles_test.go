@@ -39,6 +39,10 @@ var allowedRoles = map[string][]string{
 	"listProjections": {}, "rebuildProjection": {}, "retryParkedStream": {}, "metrics": {},
 	// Complaint routing rules: admins only.
 	"getComplaintRouting": {}, "setComplaintRouting": {},
+	// The change feed: apps and analysts; webhooks: admin only.
+	"getFeed":       {"writer", "analyst"},
+	"createWebhook": {}, "listWebhooks": {}, "getWebhook": {}, "deleteWebhook": {}, "rotateWebhookSecret": {},
+	"enableWebhook": {}, "disableWebhook": {}, "listWebhookDeliveries": {}, "replayWebhook": {},
 }
 
 var publicRoutes = []string{"healthz", "readyz"}

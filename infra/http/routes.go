@@ -30,6 +30,7 @@ func (s *Server) routeTable() []Route {
 	routes = append(routes, s.staffRoutes()...)
 	routes = append(routes, s.feedRoutes()...)
 	routes = append(routes, s.routingRoutes()...)
+	routes = append(routes, s.webhookRoutes()...)
 	return routes
 }
 

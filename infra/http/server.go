@@ -118,6 +118,8 @@ type Config struct {
 	// (/v1/routing/complaints, admin); served when both are set.
 	Routing      RoutingCommands
 	RoutingRules RoutingQueries
+	// Webhooks manages webhook subscriptions (/v1/webhooks, admin).
+	Webhooks WebhookAdmin
 }
 
 func (c *Config) setDefaults() {

@@ -1,0 +1,8 @@
+package webhooks_test
+
+import (
+	"bytes"
+	"io"
+)
+
+func nopBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
