@@ -110,6 +110,13 @@ func classify(ctx context.Context, op string, err error) error {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
 		return fmt.Errorf("esdb: %s: %w: %w", op, eventstore.ErrUnavailable, err)
 	}
+	// A gRPC stream whose connection broke answers Send with a bare io.EOF
+	// (the cause only reaches Recv), which the client wraps with code 0:
+	// the request may or may not have reached the node, so the outcome is
+	// unknown, as for a closed connection (TestRestartUnderLoad met it).
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("esdb: %s: %w: %w", op, eventstore.ErrUnavailable, err)
+	}
 	return fmt.Errorf("esdb: %s: %w", op, err)
 }
 
