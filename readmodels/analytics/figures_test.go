@@ -577,7 +577,7 @@ func checkReadmeSQL(t *testing.T, m *apptest.Main, want map[string]any) {
 			t.Errorf("README: no SQL computes %s", name)
 		}
 	}
-	if examples != 3 {
+	if examples != 4 {
 		t.Errorf("README: %d worked examples ran", examples)
 	}
 }
