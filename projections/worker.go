@@ -379,14 +379,14 @@ func (w *worker) decode(ctx context.Context, b *batch) {
 func (w *worker) apply(ctx context.Context, b *batch) error {
 	start := time.Now()
 	for {
-		if b.decodeErr != nil && (IsTransient(b.decodeErr) || ctx.Err() != nil) {
+		if b.decodeErr != nil && (IsTransient(b.decodeErr) || cancelled(b.decodeErr) || ctx.Err() != nil) {
 			b.decoded, b.decodeErr = nil, nil // decode again
 		}
 		w.decode(ctx, b)
 		if b.decodeErr == nil {
 			break
 		}
-		if IsTransient(b.decodeErr) || ctx.Err() != nil {
+		if IsTransient(b.decodeErr) || cancelled(b.decodeErr) || ctx.Err() != nil {
 			return b.decodeErr
 		}
 		// Commit what comes before the undecodable event, park its
@@ -592,4 +592,13 @@ func newWatermillLogger(logger *slog.Logger) watermill.LoggerAdapter {
 	return watermill.NewSlogLoggerWithLevelMapping(logger, map[slog.Level]slog.Level{
 		slog.LevelInfo: slog.LevelDebug,
 	})
+}
+
+// cancelled reports a decode that failed because some context ended — a
+// key load shared with a caller going away, a shutdown reaching the key
+// store before the worker — rather than because of the event: it says
+// nothing about the event, so it must never park its stream (the batch is
+// decoded again).
+func cancelled(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
