@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
@@ -263,10 +262,20 @@ func TestSubscriberMoreFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The horizon is the whole cluster's oldest transaction in flight, so a
+	// long transaction in another database (a parallel test package) can
+	// hold the reader back mid-backlog: it then says it has caught up with
+	// what is visible, and says so once.
 	var flags []bool
-	for range 120 {
-		m := nextEvent(t, ch)
-		flags = append(flags, m.Metadata.Get(projections.MetadataMore) == "true")
+	caughtUpEarly := false
+	for len(flags) < 120 {
+		m := receive(t, ch)
+		switch m.Metadata.Get(projections.MetadataKind) {
+		case projections.KindEvent:
+			flags = append(flags, m.Metadata.Get(projections.MetadataMore) == "true")
+		case projections.KindCaughtUp:
+			caughtUpEarly = true
+		}
 		m.Ack()
 	}
 	// The backlog is read ahead across store pages, so events say more is
@@ -280,6 +289,10 @@ func TestSubscriberMoreFlag(t *testing.T) {
 	if trues < 110 {
 		t.Fatalf("more flags: %d of 120 true", trues)
 	}
+	if caughtUpEarly {
+		t.Log("the horizon held the reader back mid-backlog; the caught-up notice came before the backlog's end")
+		return
+	}
 	// A checkpoint may come first when the store's horizon made the reader
 	// wait (a loaded machine); it is no event. Then the caught-up notice.
 	m := receive(t, ch)
@@ -291,5 +304,4 @@ func TestSubscriberMoreFlag(t *testing.T) {
 		t.Fatalf("after the backlog: %v, want the caught-up notice saying nothing more is ready", m.Metadata)
 	}
 	m.Ack()
-	_ = strconv.Itoa
 }
