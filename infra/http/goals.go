@@ -15,6 +15,7 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/readmodels/audit"
 	"github.com/rapport-crm/rapport/readmodels/goals"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
 )
@@ -31,9 +32,11 @@ type GoalHandler interface {
 	Handle(ctx context.Context, req commands.GoalRequest) (commands.GoalResult, error)
 }
 
-// GoalAuditor reads a goal's history from the event log (goals.Auditor).
+// GoalAuditor reads a goal's history from the event log: the auditor of
+// every audited stream (audit.Auditor), so a goal's events and chain are
+// read and verified exactly as a customer's.
 type GoalAuditor interface {
-	History(ctx context.Context, id uuid.UUID) (goals.History, error)
+	History(ctx context.Context, stream string) (audit.History, error)
 }
 
 // The goal request bodies (PRODUCT.md "Goals"). Times are strings so that
@@ -236,6 +239,16 @@ type goalView struct {
 	CloseReason    *string       `json:"close_reason"`
 	Revision       uint64        `json:"revision"`
 	Position       uint64        `json:"position"`
+	// Stale: the goals projector parked the goal's stream on an event it
+	// could not apply, so the goal is shown in its last good state
+	// (PRODUCT.md, Operational guarantees).
+	Stale bool `json:"stale,omitempty"`
+}
+
+// staleGoal says whether the goal's row is stale: its stream parked by
+// the goals projector (no other projector reads goal streams).
+func (s *Server) staleGoal(r *http.Request, id uuid.UUID) (bool, error) {
+	return s.staleStream(r, domain.GoalStreamName(id), goals.Name)
 }
 
 func viewGoal(g goals.Goal) goalView {
@@ -309,7 +322,18 @@ func (s *Server) listGoals(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pageBody(page, viewGoal))
+	stale := make(map[uuid.UUID]bool, len(page.Items))
+	for i := range page.Items {
+		id := page.Items[i].ID
+		if stale[id], err = s.staleGoal(r, id); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, pageBody(page, func(g goals.Goal) goalView {
+		v := viewGoal(g)
+		v.Stale = stale[g.ID]
+		return v
+	}))
 	return nil
 }
 
@@ -328,8 +352,12 @@ func (s *Server) getGoal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	v := viewGoal(g)
+	if v.Stale, err = s.staleGoal(r, id); err != nil {
+		return err
+	}
 	w.Header().Set("ETag", etag(g.Revision))
-	writeJSON(w, http.StatusOK, viewGoal(g))
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -337,14 +365,10 @@ func (s *Server) getGoal(w http.ResponseWriter, r *http.Request) error {
 type goalHistoryView struct {
 	GoalID   uuid.UUID     `json:"goal_id"`
 	Intact   bool          `json:"intact"`
-	BrokenAt *goalBreak    `json:"broken_at"`
-	Events   []goals.Event `json:"events"`
-}
-
-type goalBreak struct {
-	Revision uint64    `json:"revision"`
-	EventID  uuid.UUID `json:"event_id"`
-	Reason   string    `json:"reason"`
+	BrokenAt *audit.Break  `json:"broken_at"`
+	Events   []audit.Event `json:"events"`
+	// LastHash is the chain's head, to anchor or compare with an anchor.
+	LastHash string `json:"last_hash,omitempty"`
 }
 
 func (s *Server) getGoalHistory(w http.ResponseWriter, r *http.Request) error {
@@ -352,17 +376,14 @@ func (s *Server) getGoalHistory(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h, err := s.cfg.GoalAuditor.History(r.Context(), id)
-	if errors.Is(err, goals.ErrGoalNotFound) {
+	h, err := s.cfg.GoalAuditor.History(r.Context(), domain.GoalStreamName(id))
+	if errors.Is(err, audit.ErrStreamNotFound) {
 		return newProblem(http.StatusNotFound, domain.ReasonGoalNotFound, "goal not found")
 	}
 	if err != nil {
 		return err
 	}
-	view := goalHistoryView{GoalID: id, Intact: h.Intact, Events: h.Events}
-	if h.BrokenAt != nil {
-		view.BrokenAt = &goalBreak{Revision: h.BrokenAt.Revision, EventID: h.BrokenAt.EventID, Reason: h.BrokenAt.Reason}
-	}
-	writeJSON(w, http.StatusOK, view)
+	v := h.Verification
+	writeJSON(w, http.StatusOK, goalHistoryView{GoalID: id, Intact: v.Intact, BrokenAt: v.BrokenAt, Events: h.Events, LastHash: v.LastHash})
 	return nil
 }
