@@ -146,6 +146,22 @@ func BenchmarkGoalsOnADatabase(b *testing.B) {
 		slices.Sort(ds)
 		b.Logf("%-52s p50 %8.1f ms  p95 %8.1f ms  (%d runs)", name, ms(ds[len(ds)/2]), ms(ds[(len(ds)*95+99)/100-1]), runs)
 	}
+	// What each goal costs alone (its two reports), to see which figures
+	// are slow.
+	page, err := fastGoals.Goals(ctx, goals.ListParams{}, "", 20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, g := range page.Items {
+		t := time.Now()
+		if _, err := fastGoals.Goal(ctx, g.ID); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("one goal: %-24s %-10s %8.1f ms", g.Figure, g.Scope, ms(time.Since(t)))
+	}
+	if os.Getenv("RAPPORT_BENCH_PER_GOAL") != "" {
+		return
+	}
 	b.ResetTimer()
 	for range b.N {
 		measure("GET /v1/goals (20 goals, rollups)", 20, list(fastGoals))
