@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -37,6 +38,8 @@ type GoalHandler interface {
 // read and verified exactly as a customer's.
 type GoalAuditor interface {
 	History(ctx context.Context, stream string) (audit.History, error)
+	ParseAnchorEntry(entry string) (audit.StreamHead, error)
+	VerifyStreamAnchored(ctx context.Context, stream string, head audit.StreamHead) (audit.Verification, error)
 }
 
 // The goal request bodies (PRODUCT.md "Goals"). Times are strings so that
@@ -369,21 +372,52 @@ type goalHistoryView struct {
 	Events   []audit.Event `json:"events"`
 	// LastHash is the chain's head, to anchor or compare with an anchor.
 	LastHash string `json:"last_hash,omitempty"`
+	// Anchor is the anchored head checked, with ?anchor=.
+	Anchor *audit.AnchorCheck `json:"anchor,omitempty"`
 }
 
+// getGoalHistory answers the goal's events and whether its chain holds;
+// with ?anchor=ENTRY (the goal's entry of `rapport audit anchor`) also
+// whether the stream still reaches the head anchored then, as a
+// customer's verification does: a cut tail or a rollback shows.
 func (s *Server) getGoalHistory(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id", domain.ReasonGoalNotFound)
 	if err != nil {
 		return err
 	}
-	h, err := s.cfg.GoalAuditor.History(r.Context(), domain.GoalStreamName(id))
-	if errors.Is(err, audit.ErrStreamNotFound) {
+	stream := domain.GoalStreamName(id)
+	var head *audit.StreamHead
+	if entry := r.URL.Query().Get("anchor"); entry != "" {
+		h, err := s.cfg.GoalAuditor.ParseAnchorEntry(entry)
+		if err == nil && h.StreamName() != stream {
+			err = fmt.Errorf("%w: the entry is for %s", audit.ErrInvalidAnchor, h.StreamName())
+		}
+		if errors.Is(err, audit.ErrInvalidAnchor) {
+			return invalidFields(FieldError{Field: "anchor", Message: "must be this goal's entry of an anchor this service signed: " + err.Error()})
+		}
+		if err != nil {
+			return err
+		}
+		head = &h
+	}
+	h, err := s.cfg.GoalAuditor.History(r.Context(), stream)
+	if errors.Is(err, audit.ErrStreamNotFound) && head == nil {
 		return newProblem(http.StatusNotFound, domain.ReasonGoalNotFound, "goal not found")
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, audit.ErrStreamNotFound) {
 		return err
 	}
 	v := h.Verification
-	writeJSON(w, http.StatusOK, goalHistoryView{GoalID: id, Intact: v.Intact, BrokenAt: v.BrokenAt, Events: h.Events, LastHash: v.LastHash})
+	if head != nil {
+		// Against the anchor (a goal deleted since answers broken, not 404).
+		if v, err = s.cfg.GoalAuditor.VerifyStreamAnchored(r.Context(), stream, *head); err != nil {
+			return err
+		}
+	}
+	events := h.Events
+	if events == nil {
+		events = []audit.Event{}
+	}
+	writeJSON(w, http.StatusOK, goalHistoryView{GoalID: id, Intact: v.Intact, BrokenAt: v.BrokenAt, Events: events, LastHash: v.LastHash, Anchor: v.Anchor})
 	return nil
 }
