@@ -29,11 +29,47 @@ const atRiskShare = 0.25
 // kinds of the complaint reminders, one per step.
 func slaKind(kind, step string) string { return kind + "/" + step }
 
-// due finds the reminders whose time came by now (and, when since is set,
-// after since) and that are not recorded as emitted: each query walks the
-// index its work queue uses, over the range of due times asked.
-// complete is false when a query hit the batch.
-func (s *Scheduler) due(ctx context.Context, since *time.Time, now time.Time) (out []reminder, complete bool, err error) {
+// scope is what a scan looks at: everything (the zero scope), or the
+// reminders due since since and those of the customers touched since the
+// checkpoint, whenever they fell due.
+type scope struct {
+	since     *time.Time
+	customers []uuid.UUID
+}
+
+// due finds the reminders of the scope whose time came by now and that
+// are not recorded as emitted: each query walks the index its work queue
+// uses over the range of due times asked, or, for the touched customers,
+// their rows by customer id. complete is false when a query hit the batch.
+func (s *Scheduler) due(ctx context.Context, sc scope, now time.Time) (out []reminder, complete bool, err error) {
+	if sc.since == nil {
+		return s.dueIn(ctx, nil, nil, now)
+	}
+	out, complete, err = s.dueIn(ctx, sc.since, nil, now)
+	if err != nil || len(sc.customers) == 0 {
+		return out, complete, err
+	}
+	more, done, err := s.dueIn(ctx, nil, sc.customers, now)
+	if err != nil {
+		return nil, false, err
+	}
+	// A reminder both due since the high-water time and of a touched
+	// customer is found twice: emit it once.
+	seen := map[uuid.UUID]bool{}
+	var all []reminder
+	for _, r := range append(out, more...) {
+		id := domain.ReminderID(r.kind, r.subject, r.basis)
+		if !seen[id] {
+			seen[id] = true
+			all = append(all, r)
+		}
+	}
+	return all, complete && done, nil
+}
+
+// dueIn is due over one part of a scope: since a time (or always), for
+// some customers (or all).
+func (s *Scheduler) dueIn(ctx context.Context, since *time.Time, customers []uuid.UUID, now time.Time) (out []reminder, complete bool, err error) {
 	complete = true
 	add := func(found []reminder, err error) error {
 		if err != nil {
@@ -54,20 +90,20 @@ func (s *Scheduler) due(ctx context.Context, since *time.Time, now time.Time) (o
 			if step.length <= 0 {
 				continue
 			}
-			if err := add(s.complaints(ctx, domain.ReminderSLABreached, sev, step.name, step.length, step.length, since, now)); err != nil {
+			if err := add(s.complaints(ctx, domain.ReminderSLABreached, sev, step.name, step.length, step.length, since, customers, now)); err != nil {
 				return nil, false, err
 			}
 			riskFrom := step.length - time.Duration(float64(step.length)*atRiskShare)
-			if err := add(s.complaints(ctx, domain.ReminderSLAAtRisk, sev, step.name, step.length, riskFrom, since, now)); err != nil {
+			if err := add(s.complaints(ctx, domain.ReminderSLAAtRisk, sev, step.name, step.length, riskFrom, since, customers, now)); err != nil {
 				return nil, false, err
 			}
 		}
 	}
-	if err := add(s.followUps(ctx, since, now)); err != nil {
+	if err := add(s.followUps(ctx, since, customers, now)); err != nil {
 		return nil, false, err
 	}
 	for _, tier := range []string{"A", "B", "C", ""} {
-		if err := add(s.contactDue(ctx, tier, since, now)); err != nil {
+		if err := add(s.contactDue(ctx, tier, since, customers, now)); err != nil {
 			return nil, false, err
 		}
 	}
@@ -80,7 +116,7 @@ func (s *Scheduler) due(ctx context.Context, since *time.Time, now time.Time) (o
 // as package sla judges a breach), 75 % of it for at risk — which holds
 // only while the target itself has not passed. The bounds are computed
 // here as a range of opened_at, which complaints_open_idx serves.
-func (s *Scheduler) complaints(ctx context.Context, kind string, sev domain.Severity, step string, length, after time.Duration, since *time.Time, now time.Time) ([]reminder, error) {
+func (s *Scheduler) complaints(ctx context.Context, kind string, sev domain.Severity, step string, length, after time.Duration, since *time.Time, customers []uuid.UUID, now time.Time) ([]reminder, error) {
 	k := slaKind(kind, step)
 	upper := now.Add(-after) // opened_at < upper: the time came
 	var lower *time.Time     // opened_at >= lower
@@ -102,10 +138,10 @@ func (s *Scheduler) complaints(ctx context.Context, kind string, sev domain.Seve
 		FROM readmodels.complaints k
 		JOIN readmodels.customers c ON c.id = k.customer_id
 		WHERE `+pending+` AND k.severity = $1 AND k.opened_at < $2 AND ($3::timestamptz IS NULL OR k.opened_at >= $3)
-		  AND c.status <> 'erased'
+		  AND ($6::uuid[] IS NULL OR k.customer_id = ANY($6)) AND c.status <> 'erased'
 		  AND NOT EXISTS (SELECT 1 FROM rapport.reminders r WHERE r.kind = $4 AND r.subject_id = k.complaint_id AND r.basis = k.opened_at)
 		ORDER BY k.opened_at, k.complaint_id
-		LIMIT $5`, string(sev), upper, sinceArg(lower), k, s.cfg.Batch)
+		LIMIT $5`, string(sev), upper, sinceArg(lower), k, s.cfg.Batch, customersArg(customers))
 	return collect(rows, err, "complaints", func(row pgx.CollectableRow) (reminder, error) {
 		var (
 			r        reminder
@@ -129,15 +165,16 @@ func (s *Scheduler) complaints(ctx context.Context, kind string, sev domain.Seve
 
 // followUps finds the follow-ups due by now (and since since) that no
 // contact has done, through follow_ups_pending_idx.
-func (s *Scheduler) followUps(ctx context.Context, since *time.Time, now time.Time) ([]reminder, error) {
+func (s *Scheduler) followUps(ctx context.Context, since *time.Time, customers []uuid.UUID, now time.Time) ([]reminder, error) {
 	rows, err := s.cfg.Pool.Query(ctx, `
 		SELECT fu.follow_up_id, fu.customer_id, fu.due_at, fu.by, c.last_revision
 		FROM readmodels.follow_ups fu
 		JOIN readmodels.customers c ON c.id = fu.customer_id
 		WHERE fu.done_at IS NULL AND fu.due_at <= $1 AND ($2::timestamptz IS NULL OR fu.due_at >= $2) AND c.status <> 'erased'
+		  AND ($5::uuid[] IS NULL OR fu.customer_id = ANY($5))
 		  AND NOT EXISTS (SELECT 1 FROM rapport.reminders r WHERE r.kind = $3 AND r.subject_id = fu.follow_up_id AND r.basis = fu.due_at)
 		ORDER BY fu.due_at, fu.follow_up_id
-		LIMIT $4`, now, sinceArg(since), domain.ReminderFollowUpDue, s.cfg.Batch)
+		LIMIT $4`, now, sinceArg(since), domain.ReminderFollowUpDue, s.cfg.Batch, customersArg(customers))
 	return collect(rows, err, "follow-ups", func(row pgx.CollectableRow) (reminder, error) {
 		var (
 			r        reminder
@@ -158,7 +195,7 @@ func (s *Scheduler) followUps(ctx context.Context, since *time.Time, now time.Ti
 // work queue's rule (cadence.DueAtSQL), through customers_contact_due_*_idx.
 // The basis is that last contact (or registration): a new contact starts
 // a new one.
-func (s *Scheduler) contactDue(ctx context.Context, tier string, since *time.Time, now time.Time) ([]reminder, error) {
+func (s *Scheduler) contactDue(ctx context.Context, tier string, since *time.Time, customers []uuid.UUID, now time.Time) ([]reminder, error) {
 	class := `c.tier NOT IN ('A', 'B', 'C')`
 	if tier != "" {
 		class = `c.tier = '` + tier + `'`
@@ -175,10 +212,10 @@ func (s *Scheduler) contactDue(ctx context.Context, tier string, since *time.Tim
 		SELECT c.id, c.tier, c.last_contact_at, `+base+`, c.last_revision
 		FROM readmodels.customers c
 		WHERE c.status = 'active' AND `+class+` AND `+base+` <= $1
-		  AND ($2::timestamptz IS NULL OR `+base+` >= $2)
+		  AND ($2::timestamptz IS NULL OR `+base+` >= $2) AND ($5::uuid[] IS NULL OR c.id = ANY($5))
 		  AND NOT EXISTS (SELECT 1 FROM rapport.reminders r WHERE r.kind = $3 AND r.subject_id = c.id AND r.basis = `+base+`)
 		ORDER BY `+base+`, c.id
-		LIMIT $4`, now.Add(-lag), sinceArg(lower), domain.ReminderContactDue, s.cfg.Batch)
+		LIMIT $4`, now.Add(-lag), sinceArg(lower), domain.ReminderContactDue, s.cfg.Batch, customersArg(customers))
 	return collect(rows, err, "contact-due", func(row pgx.CollectableRow) (reminder, error) {
 		var (
 			r        reminder
@@ -192,6 +229,13 @@ func (s *Scheduler) contactDue(ctx context.Context, tier string, since *time.Tim
 		r.event = domain.ContactDue{ReminderSubject: domain.ReminderSubject{CustomerID: r.customer, CustomerRevision: uint64(revision)}, Tier: tierOf, CadenceDays: days, LastContactAt: last, DueAt: r.due}
 		return r, err
 	})
+}
+
+func customersArg(customers []uuid.UUID) any {
+	if customers == nil {
+		return nil
+	}
+	return customers
 }
 
 func sinceArg(since *time.Time) any {

@@ -15,7 +15,9 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/cadence"
+	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/sla"
 )
 
@@ -33,9 +35,14 @@ type Config struct {
 	WaitFor func(ctx context.Context, position eventstore.Position, projectors ...string) error
 	// Interval is the time between two scans. Default 5 s.
 	Interval time.Duration
-	// Overlap is how far before the high-water time a scan looks again.
-	// Default 15 minutes.
+	// Overlap is how far before the high-water time a scan looks again:
+	// the clocks of the processes that take turns may differ by that
+	// much. Default 1 minute.
 	Overlap time.Duration
+	// Touched bounds the log events after the checkpoint one scan reads
+	// for the customers they touch; beyond it the scan is full. Default
+	// 10,000.
+	Touched int
 	// Sweep is how often a scan looks at every due set whole. Default 1 h.
 	Sweep time.Duration
 	// Batch bounds the reminders one query of a scan returns; a scan that
@@ -53,7 +60,10 @@ func (c *Config) setDefaults() {
 		c.Interval = 5 * time.Second
 	}
 	if c.Overlap == 0 {
-		c.Overlap = 15 * time.Minute
+		c.Overlap = time.Minute
+	}
+	if c.Touched == 0 {
+		c.Touched = 10_000
 	}
 	if c.Sweep == 0 {
 		c.Sweep = time.Hour
@@ -78,7 +88,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.Pool == nil || c.Store == nil || c.Codec == nil || c.WaitFor == nil:
 		return errors.New("reminders: Pool, Store, Codec and WaitFor are required")
-	case c.Interval < 0 || c.Overlap < 0 || c.Sweep < 0 || c.Batch < 0:
+	case c.Interval < 0 || c.Overlap < 0 || c.Sweep < 0 || c.Batch < 0 || c.Touched < 0:
 		return errors.New("reminders: durations and the batch must not be negative")
 	}
 	return c.Cadence.Validate()
@@ -158,6 +168,10 @@ func (s *Scheduler) runLocked(ctx context.Context) error {
 		}
 		res, err := s.Scan(ctx)
 		switch {
+		case errors.Is(err, readmodel.ErrNotReady) || errors.Is(err, projections.ErrNotCaughtUp):
+			// The first start, before the projectors made their tables, or
+			// read models behind the log: the next scan tries again.
+			s.cfg.Logger.Debug("reminders: read models not ready", "err", err)
 		case err != nil && ctx.Err() == nil:
 			s.cfg.Logger.Warn("reminders: scan failed", "err", err)
 		case res.Emitted > 0:
@@ -219,22 +233,36 @@ func (s *Scheduler) Scan(ctx context.Context) (Result, error) {
 	}
 	var (
 		scannedTo, sweptAt time.Time
+		position           int64
+		config             string
 		known              = true
 	)
-	err = s.cfg.Pool.QueryRow(ctx, `SELECT scanned_to, swept_at FROM rapport.reminder_scheduler`).Scan(&scannedTo, &sweptAt)
+	err = s.cfg.Pool.QueryRow(ctx, `SELECT scanned_to, position, swept_at, config FROM rapport.reminder_scheduler`).Scan(&scannedTo, &position, &sweptAt, &config)
 	if errors.Is(err, pgx.ErrNoRows) {
 		known, err = false, nil
 	}
 	if err != nil {
-		return res, fmt.Errorf("reminders: high-water time: %w", err)
+		return res, fmt.Errorf("reminders: checkpoint: %w", err)
 	}
-	res.Full = !known || now.Sub(sweptAt) >= s.cfg.Sweep
-	var since *time.Time
+	judging := s.config()
+	res.Full = !known || now.Sub(sweptAt) >= s.cfg.Sweep || config != judging
+	sc := scope{}
 	if !res.Full {
 		t := scannedTo.Add(-s.cfg.Overlap)
-		since = &t
+		sc.since = &t
+		touched, all, err := s.touched(ctx, eventstore.Position(position), head)
+		if err != nil {
+			return res, err
+		}
+		if !all {
+			res.Full = true
+		}
+		sc.customers = touched
 	}
-	due, complete, err := s.due(ctx, since, now)
+	if res.Full {
+		sc = scope{}
+	}
+	due, complete, err := s.due(ctx, sc, now)
 	if err != nil {
 		return res, err
 	}
@@ -259,12 +287,54 @@ func (s *Scheduler) Scan(ctx context.Context) (Result, error) {
 	// GREATEST: a scan that ran with an earlier clock (another process's)
 	// never moves the marks back.
 	if _, err := s.cfg.Pool.Exec(ctx, `
-		INSERT INTO rapport.reminder_scheduler (scanned_to, swept_at) VALUES ($1, $2)
+		INSERT INTO rapport.reminder_scheduler (scanned_to, position, swept_at, config) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (id) DO UPDATE SET scanned_to = GREATEST(rapport.reminder_scheduler.scanned_to, EXCLUDED.scanned_to),
-			swept_at = GREATEST(rapport.reminder_scheduler.swept_at, EXCLUDED.swept_at)`, now, swept); err != nil {
+			position = GREATEST(rapport.reminder_scheduler.position, EXCLUDED.position),
+			swept_at = GREATEST(rapport.reminder_scheduler.swept_at, EXCLUDED.swept_at), config = EXCLUDED.config`,
+		now, int64(head), swept, judging); err != nil {
 		return res, fmt.Errorf("reminders: move the high-water time: %w", err)
 	}
 	return res, nil
+}
+
+// config is what the scan judges with: a change of SLA targets or
+// cadence can make reminders due in the past, so it makes a scan full.
+func (s *Scheduler) config() string {
+	return s.cfg.SLA.String() + ";" + s.cfg.Cadence.String()
+}
+
+// touched reads the log after the checkpoint up to head and returns the
+// customers its events touched: a fact recorded late (a complaint filed
+// hours after it was made, a reopening, a new tier) may be due already,
+// before the high-water time, and only these customers can have such
+// facts. all is false when there were more than Config.Touched events
+// (then the scan is full instead).
+func (s *Scheduler) touched(ctx context.Context, after, head eventstore.Position) (customers []uuid.UUID, all bool, err error) {
+	seen := map[uuid.UUID]bool{}
+	read := 0
+	for after < head {
+		page, err := s.cfg.Store.ReadAll(ctx, eventstore.ReadAllOptions{Direction: eventstore.Forwards, From: after, Limit: 1000})
+		if err != nil {
+			return nil, false, fmt.Errorf("reminders: read the log: %w", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, rec := range page {
+			if rec.Position > head {
+				return customers, true, nil
+			}
+			after = rec.Position
+			if read++; read > s.cfg.Touched {
+				return nil, false, nil
+			}
+			if id, ok := domain.CustomerIDFromStream(rec.Stream); ok && !seen[id] {
+				seen[id] = true
+				customers = append(customers, id)
+			}
+		}
+	}
+	return customers, true, nil
 }
 
 // emit appends the reminder's event to its own stream, expecting none,

@@ -8,9 +8,11 @@
 -- emitted. A row lost (a crash between the append and its row) is found
 -- again by the next scan, whose append is then recognised as a retry.
 --
--- reminder_scheduler holds the high-water time: every reminder due at or
--- before scanned_to has been judged, so a scan looks only at what fell due
--- since (less an overlap), and swept_at, the last full scan.
+-- reminder_scheduler is the scheduler's checkpoint: every reminder due at
+-- or before scanned_to was judged on the log up to position, so a scan
+-- looks only at what fell due since and at the customers whose events
+-- came after position; swept_at is the last full scan and config the SLA
+-- targets and cadence it judged with (a change makes the next scan full).
 
 -- +goose Up
 CREATE TABLE rapport.reminders (
@@ -30,7 +32,9 @@ CREATE TABLE rapport.reminders (
 CREATE TABLE rapport.reminder_scheduler (
     id         boolean     PRIMARY KEY DEFAULT true CHECK (id),
     scanned_to timestamptz NOT NULL,
-    swept_at   timestamptz NOT NULL
+    position   bigint      NOT NULL,
+    swept_at   timestamptz NOT NULL,
+    config     text        NOT NULL
 );
 
 -- +goose Down
