@@ -210,6 +210,7 @@ type serviceFlags struct {
 	webhookTimeout        time.Duration
 	reminders             bool
 	reminderInterval      time.Duration
+	reminderBackfill      time.Duration
 	brokers               string
 }
 
@@ -243,6 +244,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.DurationVar(&f.webhookTimeout, "webhook-timeout", envDuration("RAPPORT_WEBHOOK_TIMEOUT", 10*time.Second), "longest one webhook delivery may take [RAPPORT_WEBHOOK_TIMEOUT]")
 	fs.BoolVar(&f.reminders, "reminders", envBool("RAPPORT_REMINDERS", true), "run the reminder scheduler (complaint SLA at risk and breached, follow-up due, contact due: integration events in the feed); one process schedules at a time [RAPPORT_REMINDERS]")
 	fs.DurationVar(&f.reminderInterval, "reminder-interval", envDuration("RAPPORT_REMINDER_INTERVAL", 5*time.Second), "time between two scans of the reminder scheduler: how late a reminder may be [RAPPORT_REMINDER_INTERVAL]")
+	fs.DurationVar(&f.reminderBackfill, "reminder-backfill", envDuration("RAPPORT_REMINDER_BACKFILL", 24*time.Hour), "at the scheduler's very first start, emit the reminders whose time came within this long before (older ones never are); negative: all [RAPPORT_REMINDER_BACKFILL]")
 	fs.StringVar(&f.brokers, "brokers", envString("RAPPORT_BROKERS", ""), "broker URLs the change feed is published to, comma-separated: nats://host:4222?stream=RAPPORT&subject=rapport.events, amqp://user:pass@host:5672/?exchange=rapport.events [RAPPORT_BROKERS]")
 }
 
@@ -314,7 +316,7 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		Loyalty:        loyalty,
 		Webhooks:       app.WebhookSettings{AllowTargets: allowTargets, Timeout: f.webhookTimeout},
 		Brokers:        strings.Split(f.brokers, ","),
-		Reminders:      app.ReminderSettings{Off: !f.reminders, Interval: f.reminderInterval},
+		Reminders:      app.ReminderSettings{Off: !f.reminders, Interval: f.reminderInterval, Backfill: f.reminderBackfill},
 	}, nil
 }
 

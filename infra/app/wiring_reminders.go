@@ -13,6 +13,9 @@ import (
 type ReminderSettings struct {
 	// Interval is the time between two scans (default 5 s).
 	Interval time.Duration
+	// Backfill is how far back the very first scan emits reminders whose
+	// time had come already (default 24 h; negative: all).
+	Backfill time.Duration
 	// Off runs no scheduler in this process (tests run their own).
 	Off bool
 }
@@ -31,6 +34,7 @@ func (m *Main) startReminders(ctx context.Context) error {
 			return m.Engine.WaitForPosition(ctx, p, names...)
 		},
 		Interval:   m.cfg.Reminders.Interval,
+		Backfill:   m.cfg.Reminders.Backfill,
 		Registerer: m.Registry,
 		Logger:     m.cfg.Logger,
 	})

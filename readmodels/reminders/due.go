@@ -29,10 +29,11 @@ const atRiskShare = 0.25
 // kinds of the complaint reminders, one per step.
 func slaKind(kind, step string) string { return kind + "/" + step }
 
-// scope is what a scan looks at: everything (the zero scope), or the
-// reminders due since since and those of the customers touched since the
-// checkpoint, whenever they fell due.
+// scope is what a scan looks at: every reminder due from floor on (a
+// full scan), or those due since since and those of the customers touched
+// since the checkpoint, due from floor on.
 type scope struct {
+	floor     time.Time
 	since     *time.Time
 	customers []uuid.UUID
 }
@@ -42,14 +43,19 @@ type scope struct {
 // uses over the range of due times asked, or, for the touched customers,
 // their rows by customer id. complete is false when a query hit the batch.
 func (s *Scheduler) due(ctx context.Context, sc scope, now time.Time) (out []reminder, complete bool, err error) {
+	floor := sc.floor
 	if sc.since == nil {
-		return s.dueIn(ctx, nil, nil, now)
+		return s.dueIn(ctx, &floor, nil, now)
 	}
-	out, complete, err = s.dueIn(ctx, sc.since, nil, now)
+	since := *sc.since
+	if since.Before(floor) {
+		since = floor
+	}
+	out, complete, err = s.dueIn(ctx, &since, nil, now)
 	if err != nil || len(sc.customers) == 0 {
 		return out, complete, err
 	}
-	more, done, err := s.dueIn(ctx, nil, sc.customers, now)
+	more, done, err := s.dueIn(ctx, &floor, sc.customers, now)
 	if err != nil {
 		return nil, false, err
 	}
@@ -67,8 +73,8 @@ func (s *Scheduler) due(ctx context.Context, sc scope, now time.Time) (out []rem
 	return all, complete && done, nil
 }
 
-// dueIn is due over one part of a scope: since a time (or always), for
-// some customers (or all).
+// dueIn is due over one part of a scope: due from since on, for some
+// customers (or all).
 func (s *Scheduler) dueIn(ctx context.Context, since *time.Time, customers []uuid.UUID, now time.Time) (out []reminder, complete bool, err error) {
 	complete = true
 	add := func(found []reminder, err error) error {

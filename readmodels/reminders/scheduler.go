@@ -45,6 +45,12 @@ type Config struct {
 	Touched int
 	// Sweep is how often a scan looks at every due set whole. Default 1 h.
 	Sweep time.Duration
+	// Backfill is how far back the first scan ever (the first start of a
+	// service that had no scheduler) emits reminders whose time came
+	// before it: those due earlier are never emitted, so that a database
+	// with years of history does not flood its subscribers with reminders
+	// of long ago. Default 24 h; negative: no limit.
+	Backfill time.Duration
 	// Batch bounds the reminders one query of a scan returns; a scan that
 	// hit it does not move the high-water time, so the next goes on.
 	// Default 500.
@@ -61,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Overlap == 0 {
 		c.Overlap = time.Minute
+	}
+	if c.Backfill == 0 {
+		c.Backfill = 24 * time.Hour
 	}
 	if c.Touched == 0 {
 		c.Touched = 10_000
@@ -232,21 +241,26 @@ func (s *Scheduler) Scan(ctx context.Context) (Result, error) {
 		return res, fmt.Errorf("reminders: read models behind the log: %w", err)
 	}
 	var (
-		scannedTo, sweptAt time.Time
-		position           int64
-		config             string
-		known              = true
+		scannedTo, sweptAt, floor time.Time
+		position                  int64
+		config                    string
+		known                     = true
 	)
-	err = s.cfg.Pool.QueryRow(ctx, `SELECT scanned_to, position, swept_at, config FROM rapport.reminder_scheduler`).Scan(&scannedTo, &position, &sweptAt, &config)
+	err = s.cfg.Pool.QueryRow(ctx, `SELECT scanned_to, position, swept_at, config, floor FROM rapport.reminder_scheduler`).Scan(&scannedTo, &position, &sweptAt, &config, &floor)
 	if errors.Is(err, pgx.ErrNoRows) {
 		known, err = false, nil
+		floor = now.Add(-s.cfg.Backfill)
+		if s.cfg.Backfill < 0 {
+			floor = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+		}
 	}
 	if err != nil {
 		return res, fmt.Errorf("reminders: checkpoint: %w", err)
 	}
 	judging := s.config()
 	res.Full = !known || now.Sub(sweptAt) >= s.cfg.Sweep || config != judging
-	sc := scope{}
+	floor = floor.UTC()
+	sc := scope{floor: floor}
 	if !res.Full {
 		t := scannedTo.Add(-s.cfg.Overlap)
 		sc.since = &t
@@ -260,7 +274,7 @@ func (s *Scheduler) Scan(ctx context.Context) (Result, error) {
 		sc.customers = touched
 	}
 	if res.Full {
-		sc = scope{}
+		sc = scope{floor: floor}
 	}
 	due, complete, err := s.due(ctx, sc, now)
 	if err != nil {
@@ -287,11 +301,11 @@ func (s *Scheduler) Scan(ctx context.Context) (Result, error) {
 	// GREATEST: a scan that ran with an earlier clock (another process's)
 	// never moves the marks back.
 	if _, err := s.cfg.Pool.Exec(ctx, `
-		INSERT INTO rapport.reminder_scheduler (scanned_to, position, swept_at, config) VALUES ($1, $2, $3, $4)
+		INSERT INTO rapport.reminder_scheduler (scanned_to, position, swept_at, config, floor) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET scanned_to = GREATEST(rapport.reminder_scheduler.scanned_to, EXCLUDED.scanned_to),
 			position = GREATEST(rapport.reminder_scheduler.position, EXCLUDED.position),
 			swept_at = GREATEST(rapport.reminder_scheduler.swept_at, EXCLUDED.swept_at), config = EXCLUDED.config`,
-		now, int64(head), swept, judging); err != nil {
+		now, int64(head), swept, judging, floor); err != nil {
 		return res, fmt.Errorf("reminders: move the high-water time: %w", err)
 	}
 	return res, nil

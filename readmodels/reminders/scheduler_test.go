@@ -79,6 +79,8 @@ func (w *world) scheduler(options ...func(*reminders.Config)) *reminders.Schedul
 		Now: func() time.Time { return *w.clock.Load() },
 		// No full scan but the first, unless a test asks.
 		Sweep: 365 * 24 * time.Hour,
+		// Back-fill everything: the scenarios' facts are days old.
+		Backfill: -1,
 	}
 	for _, o := range options {
 		o(&cfg)

@@ -12,7 +12,9 @@
 -- or before scanned_to was judged on the log up to position, so a scan
 -- looks only at what fell due since and at the customers whose events
 -- came after position; swept_at is the last full scan and config the SLA
--- targets and cadence it judged with (a change makes the next scan full).
+-- targets and cadence it judged with (a change makes the next scan full);
+-- floor, set at the first scan, is the earliest due time any scan emits
+-- (the back-fill: reminders whose time came before are never emitted).
 
 -- +goose Up
 CREATE TABLE rapport.reminders (
@@ -34,7 +36,8 @@ CREATE TABLE rapport.reminder_scheduler (
     scanned_to timestamptz NOT NULL,
     position   bigint      NOT NULL,
     swept_at   timestamptz NOT NULL,
-    config     text        NOT NULL
+    config     text        NOT NULL,
+    floor      timestamptz NOT NULL
 );
 
 -- +goose Down
