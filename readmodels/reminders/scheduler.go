@@ -361,7 +361,9 @@ func (s *Scheduler) emit(ctx context.Context, r reminder, now time.Time) (positi
 	data, _, err := s.cfg.Codec.Encode(ctx, eventcodec.Batch{
 		Stream: stream, FirstRevision: 0,
 		Metadata: eventcodec.Metadata{
-			CustomerID: r.customer, RecordedAt: now, Actor: "reminders",
+			// When it is stored (the hashed time auditors check against
+			// the store's), not the instant it was judged at.
+			CustomerID: r.customer, RecordedAt: time.Now().UTC(), Actor: "reminders",
 			CorrelationID: id.String(), CausationID: id,
 		},
 		Events: []domain.Event{r.event}, IDs: []uuid.UUID{id},

@@ -16,6 +16,7 @@ import (
 	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/domain/integration"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/readmodels/audit"
 	"github.com/rapport-crm/rapport/readmodels/feed"
 	"github.com/rapport-crm/rapport/readmodels/reminders"
 )
@@ -273,8 +274,27 @@ func TestRemindersAreEmittedOnceWhenDue(t *testing.T) {
 			if err != nil || len(recs) != 1 || recs[0].ID != id {
 				t.Fatalf("stream of reminder %s: %d events, %v", id, len(recs), err)
 			}
+			// Chained (keyed) like every stored event.
+			if err := m.Codec.NewVerifier().Verify(recs[0]); err != nil {
+				t.Errorf("reminder %s: chain: %v", id, err)
+			}
 		}
 		m.CheckReconciles(t, "with reminders", feed.Name)
+		// The auditor of every customer (rapport audit verify --all) reads
+		// past the reminder streams: the same customers, intact.
+		var verified []uuid.UUID
+		if err := audit.New(m.Store, m.Codec).VerifyAll(context.Background(), nil, func(v audit.Verification) error {
+			if !v.Intact {
+				t.Errorf("customer %s: not intact: %+v", v.CustomerID, v.BrokenAt)
+			}
+			verified = append(verified, v.CustomerID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(verified) != 4 {
+			t.Fatalf("verify --all reported %d streams, want the 4 customers: %v", len(verified), verified)
+		}
 	})
 }
 
