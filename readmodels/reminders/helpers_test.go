@@ -3,6 +3,9 @@ package reminders_test
 import (
 	"encoding/json"
 	"strings"
+
+	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/readmodels/feed"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -15,3 +18,5 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+func feedQueries(m *apptest.Main) *feed.Queries { return feed.NewQueries(m.Pool) }
