@@ -115,7 +115,7 @@ type RetryConfig struct {
 
 func (c *Config) setDefaults() {
 	if c.StreamPrefixes == nil {
-		c.StreamPrefixes = []string{"customer-", domain.GoalStreamPrefix}
+		c.StreamPrefixes = []string{"customer-", domain.GoalStreamPrefix, domain.ReminderStreamPrefix}
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 1000
