@@ -182,7 +182,13 @@ func monthsCSVLink(period analytics.Params, groupBy analytics.GroupBy, key strin
 // period; group_by and key the group.
 func (c *Console) overviewMonthsCSV(w http.ResponseWriter, r *http.Request, s *signedIn) error {
 	q := r.URL.Query()
-	params, err := rhttp.ParseAnalyticsParams(url.Values{"from": {q.Get("from")}, "to": {q.Get("to")}, "group_by": {"month"}}, c.cfg.Now())
+	period := url.Values{"group_by": {"month"}}
+	for _, name := range []string{"from", "to"} {
+		if q.Has(name) {
+			period.Set(name, q.Get(name))
+		}
+	}
+	params, err := rhttp.ParseAnalyticsParams(period, c.cfg.Now())
 	if err != nil {
 		return err
 	}
