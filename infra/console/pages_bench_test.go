@@ -3,6 +3,7 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/app"
 )
 
@@ -81,6 +83,19 @@ func BenchmarkConsolePages(b *testing.B) {
 	from := time.Date(now.Year(), now.Month()-11, 1, 0, 0, 0, 0, time.UTC)
 	to := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	rfc := func(t time.Time) string { return t.Format(time.RFC3339) }
+	// Goals, if the seed has none: the overview judges each one it shows
+	// (up to two analytics reports each).
+	var goalCount int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM readmodels.goals`).Scan(&goalCount); err != nil {
+		b.Fatal(err)
+	}
+	if goalCount == 0 {
+		setGoals(b, base, adminKey, svc, []string{
+			`{"name": "CSAT", "figure": "csat_pct", "comparator": "at_least", "target": 80, "from": "` + rfc(from) + `", "to": "` + rfc(to) + `"}`,
+			`{"name": "Enterprise churn", "figure": "churn_rate", "comparator": "at_most", "target": 5, "from": "` + rfc(from) + `", "to": "` + rfc(to) + `", "scope": {"segment": "enterprise"}}`,
+			`{"name": "First response", "figure": "first_response_median_s", "comparator": "at_most", "target": 3600, "from": "` + rfc(from) + `", "to": "` + rfc(to) + `"}`,
+		})
+	}
 	report := func(family string, f, t time.Time, g string) string {
 		q := url.Values{"from": {rfc(f)}, "to": {rfc(t)}}
 		if g != "" {
@@ -188,4 +203,32 @@ func reportPercentiles(b *testing.B, times []time.Duration) {
 	}
 	b.ReportMetric(at(0.50), "p50-ms")
 	b.ReportMetric(at(0.95), "p95-ms")
+}
+
+// setGoals sets goals through the API and waits until they are projected.
+func setGoals(b *testing.B, base, key string, svc *app.Main, bodies []string) {
+	var last uint64
+	for _, body := range bodies {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/goals", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out struct {
+			Position uint64 `json:"position"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&out)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusCreated {
+			b.Fatalf("set goal: %d %v", res.StatusCode, err)
+		}
+		last = out.Position
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := svc.Engine.WaitForPosition(ctx, eventstore.Position(last)); err != nil {
+		b.Fatal(err)
+	}
 }
