@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +60,7 @@ func BenchmarkConsolePages(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer svc.Close(context.Background())
-	_, adminKey, err := svc.APIKeys.Create(ctx, "console-bench", []string{"admin"})
+	_, adminKey, err := svc.APIKeys.Create(ctx, "console-bench-"+strconv.FormatInt(time.Now().UnixNano(), 36), []string{"admin"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -116,6 +118,11 @@ func BenchmarkConsolePages(b *testing.B) {
 		name, page string
 		api        []string
 	}{
+		// The overview as a user lands on it: the default period (the 90
+		// days up to now), charts of the 12 months up to now.
+		{"overview-default", "/console/overview", append([]string{report("kpis", now.Add(-90*24*time.Hour), now, ""),
+			report("kpis", now.Add(-180*24*time.Hour), now.Add(-90*24*time.Hour), ""), "/v1/goals?limit=20"},
+			report("satisfaction", from, now, "month"), report("churn", from, now, "month"), report("complaints", from, now, "month"))},
 		{"overview", "/console/overview?" + url.Values{"from": {rfc(from)}, "to": {rfc(to)}}.Encode(),
 			append([]string{report("kpis", from, to, ""), report("kpis", prevFrom, from, ""), "/v1/goals?limit=20"}, monthly...)},
 		{"overview-segment", "/console/overview?" + url.Values{"from": {rfc(from)}, "to": {rfc(to)}, "group_by": {"segment"}}.Encode(),
@@ -176,15 +183,53 @@ func BenchmarkConsolePages(b *testing.B) {
 		})
 		b.Run(p.name+"/api", func(b *testing.B) {
 			var times []time.Duration
+			each := make([][]time.Duration, len(p.api))
 			for b.Loop() {
 				var sum time.Duration
-				for _, a := range p.api {
-					sum += get(a, false)
+				for i, a := range p.api {
+					d := get(a, false)
+					each[i] = append(each[i], d)
+					sum += d
 				}
 				times = append(times, sum)
 			}
 			reportPercentiles(b, times)
 			b.ReportMetric(float64(len(p.api)), "calls")
+			// What the requests cost, the slowest first (it bounds the
+			// page, whose reads run at once), and by endpoint (a filtered
+			// overview asks 36 monthly reports).
+			type cost struct {
+				what  string
+				ms    float64
+				calls int
+			}
+			var calls []cost
+			byEndpoint := map[string]*cost{}
+			for i, a := range p.api {
+				if len(each[i]) == 0 {
+					continue
+				}
+				slices.Sort(each[i])
+				c := cost{what: a, ms: ms(each[i][len(each[i])/2]), calls: 1}
+				calls = append(calls, c)
+				ep, _, _ := strings.Cut(a, "?")
+				if byEndpoint[ep] == nil {
+					byEndpoint[ep] = &cost{what: ep}
+				}
+				byEndpoint[ep].ms += c.ms
+				byEndpoint[ep].calls++
+			}
+			slices.SortFunc(calls, func(x, y cost) int { return int(y.ms - x.ms) })
+			var lines []string
+			for _, c := range calls[:min(4, len(calls))] {
+				lines = append(lines, fmt.Sprintf("%8.1f ms p50  %s", c.ms, c.what))
+			}
+			for _, c := range byEndpoint {
+				if c.calls > 1 {
+					lines = append(lines, fmt.Sprintf("%8.1f ms in all  %d × %s", c.ms, c.calls, c.what))
+				}
+			}
+			b.Logf("%s, the slowest requests:\n%s", p.name, strings.Join(lines, "\n"))
 		})
 	}
 	load, _ = os.ReadFile("/proc/loadavg")
