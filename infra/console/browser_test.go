@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rapport-crm/rapport/infra/app"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
 )
 
@@ -50,11 +52,22 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Skip("no Chromium: install Debian's chromium package (apt-get install chromium) to run the browser test")
 	}
 	started := time.Now()
-	m := apptest.MustOpen(t)
+	m := apptest.MustOpen(t, func(c *app.Config) {
+		// Webhooks to the test's receivers, retried briefly: the failing
+		// one is marked failing within the test.
+		c.Webhooks.AllowTargets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		c.Webhooks.BaseDelay, c.Webhooks.MaxDelay, c.Webhooks.FailAfter = 50*time.Millisecond, 200*time.Millisecond, time.Second
+	})
 	const events = 600
 	seeded := m.Generate(t, 23, events)
+	hookOK, hookFailing := seedWebhooks(t, m)
 	grace := seedAuditedCustomer(t, m)
-	t.Logf("seeded %d customers and %d events in %s", len(seeded.Events)+1, events+5, time.Since(started).Round(time.Millisecond))
+	ada := seedValueCustomer(t, m)
+	now := time.Now().UTC()
+	from := time.Date(now.Year(), now.Month()-11, 1, 0, 0, 0, 0, time.UTC)
+	to := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	seedGoals(t, m, from, to)
+	t.Logf("seeded %d customers and %d events in %s", len(seeded.Events)+2, events+11, time.Since(started).Round(time.Millisecond))
 
 	browserStart := time.Now()
 	shots := os.Getenv("RAPPORT_CONSOLE_SCREENSHOTS")
@@ -106,17 +119,21 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("first Tab focuses %q, want the skip link", cls)
 	}
 
-	// Overview, filtered through the form.
-	now := time.Now().UTC()
-	from := time.Date(now.Year(), now.Month()-11, 1, 0, 0, 0, 0, time.UTC)
-	to := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	// Overview of every customer over twelve months: the charts are the
+	// families' reports by month, the goals every open goal.
+	rfc := func(t time.Time) string { return t.Format(time.RFC3339) }
+	b.do(chromedp.Navigate(m.URL + "/console/overview?" + url.Values{"from": {rfc(from)}, "to": {rfc(to)}}.Encode()))
+	checked := checkCharts(t, b, m, from, to, "", "")
+	checked += checkGoals(t, b, m, "", 3)
+
+	// Overview, filtered through the form: the cards, the breakdown, the
+	// charts month by month and the goals are the enterprise segment's.
 	b.do(chromedp.SetValue(chromedp.CSS("#from"), from.Format("2006-01-02")),
 		chromedp.SetValue(chromedp.CSS("#to"), to.Format("2006-01-02")),
 		chromedp.SetValue(chromedp.CSS("#group_by"), "segment"),
 		chromedp.SetValue(chromedp.CSS("#key"), "enterprise"))
 	b.clickAndLoad("#apply")
 	ov := run(b, chromedp.Evaluate[overviewPage](overviewJS))
-	rfc := func(t time.Time) string { return t.Format(time.RFC3339) }
 	q := url.Values{"from": {rfc(from)}, "to": {rfc(to)}, "group_by": {"segment"}}
 	wantQuery := "/v1/analytics/kpis?" + q.Encode()
 	if ov.API != wantQuery {
@@ -126,7 +143,6 @@ func TestConsoleInABrowser(t *testing.T) {
 	if len(ov.Cards) != 13 {
 		t.Fatalf("%d cards", len(ov.Cards))
 	}
-	checked := 0
 	for _, c := range ov.Cards {
 		want := enterprise[c.Name]
 		if c.Value != want {
@@ -162,27 +178,16 @@ func TestConsoleInABrowser(t *testing.T) {
 			checked++
 		}
 	}
-	monthly := apiGroups(t, m, "/v1/analytics/kpis?"+url.Values{"from": {rfc(from)}, "to": {rfc(to)}, "group_by": {"month"}}.Encode())
-	if len(monthly) != 12 {
-		t.Errorf("%d months from the API", len(monthly))
-	}
+	checked += checkCharts(t, b, m, from, to, "segment", "enterprise")
+	// Each dot carries its month's value, which the table beside it
+	// holds (compared with the API above).
 	dots := 0
-	for _, chart := range ov.Tables {
-		if len(chart.Months) != len(monthly) {
-			t.Errorf("chart %s has %d months, API %d", chart.Name, len(chart.Months), len(monthly))
-			continue
-		}
-		for i, cell := range chart.Months {
-			if cell.Month != monthly[i]["key"] || cell.Value != monthly[i][chart.Name] {
-				t.Errorf("chart %s %s = %s, API %s %s", chart.Name, cell.Month, cell.Value, monthly[i]["key"], monthly[i][chart.Name])
-			}
-			checked++
-		}
-	}
 	for _, d := range ov.Dots {
-		for _, g := range monthly {
-			if g["key"] == d.Month && g[d.Name] != d.Value {
-				t.Errorf("dot %s %s = %s, API %s", d.Name, d.Month, d.Value, g[d.Name])
+		for _, chart := range ov.Tables {
+			for _, cell := range chart.Months {
+				if chart.Name == d.Name && cell.Month == d.Month && cell.Value != d.Value {
+					t.Errorf("dot %s %s = %s, table %s", d.Name, d.Month, d.Value, cell.Value)
+				}
 			}
 		}
 		dots++
@@ -190,6 +195,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if len(ov.Tables) != 6 || dots < 12 {
 		t.Errorf("%d charts, %d dots", len(ov.Tables), dots)
 	}
+	checked += checkGoals(t, b, m, "enterprise", 2)
 	t.Logf("overview: %d figures and %d chart dots equal the API's", checked, dots)
 	b.shot("overview")
 	b.save("overview-charts", run(b, chromedp.Screenshot(chromedp.CSS("section[aria-labelledby=charts-h]"))))
@@ -222,6 +228,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	if want.Status != http.StatusOK || !bytes.Equal(got, want.Body) || len(got) < 50 {
 		t.Errorf("downloaded CSV differs from the API's (%d):\n%s\nAPI:\n%s", want.Status, got, want.Body)
 	}
+	// The monthly CSV is the charts as shown: the group's months, each
+	// cell the value the chart holds (compared with the API above), empty
+	// when undefined as in the API's CSV.
+	checkMonthsCSV(t, b.download(downloads, "#csv-monthly"), ov, "enterprise")
 
 	// A phone: the overview fits its width.
 	b.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
@@ -319,6 +329,10 @@ func TestConsoleInABrowser(t *testing.T) {
 			t.Errorf("factor %s = %s, API %d", f.Factor, factors[f.Factor], f.Points)
 		}
 	}
+	// The customer page of a buyer: value and loyalty as the API answers.
+	b.do(chromedp.Navigate(m.URL + "/console/customers/" + ada))
+	n := checkValue(t, b, m, ada)
+	t.Logf("customer: %d value and loyalty figures equal the API's", n)
 	b.shot("customer")
 
 	// Audit: the verification, then a state picked on the time line, then
@@ -373,7 +387,12 @@ func TestConsoleInABrowser(t *testing.T) {
 			t.Errorf("projection %v, API before %+v, after %+v", ops[i], p, q)
 		}
 	}
+	webhooksSettled(t, m, hookOK, hookFailing)
+	b.do(chromedp.Reload())
+	n = checkWebhooks(t, b, m, hookFailing)
+	t.Logf("operations: %d webhook figures equal the API's", n)
 	b.shot("operations")
+	b.save("operations-webhooks", run(b, chromedp.Screenshot(chromedp.CSS("section[aria-labelledby=webhooks-h]"))))
 	b.clickAndLoad(`tr[data-name="history"] button`)
 	if msg := run(b, chromedp.Evaluate[string](`(document.querySelector('.message')||{}).textContent||''`)); !strings.Contains(msg, "Rebuild requested for history") {
 		t.Errorf("after the rebuild form: %q at %s", msg, b.location())

@@ -23,6 +23,39 @@ type chartView struct {
 type chartPoint struct {
 	Month string
 	Value any
+	// API is the request whose answer Value is.
+	API string
+}
+
+// familyOf is the analytics family a charted figure belongs to.
+func familyOf(name string) analytics.Family {
+	switch name {
+	case "csat_pct", "csat_avg", "nps", "responses":
+		return analytics.Satisfaction
+	case "churn_rate", "retention_rate":
+		return analytics.Churn
+	}
+	return analytics.Complaints
+}
+
+// monthChart is lineChart over the charted months, each point naming the
+// API request it is the answer of.
+func monthChart(k kpi, months []chartMonth) chartView {
+	groups := make([]analytics.Group, len(months))
+	for i := range months {
+		groups[i] = months[i].Group
+	}
+	cv := lineChart(k, groups)
+	fam := familyOf(k.Name)
+	for i, f := range chartFamilies {
+		if f != fam {
+			continue
+		}
+		for j := range cv.Points {
+			cv.Points[j].API = months[j].APIs[i]
+		}
+	}
+	return cv
 }
 
 // Plot area of the charts' 320 × 160 view box.

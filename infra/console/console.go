@@ -10,9 +10,11 @@
 // cookie; the key's roles decide which pages the menu shows and which the
 // console serves.
 //
-// Features that come later (goals, value and loyalty, webhooks) plug in
-// through Config.Sections (a page of their own) and Config.Panels (a part
-// of an existing page) without changing this package.
+// Goals, value and loyalty, and webhook health are parts of the overview,
+// customer and operations pages (Config.Goals, Value, Webhooks); features
+// that come later plug in through Config.Sections (a page of their own)
+// and Config.Panels (a part of an existing page) without changing this
+// package.
 package console
 
 import (
@@ -54,6 +56,13 @@ type Config struct {
 	History     rhttp.HistoryQueries
 	Auditor     rhttp.Auditor
 	Projections rhttp.Projections
+	// Goals shows the goals with their status on the overview (GET
+	// /v1/goals), Value a customer's value and loyalty (GET
+	// /v1/customers/{id} and …/loyalty), Webhooks the subscriptions and
+	// their delivery health on operations (GET /v1/webhooks…).
+	Goals    rhttp.GoalQueries
+	Value    rhttp.ValueQueries
+	Webhooks rhttp.WebhookAdmin
 
 	// SessionIdle ends a session not used for this long (default 30 min);
 	// SessionLifetime ends every session this long after sign-in (default
@@ -215,6 +224,7 @@ func (c *Console) routes() {
 	if c.cfg.Analytics != nil {
 		c.mux.Handle("GET /console/overview", c.page("overview", analyst, c.overview))
 		c.mux.Handle("GET /console/overview.csv", c.page("overview", analyst, c.overviewCSV))
+		c.mux.Handle("GET /console/overview-months.csv", c.page("overview", analyst, c.overviewMonthsCSV))
 	}
 	if c.cfg.Work != nil {
 		c.mux.Handle("GET /console/work", c.page("work", []rhttp.Role{rhttp.RoleWriter, rhttp.RoleAnalyst}, c.work))

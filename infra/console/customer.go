@@ -13,6 +13,7 @@ import (
 	"github.com/rapport-crm/rapport/readmodels/customers"
 	"github.com/rapport-crm/rapport/readmodels/history"
 	"github.com/rapport-crm/rapport/readmodels/surveys"
+	"github.com/rapport-crm/rapport/readmodels/value"
 )
 
 type customersData struct {
@@ -56,6 +57,26 @@ type customerData struct {
 	// History is the audit timeline, for auditors only (as in the API).
 	History     []history.Entry
 	ShowHistory bool
+	// Value and Loyalty are GET /v1/customers/{id}'s value and GET
+	// …/loyalty's answer, shown when the service has them.
+	ShowValue bool
+	Value     customerValue
+	Loyalty   value.Loyalty
+}
+
+// customerValue is a customer's value (RFM) as the API answers it.
+type customerValue struct {
+	RecencyDays *int
+	Frequency   int
+	// Monetary is the API's decimal string; Currency "" before a purchase.
+	Monetary, Currency string
+	R, F, M            *int
+	Segment            *string
+}
+
+func valueOf(v value.CustomerValue) customerValue {
+	return customerValue{RecencyDays: v.RecencyDays, Frequency: v.Frequency, Monetary: v.Monetary(), Currency: v.Currency,
+		R: v.R, F: v.F, M: v.M, Segment: v.Segment}
 }
 
 // customerID reads the {id} of a console path: a 404 page when it is not
@@ -76,47 +97,68 @@ func (c *Console) customer(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		return err
 	}
 	ctx := r.Context()
-	cu, err := c.cfg.Customers.Get(ctx, id)
-	if errors.Is(err, customers.ErrNotFound) {
+	var d customerData
+	// The reads are independent: asked at once, the page takes as long as
+	// the slowest, not their sum. The directory's answer decides first (a
+	// customer it lacks is a 404, whatever the lists say).
+	var getErr error
+	jobs := []func() error{func() error { d.C, getErr = c.cfg.Customers.Get(ctx, id); return nil }}
+	if c.cfg.Complaints != nil {
+		jobs = append(jobs, func() error {
+			page, err := c.cfg.Complaints.Complaints(ctx, id, "", 50)
+			d.Complaints = page.Items
+			return err
+		})
+	}
+	if c.cfg.Surveys != nil {
+		jobs = append(jobs, func() error {
+			page, err := c.cfg.Surveys.Surveys(ctx, id, "", 50)
+			d.Surveys = page.Items
+			return err
+		})
+	}
+	if c.cfg.Contacts != nil {
+		jobs = append(jobs, func() error {
+			page, err := c.cfg.Contacts.Contacts(ctx, id, "", 20)
+			d.Contacts = page.Items
+			return err
+		}, func() error {
+			fu, err := c.cfg.Contacts.FollowUps(ctx, id, "", 20)
+			d.FollowUps = fu.Items
+			return err
+		})
+	}
+	if c.cfg.History != nil && may(s.Principal, []rhttp.Role{rhttp.RoleAuditor}) {
+		d.ShowHistory = true
+		jobs = append(jobs, func() error {
+			page, err := c.cfg.History.History(ctx, id, history.Filter{}, "", 100)
+			d.History = page.Items
+			return err
+		})
+	}
+	if c.cfg.Value != nil {
+		d.ShowValue = true
+		jobs = append(jobs, func() error {
+			v, err := c.cfg.Value.Value(ctx, id)
+			d.Value = valueOf(v)
+			return err
+		}, func() error {
+			l, err := c.cfg.Value.Loyalty(ctx, id)
+			d.Loyalty = l
+			return err
+		})
+	}
+	err = parallel(jobs...)
+	if errors.Is(getErr, customers.ErrNotFound) {
 		return rhttp.NotFound(domain.ReasonCustomerNotFound, "no customer has this id")
+	}
+	if getErr != nil {
+		return getErr
 	}
 	if err != nil {
 		return err
 	}
-	d := customerData{C: cu}
-	if c.cfg.Complaints != nil {
-		page, err := c.cfg.Complaints.Complaints(ctx, id, "", 50)
-		if err != nil {
-			return err
-		}
-		d.Complaints = page.Items
-	}
-	if c.cfg.Surveys != nil {
-		page, err := c.cfg.Surveys.Surveys(ctx, id, "", 50)
-		if err != nil {
-			return err
-		}
-		d.Surveys = page.Items
-	}
-	if c.cfg.Contacts != nil {
-		page, err := c.cfg.Contacts.Contacts(ctx, id, "", 20)
-		if err != nil {
-			return err
-		}
-		d.Contacts = page.Items
-		fu, err := c.cfg.Contacts.FollowUps(ctx, id, "", 20)
-		if err != nil {
-			return err
-		}
-		d.FollowUps = fu.Items
-	}
-	if c.cfg.History != nil && may(s.Principal, []rhttp.Role{rhttp.RoleAuditor}) {
-		page, err := c.cfg.History.History(ctx, id, history.Filter{}, "", 100)
-		if err != nil {
-			return err
-		}
-		d.History, d.ShowHistory = page.Items, true
-	}
+	cu := d.C
 	panels, err := c.panels(r, s, PageCustomer)
 	if err != nil {
 		return err

@@ -14,6 +14,11 @@ type operationsData struct {
 	// Parked are every projection's parked streams.
 	Parked  []parkedRow
 	Message string
+	// Webhooks are the subscriptions with their delivery health (GET
+	// /v1/webhooks and each one's delivery log), when the service has
+	// webhooks.
+	ShowWebhooks bool
+	Webhooks     []webhookHealth
 }
 
 type parkedRow struct {
@@ -25,15 +30,20 @@ type parkedRow struct {
 // parked streams, with the rebuild and retry actions (GET
 // /v1/projections' status).
 func (c *Console) operations(w http.ResponseWriter, r *http.Request, s *signedIn) error {
-	st, err := c.cfg.Projections.Status(r.Context())
-	if err != nil {
+	var d operationsData
+	jobs := []func() error{func() (err error) { d.Statuses, err = c.cfg.Projections.Status(r.Context()); return }}
+	if c.cfg.Webhooks != nil {
+		d.ShowWebhooks = true
+		jobs = append(jobs, func() (err error) { d.Webhooks, err = c.webhookHealths(r.Context()); return })
+	}
+	if err := parallel(jobs...); err != nil {
 		return err
 	}
 	panels, err := c.panels(r, s, PageOperations)
 	if err != nil {
 		return err
 	}
-	d := operationsData{Statuses: st}
+	st := d.Statuses
 	for _, p := range st {
 		for _, k := range p.Parked {
 			d.Parked = append(d.Parked, parkedRow{Projection: p.Name, Parked: k})

@@ -3,11 +3,13 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	rhttp "github.com/rapport-crm/rapport/infra/http"
 	"github.com/rapport-crm/rapport/readmodels/analytics"
+	"github.com/rapport-crm/rapport/readmodels/goals"
 )
 
 // kpi is one headline figure of the overview: its API name, how it reads,
@@ -58,17 +60,26 @@ type overviewData struct {
 	Dims               []string
 	// Found says the chosen group exists in the period (else the cards
 	// are empty, as the API answer has no such group).
-	Found      bool
-	Cards      []kpiCard
-	Columns    []kpi
-	Breakdown  []breakdownRow
-	Charts     []chartView
-	ChartFrom  time.Time
-	CSV        string
-	MonthlyCSV string
+	Found     bool
+	Cards     []kpiCard
+	Columns   []kpi
+	Breakdown []breakdownRow
+	Charts    []chartView
+	ChartFrom time.Time
+	// ChartsFiltered says the charts show the chosen group month by month.
+	ChartsFiltered bool
+	CSV            string
+	MonthlyCSV     string
+	// Goals are the open goals with their status (GET /v1/goals), shown
+	// when the service has goals; MoreGoals says there are more than
+	// the page shows.
+	ShowGoals bool
+	Goals     []goalRow
+	MoreGoals bool
 	// APIQuery and friends are the API requests whose answers the page
 	// shows, for whoever wants to check a figure.
-	APIQuery, APIPrevQuery, APIChartQuery string
+	APIQuery, APIPrevQuery, APIGoalsQuery string
+	APIChartQueries                       []string
 }
 
 // overviewParams turns the form's values into the API's: a date (the
@@ -133,23 +144,33 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *signedIn) 
 	d.PrevFrom = prev.From
 	hasPrev := !prev.From.Before(time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC))
 	// The charts: the last chartMonths calendar months up to the period's
-	// end, every customer.
-	last := params.To.Add(-time.Microsecond).UTC()
-	chartFrom := time.Date(last.Year(), last.Month()-chartMonths+1, 1, 0, 0, 0, 0, time.UTC)
-	monthly := analytics.Params{From: chartFrom, To: params.To, GroupBy: analytics.Month}
-	d.ChartFrom = chartFrom
+	// end, every customer or the chosen group.
+	monthly := chartPeriod(params)
+	d.ChartFrom = monthly.From
 	d.APIQuery = apiURL("kpis", cardParams)
-	d.APIChartQuery = apiURL("kpis", monthly)
 	if hasPrev {
 		d.APIPrevQuery = apiURL("kpis", prev)
 	}
+	charts := newChartQuery(monthly, params.GroupBy, key)
+	d.ChartsFiltered = charts.filtered()
+	d.APIChartQueries = charts.apis()
 
-	// The reports are independent: asked at once, the page takes as long
-	// as the slowest, not their sum.
-	var cur, before, breakdown, months analytics.Report
+	// The reports are independent: asked at once (a few at a time), the
+	// page takes about as long as the slowest, not their sum.
+	var cur, before, breakdown analytics.Report
+	var goalPage []goals.Goal
 	jobs := []func() error{
 		func() (err error) { cur, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, cardParams); return },
-		func() (err error) { months, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, monthly); return },
+	}
+	if c.cfg.Goals != nil {
+		jobs = append(jobs, func() error {
+			page, err := c.cfg.Goals.Goals(ctx, goals.ListParams{State: goals.StateOpen}, "", overviewGoals)
+			goalPage = page.Items
+			d.MoreGoals = page.NextCursor != ""
+			return err
+		})
+		d.ShowGoals = true
+		d.APIGoalsQuery = "/v1/goals?limit=" + strconv.Itoa(overviewGoals)
 	}
 	if hasPrev {
 		jobs = append(jobs, func() (err error) { before, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, prev); return })
@@ -157,9 +178,11 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *signedIn) 
 	if params.GroupBy != analytics.All && key == "" {
 		jobs = append(jobs, func() (err error) { breakdown, err = c.cfg.Analytics.Report(ctx, analytics.KPIs, params); return })
 	}
-	if err := parallel(jobs...); err != nil {
+	chartJobs, months := charts.jobs(ctx, c.cfg.Analytics)
+	if err := parallelN(chartParallel, append(jobs, chartJobs...)...); err != nil {
 		return err
 	}
+	d.Goals = goalRows(goalPage, params.GroupBy, key)
 	pick := func(rep analytics.Report) *analytics.Group {
 		for i := range rep.Groups {
 			if cardParams.GroupBy == analytics.All || groupKey(&rep.Groups[i]) == key {
@@ -197,15 +220,16 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *signedIn) 
 			d.Breakdown = append(d.Breakdown, row)
 		}
 	}
+	shown := months()
 	for _, name := range chartKPIs {
 		for _, k := range overviewKPIs {
 			if k.Name == name {
-				d.Charts = append(d.Charts, lineChart(k, months.Groups))
+				d.Charts = append(d.Charts, monthChart(k, shown))
 			}
 		}
 	}
 	d.CSV = "/console/overview.csv?" + strings.TrimPrefix(d.APIQuery, "/v1/analytics/kpis?") + "&family=kpis"
-	d.MonthlyCSV = "/console/overview.csv?" + strings.TrimPrefix(d.APIChartQuery, "/v1/analytics/kpis?") + "&family=kpis"
+	d.MonthlyCSV = monthsCSVLink(monthly, params.GroupBy, key)
 	panels, err := c.panels(r, s, PageOverview)
 	if err != nil {
 		return err

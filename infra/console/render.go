@@ -132,11 +132,20 @@ var funcs = template.FuncMap{
 		return strconv.Itoa(*i)
 	},
 	"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
-	"join":    strings.Join,
-	"span":    spanText,
-	"list":    func(v ...string) []string { return v },
-	"sla":     rhttp.SLAOf,
-	"has":     func(s *signedIn, roles ...string) bool { return s != nil && may(s.Principal, toRoles(roles)) },
+	"date":    func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
+	// num formats a figure of a kind ("duration": seconds).
+	"num": func(kind string, v *float64) string {
+		if kind == "duration" {
+			return durationText(v)
+		}
+		return figureDisplay(v)
+	},
+	"statusText": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+	"join":       strings.Join,
+	"span":       spanText,
+	"list":       func(v ...string) []string { return v },
+	"sla":        rhttp.SLAOf,
+	"has":        func(s *signedIn, roles ...string) bool { return s != nil && may(s.Principal, toRoles(roles)) },
 }
 
 func toRoles(names []string) []rhttp.Role {

@@ -137,6 +137,25 @@ func TestConsoleRolesSessionsAndCSRF(t *testing.T) {
 				t.Errorf("%s: timeline shown %v, want %v", role, got, want)
 			}
 		}
+		// Value and loyalty are every role's (as GET /v1/customers/{id} and
+		// …/loyalty are); the goals are on the analysts' overview, the
+		// webhooks on the admins' operations page; the months CSV is the
+		// overview's.
+		if p := b.get(pages["customer"]); !strings.Contains(p.Body, `id="value-h"`) || !strings.Contains(p.Body, `id="loyalty-h"`) {
+			t.Errorf("%s: the customer page lacks value or loyalty", role)
+		}
+		if p := b.get(pages["overview"]); p.Status == http.StatusOK && !strings.Contains(p.Body, `id="goals-h"`) {
+			t.Errorf("%s: the overview lacks the goals", role)
+		}
+		if p := b.get(pages["operations"]); p.Status == http.StatusOK && !strings.Contains(p.Body, `id="webhooks-h"`) {
+			t.Errorf("%s: operations lacks the webhooks", role)
+		}
+		months := b.get("/console/overview-months.csv?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z&group_by=segment&key=enterprise")
+		if want := map[bool]int{true: http.StatusOK, false: http.StatusForbidden}[slices.Contains(allowed[role], "overview")]; months.Status != want {
+			t.Errorf("%s: months CSV → %d, want %d", role, months.Status, want)
+		} else if want == http.StatusOK && !strings.HasPrefix(months.Body, "month,segment,csat_pct,") || want == http.StatusOK && strings.Count(months.Body, "\r\n") != 3 {
+			t.Errorf("%s: months CSV %q", role, months.Body)
+		}
 		// A state-changing form of a page the role may not use is refused
 		// even with the right token.
 		token := csrf(t, b.get(pages["customers"]))
@@ -197,6 +216,14 @@ func TestConsoleRolesSessionsAndCSRF(t *testing.T) {
 	}
 	if p := analyst.get("/console/work?queue=complaints&sla=late"); p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, `data-field="sla"`) {
 		t.Errorf("bad sla: %d", p.Status)
+	}
+	for param, path := range map[string]string{
+		"group_by": "/console/overview-months.csv?group_by=month&key=x",
+		"to":       "/console/overview-months.csv?to=soon",
+	} {
+		if p := analyst.get(path); p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, `data-field="`+param+`"`) {
+			t.Errorf("months CSV with a bad %s: %d %.300s", param, p.Status, p.Body)
+		}
 	}
 	if p := analyst.get("/console/customers/not-a-uuid"); p.Status != http.StatusNotFound {
 		t.Errorf("bad customer id: %d", p.Status)
