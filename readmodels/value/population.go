@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -111,11 +112,10 @@ func lowerBound(s []int64, x int64) int {
 
 // upperBound is how many values of s are at most x.
 func upperBound(s []int64, x int64) int {
-	i, found := slices.BinarySearch(s, x)
-	for found && i < len(s) && s[i] == x {
-		i++
+	if x == math.MaxInt64 {
+		return len(s)
 	}
-	return i
+	return lowerBound(s, x+1)
 }
 
 func (d dist) n() int { return len(d.base) - len(d.removed) + len(d.added) }
