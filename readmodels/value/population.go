@@ -243,23 +243,62 @@ func (p *population) value(own facts) CustomerValue {
 	return v
 }
 
-// members lists the population's customers in segment.
-func (p *population) members(segment string, limit int) []uuid.UUID {
-	lastAt, freq := dist{base: p.lastAt.materialize()}, dist{base: p.freq.materialize()}
-	money := map[string]*dist{}
-	for c, d := range p.money {
-		money[c] = &dist{base: d.materialize()}
+// thresholds scores the values of a sorted population: since a score
+// grows with the value (2·worse + ties counts the values below and those
+// at most it), at[k] is the least value scoring k+2 or more, found in one
+// walk.
+type thresholds struct{ at [4]int64 }
+
+func newThresholds(sorted []int64) thresholds {
+	t := thresholds{at: [4]int64{math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64}}
+	n := len(sorted)
+	for i := 0; i < n; {
+		j := upperBound(sorted, sorted[i])
+		for s := score(i, j-i, n); s >= 2; s-- {
+			if t.at[s-2] == math.MaxInt64 {
+				t.at[s-2] = sorted[i]
+			}
+		}
+		i = j
 	}
-	for c, s := range p.snap.monetary {
-		if _, ok := money[c]; !ok {
-			money[c] = &dist{base: s}
+	return t
+}
+
+func (t thresholds) score(v int64) int {
+	s := 1
+	for _, at := range t.at {
+		if v >= at {
+			s++
 		}
 	}
+	return s
+}
+
+// members lists the population's customers in segment: the population
+// materialized once, its scores by threshold, each customer compared.
+func (p *population) members(segment string, limit int) []uuid.UUID {
+	lastAt := dist{base: p.lastAt.materialize()}
 	n := lastAt.n()
+	freq := newThresholds(p.freq.materialize())
+	money := map[string]thresholds{}
+	for c, s := range p.snap.monetary {
+		money[c] = newThresholds(s)
+	}
+	for c, d := range p.money {
+		money[c] = newThresholds(d.materialize())
+	}
+	// r by whole days of recency (at most 365 in the population).
+	rByDays := map[int64]int{}
 	var out []uuid.UUID
-	visit := func(id uuid.UUID, lastAtV, frequency, monetary int64, currency string) {
-		r, f, m := p.scoresIn(lastAt.atMost, freq.below, freq.atMost, n, lastAtV, frequency, monetary, money[currency])
-		if len(out) < limit && SegmentOf(r, f, m) == segment {
+	visit := func(id uuid.UUID, at, frequency, monetary int64, currency string) {
+		d := (p.now - at) / dayMicros
+		r, ok := rByDays[d]
+		if !ok {
+			worse := lastAt.atMost(p.now - (d+1)*dayMicros)
+			r = score(worse, lastAt.atMost(p.now-d*dayMicros)-worse, n)
+			rByDays[d] = r
+		}
+		if len(out) < limit && SegmentOf(r, freq.score(frequency), money[currency].score(monetary)) == segment {
 			out = append(out, id)
 		}
 	}

@@ -75,3 +75,23 @@ func TestDistIsTheMultisetItDescribes(t *testing.T) {
 		}
 	}
 }
+
+// A value's score by thresholds is its score by counts, for every value of
+// a population with runs of ties.
+func TestThresholdsScoreLikeCounts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 300 {
+		var sorted []int64
+		for range 1 + rng.IntN(60) {
+			sorted = append(sorted, rng.Int64N(1+rng.Int64N(20)))
+		}
+		slices.Sort(sorted)
+		th := newThresholds(sorted)
+		for _, v := range sorted {
+			worse := lowerBound(sorted, v)
+			if want := score(worse, upperBound(sorted, v)-worse, len(sorted)); th.score(v) != want {
+				t.Fatalf("%v: %d scores %d by thresholds %v, %d by counts", sorted, v, th.score(v), th.at, want)
+			}
+		}
+	}
+}
