@@ -143,25 +143,6 @@ type row struct {
 	dirty        bool
 }
 
-// complaintID is the complaint an event is about.
-func complaintID(e domain.Event) (uuid.UUID, bool) {
-	switch e := e.(type) {
-	case domain.ComplaintFiled:
-		return e.ComplaintID, true
-	case domain.ComplaintAssigned:
-		return e.ComplaintID, true
-	case domain.ComplaintAcknowledged:
-		return e.ComplaintID, true
-	case domain.ComplaintEscalated:
-		return e.ComplaintID, true
-	case domain.ComplaintResolved:
-		return e.ComplaintID, true
-	case domain.ComplaintReopened:
-		return e.ComplaintID, true
-	}
-	return uuid.Nil, false
-}
-
 // Apply implements projections.Projector: load the complaints the batch
 // touches (except those it files) with one query, fold the batch in
 // memory with domain.Evolve, write the changed complaints with one
@@ -171,7 +152,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 	var need []key
 	needed := map[key]bool{}
 	for i := range batch {
-		cid, ok := complaintID(batch[i].Event)
+		cid, ok := ComplaintOf(batch[i].Event)
 		if !ok {
 			continue
 		}
@@ -209,7 +190,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 			erased = append(erased, id)
 			continue
 		}
-		cid, ok := complaintID(d.Event)
+		cid, ok := ComplaintOf(d.Event)
 		if !ok {
 			continue
 		}
@@ -222,10 +203,9 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 			if r != nil {
 				continue // a complaint is filed once (Decide refuses a second filing)
 			}
-			r = &row{customer: id}
+			c, _ := Fold(nil, e)
+			r = &row{customer: id, c: c}
 			rows[k] = r
-			state := domain.Evolve(domain.Customer{}, e)
-			r.c = state.Complaints[0]
 			if d.Erased {
 				r.c.Description = ""
 			}
@@ -257,8 +237,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 			continue // an event about a complaint never filed: Decide refuses those
 		}
 		if kind != "filed" {
-			state := domain.Evolve(domain.Customer{Complaints: []domain.Complaint{r.c}}, d.Event)
-			r.c = state.Complaints[0]
+			r.c, _ = Fold(&r.c, d.Event)
 		}
 		if !r.dirty {
 			r.dirty = true
