@@ -106,6 +106,16 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		// generation made before it gets it at its next rebuild; the
 		// queue is right without it, only slower.
 		`CREATE INDEX IF NOT EXISTS complaints_open_idx ON complaints (opened_at, complaint_id) WHERE status <> 'resolved'`,
+		// The work queue's branches (readmodels/work, complaintsSQL): the
+		// open complaints by severity and opening, apart by whether they
+		// had their first response, so that each walks its severity's
+		// targets in due order; and the rows no branch holds.
+		`CREATE INDEX IF NOT EXISTS complaints_queue_first_idx ON complaints (severity, opened_at, complaint_id)
+			WHERE status <> 'resolved' AND resolved_at IS NULL AND acknowledged_at IS NULL`,
+		`CREATE INDEX IF NOT EXISTS complaints_queue_next_idx ON complaints (severity, opened_at, complaint_id)
+			WHERE status <> 'resolved' AND resolved_at IS NULL AND acknowledged_at IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS complaints_queue_odd_idx ON complaints (opened_at)
+			WHERE status <> 'resolved' AND (resolved_at IS NOT NULL OR severity NOT IN ('critical', 'high', 'medium', 'low'))`,
 		`CREATE INDEX IF NOT EXISTS complaint_events_complaint_idx ON complaint_events (customer_id, complaint_id, revision)`,
 		`ANALYZE complaints`,
 		`ANALYZE complaint_events`,
