@@ -114,6 +114,10 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 			WHERE status <> 'resolved' AND resolved_at IS NULL AND acknowledged_at IS NULL`,
 		`CREATE INDEX IF NOT EXISTS complaints_queue_next_idx ON complaints (severity, opened_at, complaint_id)
 			WHERE status <> 'resolved' AND resolved_at IS NULL AND acknowledged_at IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS complaints_queue_first_assignee_idx ON complaints (assignee, severity, opened_at, complaint_id)
+			WHERE status <> 'resolved' AND resolved_at IS NULL AND acknowledged_at IS NULL`,
+		`CREATE INDEX IF NOT EXISTS complaints_queue_next_assignee_idx ON complaints (assignee, severity, opened_at, complaint_id)
+			WHERE status <> 'resolved' AND resolved_at IS NULL AND acknowledged_at IS NOT NULL`,
 		`CREATE INDEX IF NOT EXISTS complaints_queue_odd_idx ON complaints (opened_at)
 			WHERE status <> 'resolved' AND (resolved_at IS NOT NULL OR severity NOT IN ('critical', 'high', 'medium', 'low'))`,
 		`CREATE INDEX IF NOT EXISTS complaint_events_complaint_idx ON complaint_events (customer_id, complaint_id, revision)`,

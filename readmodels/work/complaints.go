@@ -127,6 +127,14 @@ var severities = []string{"critical", "high", "medium", "low"}
 // complaints_queue_odd_idx, so the answer is the definition's whatever
 // the table holds.
 //
+// An owner (a member of the customer's team) is a property of the
+// customer: the branches would each read the open complaints of every
+// customer to find a page of the member's, so the general query answers
+// alone, from the member's customers (customers_team_idx) to their
+// complaints. An assignee is the complaint's own: the branches walk
+// complaints_queue_{first,next}_assignee_idx, the same order behind the
+// assignee.
+//
 // Every branch selects with the definition's own SQL (package sla's due
 // times and breaches, the 25 % rule); the ranges on opened_at added
 // beside it are implied by it for the rows of the branch (open, no
@@ -173,7 +181,7 @@ func (q *Queries) complaintsSQL(f ComplaintFilter, after *readmodel.Key, now tim
 	secs := func(d time.Duration) string { return b.arg(float64(int64(d.Seconds()))) }
 	var branches []string
 	for _, sev := range severities {
-		if f.Severity != "" && f.Severity != sev {
+		if f.Severity != "" && f.Severity != sev || f.Owner != "" {
 			continue
 		}
 		t := q.targets[domain.Severity(sev)]
@@ -203,17 +211,20 @@ func (q *Queries) complaintsSQL(f ComplaintFilter, after *readmodel.Key, now tim
 			ORDER BY k.opened_at, k.complaint_id LIMIT `+limitArg+`)`)
 		}
 	}
-	odd := ""
+	odd := ` AND (k.resolved_at IS NOT NULL OR k.severity NOT IN ('critical', 'high', 'medium', 'low'))`
+	if f.Owner != "" {
+		odd = "" // the general query answers alone
+	}
 	if f.Severity != "" {
-		odd = ` AND k.severity = ` + b.arg(f.Severity)
+		odd += ` AND k.severity = ` + b.arg(f.Severity)
 	}
 	cursor := ""
 	if after != nil {
 		cursor = ` AND (` + due + `, k.complaint_id) > (` + atArg + `::timestamptz, ` + idArg + `::uuid)`
 	}
 	branches = append(branches, `(`+head+`
-			WHERE k.status <> 'resolved' AND (k.resolved_at IS NOT NULL OR k.severity NOT IN ('critical', 'high', 'medium', 'low'))
-				AND c.status <> 'erased'`+odd+common+selection+cursor+`
+			WHERE k.status <> 'resolved'`+odd+`
+				AND c.status <> 'erased'`+common+selection+cursor+`
 			ORDER BY 12, k.complaint_id LIMIT `+limitArg+`)`)
 	return `SELECT * FROM (` + strings.Join(branches, "\n\t\tUNION ALL ") + `) u ORDER BY u.due_at, u.complaint_id LIMIT ` + limitArg, b.args, nil
 }
