@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -237,12 +238,20 @@ const personalMark = "\x00personal\x00"
 // summary without personal data.
 func render(d *eventcodec.Decoded, p *profile) rendered {
 	var r rendered
-	plain := asMap(d.Event)
-	masked, _ := domain.RewritePersonalFields(d.Event, func(string) (string, error) { return personalMark, nil })
+	// One JSON round trip of the event with each personal field replaced
+	// by a numbered mark: a top-level value holding a mark is personal,
+	// and putting the originals back gives its plain value. (This was two
+	// round trips, of the plain event and of a masked copy; the history
+	// renders every event of the log.)
+	var originals []string
+	masked, _ := domain.RewritePersonalFields(d.Event, func(s string) (string, error) {
+		originals = append(originals, s)
+		return personalMark + strconv.Itoa(len(originals)-1), nil
+	})
 	details, personal := map[string]any{}, map[string]any{}
 	for k, v := range asMap(masked) {
 		if isPersonal(v) {
-			personal[k] = plain[k]
+			personal[k] = unmask(v, originals)
 			continue
 		}
 		details[k] = v
@@ -310,11 +319,29 @@ func nullIf(null bool, v string) any {
 func isPersonal(v any) bool {
 	switch v := v.(type) {
 	case string:
-		return v == personalMark
+		return strings.HasPrefix(v, personalMark)
 	case []any:
 		return len(v) > 0 && slices.ContainsFunc(v, isPersonal)
 	}
 	return false
+}
+
+// unmask puts the original values back in place of the marks in v.
+func unmask(v any, originals []string) any {
+	switch v := v.(type) {
+	case string:
+		if i, err := strconv.Atoi(strings.TrimPrefix(v, personalMark)); err == nil && strings.HasPrefix(v, personalMark) && i < len(originals) {
+			return originals[i]
+		}
+		return v
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = unmask(e, originals)
+		}
+		return out
+	}
+	return v
 }
 
 func asMap(e domain.Event) map[string]any {
