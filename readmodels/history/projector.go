@@ -34,7 +34,7 @@ const version = 1
 type Projector struct {
 	mu      sync.Mutex
 	cache   map[string]*lru.Cache[uuid.UUID, profile] // by generation schema
-	pending map[string]map[uuid.UUID]*profile        // written by the Apply in progress
+	pending map[string]map[uuid.UUID]*profile         // written by the Apply in progress
 }
 
 // cacheSize is how many customers' profiles a generation keeps.
