@@ -77,6 +77,7 @@ func (l *lockConn) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projections: connect for %s: %w", l.name, err)
 	}
+	encodeUUIDsNatively(conn.TypeMap())
 	l.conn = conn
 	return nil
 }
