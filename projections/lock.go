@@ -124,7 +124,8 @@ func (l *lockConn) relock(ctx context.Context) error {
 // the Postgres event store's horizon need not wait for them, and a long
 // rebuild batch does not hold back every live subscriber. The store refuses
 // an append from a transaction so marked (migration 00025), so the mark
-// cannot lie; a transaction must never set it after appending.
+// cannot lie; a transaction must never set it after appending (none of the
+// engine's does: they never append).
 const ReadModelApplicationName = "rapport:readmodel"
 
 // tx runs fn in a transaction on the locked connection, with search_path
@@ -138,6 +139,23 @@ func (l *lockConn) tx(ctx context.Context, schema string, fn func(tx pgx.Tx) err
 // another transaction may start: a caching projector learns how its Apply
 // ended before its next Apply, whichever goroutine runs that one.
 func (l *lockConn) txAfter(ctx context.Context, schema string, fn func(tx pgx.Tx) error, after func(err error)) (err error) {
+	// The mark comes before any write and lasts for the transaction only.
+	setup := `SET LOCAL application_name TO '` + ReadModelApplicationName + `'`
+	if schema != "" {
+		setup += `; SET LOCAL search_path TO ` + pgx.Identifier{schema}.Sanitize()
+	}
+	return l.txSetUp(ctx, setup, fn, after)
+}
+
+// txSelfMarked is txAfter for a hot path whose first statement marks the
+// transaction itself (set_config('application_name',
+// ReadModelApplicationName, true)) and sets what else it needs, saving a
+// round trip per batch.
+func (l *lockConn) txSelfMarked(ctx context.Context, fn func(tx pgx.Tx) error, after func(err error)) error {
+	return l.txSetUp(ctx, "", fn, after)
+}
+
+func (l *lockConn) txSetUp(ctx context.Context, setup string, fn func(tx pgx.Tx) error, after func(err error)) (err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if after != nil {
@@ -156,13 +174,10 @@ func (l *lockConn) txAfter(ctx context.Context, schema string, fn func(tx pgx.Tx
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	// The mark comes before any write and lasts for the transaction only.
-	setup := `SET LOCAL application_name TO '` + ReadModelApplicationName + `'`
-	if schema != "" {
-		setup += `; SET LOCAL search_path TO ` + pgx.Identifier{schema}.Sanitize()
-	}
-	if _, err := tx.Exec(ctx, setup); err != nil {
-		return err
+	if setup != "" {
+		if _, err := tx.Exec(ctx, setup); err != nil {
+			return err
+		}
 	}
 	if err := fn(tx); err != nil {
 		return err

@@ -483,8 +483,9 @@ func (w *worker) commit(ctx context.Context, decoded []eventcodec.Decoded, end e
 	if !lastAt.IsZero() {
 		at = lastAt
 	}
-	err := w.rt.lock.txAfter(ctx, "", func(tx pgx.Tx) error {
-		// One round trip opens the batch: it moves the checkpoint (only
+	err := w.rt.lock.txSelfMarked(ctx, func(tx pgx.Tx) error {
+		// One round trip opens the batch: it marks the transaction as a
+		// projector's (ReadModelApplicationName), moves the checkpoint (only
 		// from the value this worker committed; it locks the generation's
 		// row until the commit), sets the search_path for Apply and, for
 		// a generation that serves nobody yet, asynchronous commit: a
@@ -497,8 +498,8 @@ func (w *worker) commit(ctx context.Context, decoded []eventcodec.Decoded, end e
 		err := tx.QueryRow(ctx, `UPDATE projections.generations SET checkpoint = $3, events_applied = events_applied + $4,
 			last_recorded_at = coalesce($5, last_recorded_at), updated_at = now()
 			WHERE projector = $1 AND generation = $2 AND state IN ('active', 'building') AND checkpoint = $6
-			RETURNING set_config('search_path', $7, true) IS NOT NULL AND (NOT $8 OR set_config('synchronous_commit', 'off', true) IS NOT NULL)`,
-			name, w.gen.Number, int64(end), events, at, int64(from), pgx.Identifier{w.gen.Schema}.Sanitize(), !w.isActive()).Scan(&moved)
+			RETURNING set_config('application_name', $9, true) IS NOT NULL AND set_config('search_path', $7, true) IS NOT NULL AND (NOT $8 OR set_config('synchronous_commit', 'off', true) IS NOT NULL)`,
+			name, w.gen.Number, int64(end), events, at, int64(from), pgx.Identifier{w.gen.Schema}.Sanitize(), !w.isActive(), ReadModelApplicationName).Scan(&moved)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
