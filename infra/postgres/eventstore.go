@@ -316,6 +316,21 @@ func (s *EventStore) HeadPosition(ctx context.Context) (eventstore.Position, err
 	return eventstore.Position(*head), nil
 }
 
+// LastCommittedPosition returns the position of the last event committed
+// (eventstore.Start when there is none), above the horizon too: events
+// that readers may not pass yet, because an older transaction is still in
+// flight, are in the log all the same.
+func (s *EventStore) LastCommittedPosition(ctx context.Context) (eventstore.Position, error) {
+	var head *int64
+	if err := s.pool.QueryRow(ctx, `SELECT max(position) FROM eventstore.events`).Scan(&head); err != nil {
+		return 0, classify("last committed position", err)
+	}
+	if head == nil {
+		return eventstore.Start, nil
+	}
+	return eventstore.Position(*head), nil
+}
+
 // CountAfter counts the events after position that streams with one of the
 // prefixes hold (every stream when there is none): a projection's lag.
 func (s *EventStore) CountAfter(ctx context.Context, after eventstore.Position, prefixes []string) (int64, error) {

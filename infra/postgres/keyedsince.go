@@ -34,7 +34,14 @@ func EnsureKeyedSince(ctx context.Context, pool *pgxpool.Pool, store eventstore.
 	}
 	position, recreated := first, keyed
 	if !keyed {
+		// After every event committed, not only those readers may pass
+		// yet: the readers' head stops at the horizon, which an older
+		// write transaction holds back, and a mark placed there would
+		// land before committed legacy events.
 		head, err := store.HeadPosition(ctx)
+		if lc, ok := store.(lastCommitter); ok {
+			head, err = lc.LastCommittedPosition(ctx)
+		}
 		if err != nil {
 			return mark, fmt.Errorf("postgres: keyed-since mark: %w", err)
 		}
@@ -51,6 +58,12 @@ func EnsureKeyedSince(ctx context.Context, pool *pgxpool.Pool, store eventstore.
 	}
 	mark, _, err = readKeyedSince(ctx, pool, key)
 	return mark, err
+}
+
+// lastCommitter is a store whose readers' head can trail what has
+// committed (the Postgres store's horizon).
+type lastCommitter interface {
+	LastCommittedPosition(ctx context.Context) (eventstore.Position, error)
 }
 
 func readKeyedSince(ctx context.Context, pool *pgxpool.Pool, key eventcodec.ChainKey) (eventcodec.KeyedSince, bool, error) {
