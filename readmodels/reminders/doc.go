@@ -34,18 +34,23 @@
 //     gets no reminder for that step; at risk is not emitted for a step
 //     already breached.
 //   - Checkpointed: rapport.reminder_scheduler holds the high-water time
-//     (every reminder due up to it was judged), so a scan looks only at
-//     what fell due since, less an overlap (Config.Overlap) that covers
-//     read-model lag and back-dated facts; rapport.reminders remembers
-//     what was emitted, so nothing is appended twice even by one
-//     scheduler. A full scan (Config.Sweep, hourly by default, and the
-//     first start) finds what became due retroactively: a shorter SLA
-//     target, a new tier, a fact recorded long after its time.
-//   - First start back-fills: the first scan is full, so every reminder
-//     that holds at that moment (an open complaint already breached, a
-//     follow-up already overdue, a customer already due) is emitted once,
-//     with its original due time; those whose subject was settled before
-//     the scheduler ever ran are not.
+//     (every reminder due up to it was judged), the log position judged
+//     through, the last full scan, the configuration judged with and the
+//     back-fill floor; rapport.reminders remembers what was emitted, so
+//     nothing is appended twice even by one scheduler. A tick looks at
+//     what fell due since the high-water time (less Config.Overlap, for
+//     the clocks of processes that take turns) and at every reminder of
+//     the customers whose events came after the checkpoint (read from the
+//     log without decoding): a fact recorded late — a complaint filed
+//     hours after it was made, a reopening, a new tier — can be due before
+//     the high-water time. A full scan runs at the first start, when the
+//     SLA targets or the cadence change, and every Config.Sweep (hourly).
+//   - Back-fill: the first scan ever emits what became due within
+//     Config.Backfill (24 h) before it and still holds (an open complaint
+//     already breached, a follow-up already overdue, a customer already
+//     due), once, with its original due time. That floor is stored: what
+//     fell due before it is never emitted, so a database with years of
+//     history does not flood its subscribers.
 //   - One active scheduler: each process runs one; the one holding a
 //     session advisory lock works, the others stand by and take over when
 //     its connection dies.

@@ -108,6 +108,10 @@ func (c Config) Validate() error {
 type Scheduler struct {
 	cfg     Config
 	emitted *prometheus.CounterVec
+	// scanned is the instant the last complete scan judged at: an alert
+	// on its age sees a scheduler that stopped (or whose read models are
+	// stuck behind the log).
+	scanned prometheus.Gauge
 }
 
 // New returns a scheduler; Run starts it, Scan runs one scan.
@@ -119,10 +123,15 @@ func New(cfg Config) (*Scheduler, error) {
 	s := &Scheduler{cfg: cfg, emitted: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rapport_reminders_emitted_total",
 		Help: "Reminders the scheduler appended to the log, by kind.",
-	}, []string{"kind"})}
+	}, []string{"kind"}), scanned: prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rapport_reminders_scanned_timestamp_seconds",
+		Help: "The instant the reminder scheduler's last complete scan judged at (Unix seconds).",
+	})}
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(s.emitted); err != nil {
-			return nil, fmt.Errorf("reminders: metrics: %w", err)
+		for _, c := range []prometheus.Collector{s.emitted, s.scanned} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("reminders: metrics: %w", err)
+			}
 		}
 	}
 	return s, nil
@@ -308,6 +317,7 @@ func (s *Scheduler) Scan(ctx context.Context) (Result, error) {
 		now, int64(head), swept, judging, floor); err != nil {
 		return res, fmt.Errorf("reminders: move the high-water time: %w", err)
 	}
+	s.scanned.Set(float64(now.UnixNano()) / 1e9)
 	return res, nil
 }
 

@@ -100,6 +100,26 @@ func TestAReminderReachesAWebhookAndTheFeed(t *testing.T) {
 		t.Fatalf("judged on revision %d", got[0].Revision)
 	}
 
+	// The metrics say it: one emitted, and a recent complete scan.
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var emitted, scanned float64
+	for _, f := range families {
+		for _, mt := range f.GetMetric() {
+			switch f.GetName() {
+			case "rapport_reminders_emitted_total":
+				emitted += mt.GetCounter().GetValue()
+			case "rapport_reminders_scanned_timestamp_seconds":
+				scanned = mt.GetGauge().GetValue()
+			}
+		}
+	}
+	if emitted != 1 || time.Since(time.Unix(int64(scanned), 0)) > time.Minute {
+		t.Fatalf("metrics: %v emitted, last complete scan at %v", emitted, scanned)
+	}
+
 	feedPage := func() []integration.Event {
 		t.Helper()
 		r := m.Get(t, "analyst", "/v1/feed?types="+integration.TypeReminderComplaintSLABreached)
