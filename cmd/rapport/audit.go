@@ -19,7 +19,7 @@ import (
 const auditSummary = `Auditors' tools over the authoritative event log:
   rapport audit verify CUSTOMER_ID     recompute one customer's hash chain
   rapport audit verify STREAM          the same for goal-<id> or routing-complaints
-  rapport audit verify --all           recompute every stream's (customers, goals, routing),
+  rapport audit verify --all           recompute every stream's (customers, goals, routing, reminders),
                                        reading the log once
   rapport audit verify --anchor FILE [CUSTOMER_ID | STREAM | --all]
                                        also check against an anchor: catches truncation and rollback
@@ -110,13 +110,15 @@ func printVerification(w io.Writer, v audit.Verification) {
 
 func verifyAll(ctx context.Context, auditor *audit.Auditor, anchor *audit.Anchor, stdout, stderr io.Writer) error {
 	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("verifying events"), progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
-	// Counted by kind: customers, goals, the routing rules.
-	var counts [3]struct{ all, broken int }
+	// Counted by kind: customers, goals, the routing rules, reminders.
+	var counts [4]struct{ all, broken int }
 	progress := func(events int) { _ = bar.Set(events) }
 	report := func(v audit.Verification) error {
 		kind := 0
 		if _, ok := domain.GoalIDFromStream(v.Stream); ok {
 			kind = 1
+		} else if _, ok := domain.ReminderIDFromStream(v.Stream); ok {
+			kind = 3
 		} else if v.CustomerID == uuid.Nil {
 			kind = 2
 		}
@@ -143,7 +145,7 @@ func verifyAll(ctx context.Context, auditor *audit.Auditor, anchor *audit.Anchor
 		return err
 	}
 	broken := 0
-	for kind, name := range []string{"customers", "goals", "routing streams"} {
+	for kind, name := range []string{"customers", "goals", "routing streams", "reminders"} {
 		c := counts[kind]
 		broken += c.broken
 		if kind == 0 || c.all > 0 {

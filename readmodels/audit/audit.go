@@ -36,6 +36,9 @@ func Audited(stream string) bool {
 	if _, ok := domain.GoalIDFromStream(stream); ok {
 		return true
 	}
+	if _, ok := domain.ReminderIDFromStream(stream); ok {
+		return true
+	}
 	return stream == domain.RoutingStream
 }
 

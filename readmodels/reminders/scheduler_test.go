@@ -280,20 +280,26 @@ func TestRemindersAreEmittedOnceWhenDue(t *testing.T) {
 			}
 		}
 		m.CheckReconciles(t, "with reminders", feed.Name)
-		// The auditor of every customer (rapport audit verify --all) reads
-		// past the reminder streams: the same customers, intact.
+		// The auditor (rapport audit verify --all) verifies the reminder
+		// streams like the customers': the 4 customers and every reminder,
+		// intact.
 		var verified []uuid.UUID
+		reminders := 0
 		if err := audit.New(m.Store, m.Codec).VerifyAll(context.Background(), nil, func(v audit.Verification) error {
 			if !v.Intact {
-				t.Errorf("customer %s: not intact: %+v", v.CustomerID, v.BrokenAt)
+				t.Errorf("stream %s: not intact: %+v", v.Name(), v.BrokenAt)
+			}
+			if _, ok := domain.ReminderIDFromStream(v.Stream); ok {
+				reminders++
+				return nil
 			}
 			verified = append(verified, v.CustomerID)
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if len(verified) != 4 {
-			t.Fatalf("verify --all reported %d streams, want the 4 customers: %v", len(verified), verified)
+		if len(verified) != 4 || reminders != len(events) {
+			t.Fatalf("verify --all reported %d other streams (want the 4 customers: %v) and %d reminders (want %d)", len(verified), verified, reminders, len(events))
 		}
 	})
 }
