@@ -82,8 +82,7 @@ func (q *Queries) Complaints(ctx context.Context, f ComplaintFilter, limit int, 
 	if err != nil {
 		return readmodel.Page[OpenComplaint]{}, err
 	}
-	rows, err := q.pool.Query(ctx, sql, args...)
-	items, err := collect(rows, err, func(row pgx.CollectableRow) (OpenComplaint, error) {
+	items, err := serially(ctx, q.pool, sql, args, func(row pgx.CollectableRow) (OpenComplaint, error) {
 		var (
 			c          OpenComplaint
 			resolvedAt *time.Time
