@@ -89,6 +89,14 @@ type FileComplaint struct {
 type AssignComplaint struct {
 	ComplaintID uuid.UUID // complaint id (a path segment in HTTP)
 	Assignee    string    // assignee
+	// UnlessOwned makes the command do nothing when the complaint already
+	// has an owner: what the routing policy sends, so that it never takes
+	// a complaint from the person someone assigned it to before the policy
+	// came to it (a lagging, restarted or rebuilt policy), and so that two
+	// runs of the policy cannot both assign it. Decided on the stream's
+	// current state under its expected revision, it holds against any
+	// interleaving. Not settable over HTTP.
+	UnlessOwned bool
 }
 
 // AcknowledgeComplaint is the first response to the current opening.

@@ -257,7 +257,7 @@ func decideAssignComplaint(c Customer, cmd AssignComplaint, now time.Time) ([]Ev
 	if err != nil {
 		return nil, err
 	}
-	if complaint.Assignee == cmd.Assignee {
+	if complaint.Assignee == cmd.Assignee || (cmd.UnlessOwned && complaint.Assignee != "") {
 		return nil, nil
 	}
 	return []Event{ComplaintAssigned{ComplaintID: cmd.ComplaintID, Assignee: cmd.Assignee, OccurredAt: now}}, nil

@@ -98,6 +98,23 @@ func TestAssignComplaint(t *testing.T) {
 			when(AssignComplaint{ComplaintID: complaintID}).thenFieldError("assignee")
 	})
 
+	t.Run("unless owned: an unowned complaint is assigned", func(t *testing.T) {
+		scenario(t).given(registered(), filed(complaintID, at(time.Hour))).
+			when(AssignComplaint{ComplaintID: complaintID, Assignee: "kim", UnlessOwned: true}).
+			then(ComplaintAssigned{ComplaintID: complaintID, Assignee: "kim", OccurredAt: now})
+	})
+
+	t.Run("unless owned: an owner someone named is kept", func(t *testing.T) {
+		scenario(t).given(registered(), filed(complaintID, at(time.Hour)),
+			ComplaintAssigned{ComplaintID: complaintID, Assignee: "zoe", OccurredAt: at(2 * time.Hour)}).
+			when(AssignComplaint{ComplaintID: complaintID, Assignee: "kim", UnlessOwned: true}).thenNothing()
+	})
+
+	t.Run("unless owned: still validated", func(t *testing.T) {
+		scenario(t).given(registered(), filed(complaintID, at(time.Hour))).
+			when(AssignComplaint{ComplaintID: complaintID, UnlessOwned: true}).thenFieldError("assignee")
+	})
+
 	t.Run("unknown complaint", func(t *testing.T) {
 		scenario(t).given(registered(), filed(complaintID, at(time.Hour))).
 			when(AssignComplaint{ComplaintID: otherID, Assignee: "kim"}).thenError(CodeNotFound, ReasonComplaintNotFound)

@@ -43,6 +43,9 @@ type Registry struct {
 	// others are the types of streams other than customers' and goals'
 	// (the routing rules): decoded like the rest, but not listed by Types.
 	others map[string]bool
+	// reminderTypes are the reminder streams' types (registerReminderEvents),
+	// a part of others.
+	reminderTypes map[string]bool
 }
 
 // NewRegistry returns a registry that decodes every current event type.
@@ -52,6 +55,8 @@ func NewRegistry() *Registry {
 		upcasters: map[string]Upcaster{},
 		goalTypes: map[string]bool{},
 		others:    map[string]bool{},
+
+		reminderTypes: map[string]bool{},
 	}
 	register[CustomerRegistered](r)
 	register[CustomerProfileUpdated](r)
@@ -78,6 +83,8 @@ func NewRegistry() *Registry {
 	// Not customer events: the routing stream's.
 	register[ComplaintRoutingSet](r)
 	r.others[TypeComplaintRoutingSet] = true
+	// Nor are the reminders: their streams' (reminder.go).
+	registerReminderEvents(r)
 	return r
 }
 

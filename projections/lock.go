@@ -77,6 +77,7 @@ func (l *lockConn) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projections: connect for %s: %w", l.name, err)
 	}
+	encodeUUIDsNatively(conn.TypeMap())
 	l.conn = conn
 	return nil
 }
@@ -118,6 +119,14 @@ func (l *lockConn) relock(ctx context.Context) error {
 	return nil
 }
 
+// ReadModelApplicationName marks a projector's transactions (SET LOCAL
+// application_name): they write read models and never append events, so
+// the Postgres event store's horizon need not wait for them, and a long
+// rebuild batch does not hold back every live subscriber. The store refuses
+// an append from a transaction so marked (migration 00025), so the mark
+// cannot lie; a transaction must never set it after appending.
+const ReadModelApplicationName = "rapport:readmodel"
+
 // tx runs fn in a transaction on the locked connection, with search_path
 // set to schema when it is not empty. A broken connection is replaced
 // first (relock), so that a transient error is retried on a healthy one.
@@ -147,10 +156,13 @@ func (l *lockConn) txAfter(ctx context.Context, schema string, fn func(tx pgx.Tx
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The mark comes before any write and lasts for the transaction only.
+	setup := `SET LOCAL application_name TO '` + ReadModelApplicationName + `'`
 	if schema != "" {
-		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+pgx.Identifier{schema}.Sanitize()); err != nil {
-			return err
-		}
+		setup += `; SET LOCAL search_path TO ` + pgx.Identifier{schema}.Sanitize()
+	}
+	if _, err := tx.Exec(ctx, setup); err != nil {
+		return err
 	}
 	if err := fn(tx); err != nil {
 		return err

@@ -116,12 +116,18 @@ func (rt *runner) settleBuilding(ctx context.Context, building *generation) (*ge
 // supervise waits on the workers, the rebuild requests and the lock until
 // ctx ends, or until the rebuild of a rebuildOnce run has switched over.
 func (rt *runner) supervise(ctx context.Context, opts ownOptions, handled int64) error {
-	interval := rt.e.cfg.PollInterval
-	if opts.progress != nil {
-		interval = min(interval, 200*time.Millisecond)
-	}
-	poll := time.NewTicker(interval)
+	// Progress is reported often, from memory; the database is polled
+	// (lock ping, rebuild requests, retries, state) every PollInterval
+	// only: five polls a second for each of a dozen projectors rebuilt
+	// together cost the rebuild's own statements their turn.
+	poll := time.NewTicker(rt.e.cfg.PollInterval)
 	defer poll.Stop()
+	var progressTick <-chan time.Time
+	if opts.progress != nil && rt.e.cfg.PollInterval > 200*time.Millisecond {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		progressTick = t.C
+	}
 	var stoppedLive *worker // a live worker stopped on a poison event
 	for {
 		rt.mu.Lock()
@@ -156,6 +162,7 @@ func (rt *runner) supervise(ctx context.Context, opts ownOptions, handled int64)
 			err = rt.maybeStartRebuild(ctx, &handled, true)
 		case <-poll.C:
 			err = rt.pollOwned(ctx, &handled)
+		case <-progressTick:
 		}
 		if err != nil || finished {
 			return err

@@ -31,6 +31,9 @@ const (
 	MetadataEventMetadata = "event_metadata"
 	// MetadataKind is KindEvent, KindCheckpoint or KindCaughtUp.
 	MetadataKind = "kind"
+	// MetadataSkipped is, on a message of kind KindSkipped, how many
+	// consecutive events (decimal) it stands for.
+	MetadataSkipped = "skipped"
 	// MetadataMore is "true" when the subscriber has further messages ready
 	// right now: a consumer keeps collecting while it is true and commits
 	// when it is false, so catch-up runs in large batches and live traffic
@@ -43,6 +46,10 @@ const (
 	KindEvent      = "event"
 	KindCheckpoint = "checkpoint"
 	KindCaughtUp   = "caught_up"
+	// KindSkipped stands for a run of consecutive events whose types the
+	// consumer does not handle (SubscriberConfig.Handles); its position
+	// and recorded_at are those of the run's last event.
+	KindSkipped = "skipped"
 )
 
 // SubscriberConfig configures a Subscriber.
@@ -72,6 +79,17 @@ type SubscriberConfig struct {
 	ResubscribeBackoff time.Duration
 	// Logger receives subscription trouble. Default: discard.
 	Logger *slog.Logger
+	// Handles, when set, says which event types the consumer wants as
+	// messages of their own. A run of consecutive events of other types
+	// comes as one KindSkipped message instead (it ends at the next
+	// wanted event, checkpoint or caught-up notice, when nothing more is
+	// ready, or after MaxSkipped events): a consumer that only moves its
+	// checkpoint past such events is spared a message for each. Nil: one
+	// message per event.
+	Handles func(eventType string) bool
+	// MaxSkipped bounds the events of one KindSkipped message. Default
+	// 4096.
+	MaxSkipped int
 	// Source, when set, is what subscriptions read through instead of
 	// Store.SubscribeAll: the engine's SharedReader, so that every
 	// projector reads one stream.
@@ -90,6 +108,9 @@ func (c *SubscriberConfig) setDefaults() {
 	if c.ResubscribeBackoff == 0 {
 		c.ResubscribeBackoff = time.Second
 	}
+	if c.MaxSkipped == 0 {
+		c.MaxSkipped = 4096
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,8 +128,8 @@ func (c SubscriberConfig) Validate() error {
 	if c.NackResendSleep < 0 || c.ResubscribeBackoff < 0 {
 		errs = append(errs, errors.New("NackResendSleep and ResubscribeBackoff must not be negative"))
 	}
-	if c.ReadAhead < 1 {
-		errs = append(errs, errors.New("ReadAhead must be positive"))
+	if c.ReadAhead < 1 || c.MaxSkipped < 1 {
+		errs = append(errs, errors.New("ReadAhead and MaxSkipped must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("projections: invalid subscriber config: %w", err)
@@ -122,7 +143,9 @@ var ErrSubscriberClosed = errors.New("projections: subscriber closed")
 // Subscriber is a Watermill message.Subscriber over the event-store port:
 // each Subscribe reads the global log (through eventstore.Store.SubscribeAll,
 // so it works with every store) from the position its topic resumes from,
-// and emits one message per event, checkpoint and caught-up notice.
+// and emits one message per event, checkpoint and caught-up notice (or,
+// with SubscriberConfig.Handles, one per run of events the consumer does
+// not handle).
 //
 // Delivery is ordered and one at a time: the next message is sent only
 // after the previous one was acknowledged; a nacked message is sent again
@@ -217,6 +240,18 @@ type reader struct {
 	items chan item
 	done  chan struct{} // closed when the read-ahead goroutine has ended
 	stop  context.CancelFunc
+
+	// skipped is the run of events not handled read but not yet
+	// delivered (Handles): count is 0 when there is none.
+	skipped skippedRun
+}
+
+type skippedRun struct {
+	count int
+	last  eventstore.RecordedEvent
+	// buffered is what the store's subscription still had buffered when
+	// the run's last event was read: more is on its way.
+	buffered int
 }
 
 // open subscribes to the store after r.last and starts reading ahead.
@@ -275,15 +310,31 @@ func (r *reader) run(ctx context.Context, out chan<- *message.Message) {
 	log := r.s.cfg.Logger
 	for {
 		var it item
-		select {
-		case it = <-r.items:
-		case <-ctx.Done():
-			return
+		if r.skipped.count > 0 && r.skipped.buffered == 0 {
+			// A run of skipped events is delivered as soon as nothing
+			// more is ready: it may be the tail a consumer waits for.
+			select {
+			case it = <-r.items:
+			default:
+				if !r.deliverSkipped(ctx, out, false) {
+					return
+				}
+				continue
+			}
+		} else {
+			select {
+			case it = <-r.items:
+			case <-ctx.Done():
+				return
+			}
 		}
 		if it.err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			// The run in hand is read again after the resubscription,
+			// which resumes after the last message acknowledged.
+			r.skipped = skippedRun{}
 			log.Warn("projections: subscription failed; resubscribing", "topic", r.topic, "from", uint64(r.last), "err", it.err)
 			r.shut()
 			for {
@@ -301,12 +352,46 @@ func (r *reader) run(ctx context.Context, out chan<- *message.Message) {
 			}
 			continue
 		}
-		msg := r.toMessage(it, it.buffered > 0 || len(r.items) > 0)
+		more := it.buffered > 0 || len(r.items) > 0
+		if r.s.cfg.Handles != nil && it.msg.Kind == eventstore.EventAppeared && !r.s.cfg.Handles(it.msg.Event.Type) {
+			r.skipped.count++
+			r.skipped.last, r.skipped.buffered = it.msg.Event, it.buffered
+			if r.skipped.count >= r.s.cfg.MaxSkipped && !r.deliverSkipped(ctx, out, more) {
+				return
+			}
+			continue
+		}
+		if r.skipped.count > 0 && !r.deliverSkipped(ctx, out, true) {
+			return
+		}
+		msg := r.toMessage(it, more)
 		if !r.deliver(ctx, out, msg) {
 			return
 		}
 		r.last = it.msg.Position
 	}
+}
+
+// deliverSkipped delivers the run of skipped events in hand as one
+// KindSkipped message.
+func (r *reader) deliverSkipped(ctx context.Context, out chan<- *message.Message, more bool) bool {
+	e := r.skipped.last
+	pos := strconv.FormatUint(uint64(e.Position), 10)
+	msg := message.NewMessage(KindSkipped+"-"+pos, nil)
+	msg.Metadata = message.Metadata{
+		MetadataKind:       KindSkipped,
+		MetadataPosition:   pos,
+		MetadataSkipped:    strconv.Itoa(r.skipped.count),
+		MetadataRecordedAt: e.RecordedAt.UTC().Format(time.RFC3339Nano),
+		MetadataMore:       strconv.FormatBool(more),
+	}
+	msg.SetContext(r.msgCtx)
+	if !r.deliver(ctx, out, msg) {
+		return false
+	}
+	r.last = e.Position
+	r.skipped = skippedRun{}
+	return true
 }
 
 // deliver sends msg until it is acknowledged; it reports false when the

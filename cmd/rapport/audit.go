@@ -12,13 +12,16 @@ import (
 	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/readmodels/audit"
 )
 
 const auditSummary = `Auditors' tools over the authoritative event log:
   rapport audit verify CUSTOMER_ID     recompute one customer's hash chain
-  rapport audit verify --all           recompute every customer's, reading the log once
-  rapport audit verify --anchor FILE [CUSTOMER_ID | --all]
+  rapport audit verify STREAM          the same for goal-<id> or routing-complaints
+  rapport audit verify --all           recompute every stream's (customers, goals, routing),
+                                       reading the log once
+  rapport audit verify --anchor FILE [CUSTOMER_ID | STREAM | --all]
                                        also check against an anchor: catches truncation and rollback
   rapport audit anchor [--out FILE]    write a signed digest of every stream head and the log head
                                        (keep it away from the database)
@@ -62,12 +65,23 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() != 1 {
 		return fmt.Errorf("audit %s needs a customer id", sub)
 	}
+	if sub == "verify" && audit.Audited(fs.Arg(0)) {
+		v, err := verifyOne(ctx, auditor, anchor, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		printVerification(stdout, v)
+		if !v.Intact {
+			return exitError(3)
+		}
+		return nil
+	}
 	id, err := uuid.Parse(fs.Arg(0))
 	if err != nil {
 		return fmt.Errorf("%q is not a customer id", fs.Arg(0))
 	}
 	if sub == "verify" {
-		v, err := verifyOne(ctx, auditor, anchor, id)
+		v, err := verifyOne(ctx, auditor, anchor, domain.StreamName(id))
 		if err != nil {
 			return err
 		}
@@ -88,20 +102,27 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func printVerification(w io.Writer, v audit.Verification) {
 	if v.Intact {
-		fmt.Fprintf(w, "%s intact: %d events, last revision %d, last hash %s\n", v.CustomerID, v.Events, *v.LastRevision, v.LastHash)
+		fmt.Fprintf(w, "%s intact: %d events, last revision %d, last hash %s\n", v.Name(), v.Events, *v.LastRevision, v.LastHash)
 		return
 	}
-	fmt.Fprintf(w, "%s BROKEN at revision %d (event %s): %s\n", v.CustomerID, v.BrokenAt.Revision, v.BrokenAt.EventID, v.BrokenAt.Reason)
+	fmt.Fprintf(w, "%s BROKEN at revision %d (event %s): %s\n", v.Name(), v.BrokenAt.Revision, v.BrokenAt.EventID, v.BrokenAt.Reason)
 }
 
 func verifyAll(ctx context.Context, auditor *audit.Auditor, anchor *audit.Anchor, stdout, stderr io.Writer) error {
 	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("verifying events"), progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
-	customers, broken := 0, 0
+	// Counted by kind: customers, goals, the routing rules.
+	var counts [3]struct{ all, broken int }
 	progress := func(events int) { _ = bar.Set(events) }
 	report := func(v audit.Verification) error {
-		customers++
+		kind := 0
+		if _, ok := domain.GoalIDFromStream(v.Stream); ok {
+			kind = 1
+		} else if v.CustomerID == uuid.Nil {
+			kind = 2
+		}
+		counts[kind].all++
 		if !v.Intact {
-			broken++
+			counts[kind].broken++
 			printVerification(stdout, v)
 		}
 		return nil
@@ -121,7 +142,14 @@ func verifyAll(ctx context.Context, auditor *audit.Auditor, anchor *audit.Anchor
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "verified %d customers: %d intact, %d broken\n", customers, customers-broken, broken)
+	broken := 0
+	for kind, name := range []string{"customers", "goals", "routing streams"} {
+		c := counts[kind]
+		broken += c.broken
+		if kind == 0 || c.all > 0 {
+			fmt.Fprintf(stdout, "verified %d %s: %d intact, %d broken\n", c.all, name, c.all-c.broken, c.broken)
+		}
+	}
 	if broken > 0 {
 		return exitError(3)
 	}
@@ -156,17 +184,21 @@ func replay(ctx context.Context, auditor *audit.Auditor, id uuid.UUID, asOf time
 	return nil
 }
 
-// verifyOne verifies one customer, against its anchored head when an
-// anchor is given (a customer the anchor does not know is verified alone).
-func verifyOne(ctx context.Context, auditor *audit.Auditor, anchor *audit.Anchor, id uuid.UUID) (audit.Verification, error) {
+// verifyOne verifies one audited stream, against its anchored head when
+// an anchor is given (a stream the anchor does not know is verified alone).
+func verifyOne(ctx context.Context, auditor *audit.Auditor, anchor *audit.Anchor, stream string) (audit.Verification, error) {
 	if anchor != nil {
 		for _, head := range anchor.Streams {
-			if head.CustomerID == id {
-				return auditor.VerifyAnchored(ctx, id, head)
+			if head.StreamName() == stream {
+				return auditor.VerifyStreamAnchored(ctx, stream, head)
 			}
 		}
 	}
-	return auditor.Verify(ctx, id)
+	v, err := auditor.VerifyStream(ctx, stream)
+	if errors.Is(err, audit.ErrCustomerNotFound) || errors.Is(err, audit.ErrStreamNotFound) {
+		return v, fmt.Errorf("%s has no events", stream)
+	}
+	return v, err
 }
 
 // readAnchor reads an anchor file and checks its signature.

@@ -208,6 +208,9 @@ type serviceFlags struct {
 	loyaltyValidityMonths int
 	webhookTargets        string
 	webhookTimeout        time.Duration
+	reminders             bool
+	reminderInterval      time.Duration
+	reminderBackfill      time.Duration
 	brokers               string
 }
 
@@ -239,6 +242,9 @@ func (f *serviceFlags) register(fs *flag.FlagSet, withDatabase bool) {
 	fs.IntVar(&f.committers, "committers", envInt("RAPPORT_COMMITTERS", 0), "with the embedded event store: append transactions in flight at once, beyond which appends wait and commit together (group commit); 0: the default (8), -1: every append commits alone [RAPPORT_COMMITTERS]")
 	fs.StringVar(&f.webhookTargets, "webhook-allow-targets", envString("RAPPORT_WEBHOOK_ALLOW_TARGETS", ""), "CIDR ranges webhooks may reach although private, loopback or link-local, comma-separated [RAPPORT_WEBHOOK_ALLOW_TARGETS]")
 	fs.DurationVar(&f.webhookTimeout, "webhook-timeout", envDuration("RAPPORT_WEBHOOK_TIMEOUT", 10*time.Second), "longest one webhook delivery may take [RAPPORT_WEBHOOK_TIMEOUT]")
+	fs.BoolVar(&f.reminders, "reminders", envBool("RAPPORT_REMINDERS", true), "run the reminder scheduler (complaint SLA at risk and breached, follow-up due, contact due: integration events in the feed); one process schedules at a time [RAPPORT_REMINDERS]")
+	fs.DurationVar(&f.reminderInterval, "reminder-interval", envDuration("RAPPORT_REMINDER_INTERVAL", 5*time.Second), "time between two scans of the reminder scheduler: how late a reminder may be [RAPPORT_REMINDER_INTERVAL]")
+	fs.DurationVar(&f.reminderBackfill, "reminder-backfill", envDuration("RAPPORT_REMINDER_BACKFILL", 24*time.Hour), "at the scheduler's very first start, emit the reminders whose time came within this long before (older ones never are); negative: all [RAPPORT_REMINDER_BACKFILL]")
 	fs.StringVar(&f.brokers, "brokers", envString("RAPPORT_BROKERS", ""), "broker URLs the change feed is published to, comma-separated: nats://host:4222?stream=RAPPORT&subject=rapport.events, amqp://user:pass@host:5672/?exchange=rapport.events [RAPPORT_BROKERS]")
 }
 
@@ -310,6 +316,7 @@ func (f *serviceFlags) appConfig(logger *slog.Logger) (app.Config, error) {
 		Loyalty:        loyalty,
 		Webhooks:       app.WebhookSettings{AllowTargets: allowTargets, Timeout: f.webhookTimeout},
 		Brokers:        strings.Split(f.brokers, ","),
+		Reminders:      app.ReminderSettings{Off: !f.reminders, Interval: f.reminderInterval, Backfill: f.reminderBackfill},
 	}, nil
 }
 

@@ -158,6 +158,7 @@ func TestReadmeRuns(t *testing.T) {
 		"State at revision 5 (6 events",            // audit replay $ID --as-of $BEFORE_CHURN: up to the survey
 		"rebuilt customers",                        // projections rebuild
 		`"intact":true`,                            // the verification endpoint
+		"intact: 2 events, last revision 1",        // audit verify goal-$GOAL_ID: set, revised
 	} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the script's output lacks %q", want)

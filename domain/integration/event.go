@@ -16,6 +16,12 @@ import (
 // id and a consumer can recognise what it already handled. Position is the
 // event's place in the global log: the feed's cursor, the SSE id and the
 // position a webhook replay starts after.
+//
+// A reminder (types "reminder.*", reminder.go) is no event of the
+// customer's stream: CustomerID is the customer it is about and Revision
+// the revision of the customer's stream it was judged on (the state it
+// reflects), so it may equal another event's; its ID and Position are its
+// own.
 type Event struct {
 	ID         uuid.UUID       `json:"id"`
 	Type       string          `json:"type"`

@@ -216,7 +216,7 @@ func table() []mapping {
 		entry(TypeCustomerChurned, func(domain.CustomerChurned) NoData { return NoData{} }),
 		entry(TypeCustomerReactivated, func(domain.CustomerReactivated) NoData { return NoData{} }),
 		entry(TypeCustomerDataErased, func(domain.CustomerDataErased) NoData { return NoData{} }),
-	}, valueTable()...)
+	}, append(valueTable(), reminderTable()...)...)
 }
 
 func clone[T any](p *T) *T {
@@ -253,11 +253,17 @@ func (m *Mapper) Map(src Source) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("integration: encode %s: %w", mp.publicType, err)
 	}
+	customer, revision := src.CustomerID, src.Revision
+	if r, ok := valueOfReminder(src.Event); ok {
+		// Not an event of the customer's stream: its customer and the
+		// revision of that stream it was judged on.
+		customer, revision = r.ReminderCustomer(), r.JudgedAtRevision()
+	}
 	return Event{
 		ID:         src.EventID,
 		Type:       mp.publicType,
-		CustomerID: src.CustomerID,
-		Revision:   src.Revision,
+		CustomerID: customer,
+		Revision:   revision,
 		Position:   src.Position,
 		OccurredAt: src.Event.BusinessTime().UTC(),
 		RecordedAt: src.RecordedAt.UTC(),

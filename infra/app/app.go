@@ -90,6 +90,8 @@ type Config struct {
 	Committers int
 	// Webhooks configures the webhook deliverer.
 	Webhooks WebhookSettings
+	// Reminders configures the reminder scheduler.
+	Reminders ReminderSettings
 	// Brokers are the URLs of the brokers the change feed is published to
 	// (nats://… JetStream, amqp://… RabbitMQ).
 	Brokers []string
@@ -310,6 +312,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	if err := m.startBrokers(ctx); err != nil {
+		return err
+	}
+	if err := m.startReminders(ctx); err != nil {
 		return err
 	}
 	if !m.cfg.ServeHTTP {

@@ -43,7 +43,29 @@ func BenchmarkRebuildAllProjectors(b *testing.B) {
 	if only := os.Getenv("RAPPORT_BENCH_ONLY"); only != "" {
 		projectors = slices.DeleteFunc(projectors, func(p projections.Projector) bool { return p.Name() != only })
 	}
-	engine, err := projections.New(projections.Config{Pool: log.Pool, Store: log.Store, Codec: log.Codec, Projectors: projectors, DecodeCacheSize: cacheSize(),
+	// The loading's sixteen connections go: the server is shared.
+	log.Pool.Reset()
+	pool := log.Pool
+	var tracer *stmtTracer
+	if os.Getenv("RAPPORT_BENCH_TRACE") == "1" {
+		// The engine's statements (the projectors' connections copy the
+		// pool's configuration) timed one by one.
+		tracer = newStmtTracer()
+		cfg := log.Pool.Config().Copy()
+		cfg.ConnConfig.Tracer = tracer
+		cfg.MaxConns = 4
+		if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			b.Fatal(err)
+		}
+		defer pool.Close()
+	}
+	rebuildBatch := 0 // the engine's default
+	if v := os.Getenv("RAPPORT_BENCH_REBUILD_BATCH"); v != "" {
+		if rebuildBatch, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	engine, err := projections.New(projections.Config{Pool: pool, RebuildBatchSize: rebuildBatch, Store: log.Store, Codec: log.Codec, Projectors: projectors, DecodeCacheSize: cacheSize(),
 		PrivateReaders: os.Getenv("RAPPORT_BENCH_PRIVATE") == "1"})
 	if err != nil {
 		b.Fatal(err)
@@ -60,7 +82,19 @@ func BenchmarkRebuildAllProjectors(b *testing.B) {
 		defer pprof.StopCPUProfile()
 	}
 	pgBefore := pgActiveSeconds(b, log.Pool)
+	walBefore := walBytes(b, log.Pool)
+	tupBefore := tuplesWritten(b, log.Pool)
 	cpuBefore := processCPUSeconds()
+	// PostgreSQL's CPU by session, sampled from /proc (the bench's
+	// database only; sessions that end between samples lose their last
+	// second).
+	cpu := newBackendCPU()
+	cpuCtx, stopCPU := context.WithCancel(ctx)
+	cpuDone := make(chan struct{})
+	go func() {
+		defer close(cpuDone)
+		cpu.run(cpuCtx, log.Pool, 500*time.Millisecond)
+	}()
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -78,6 +112,8 @@ func BenchmarkRebuildAllProjectors(b *testing.B) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopCPU()
+	<-cpuDone
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
@@ -90,6 +126,35 @@ func BenchmarkRebuildAllProjectors(b *testing.B) {
 	// the bench's database (reads of the log and the projectors' writes).
 	b.ReportMetric(processCPUSeconds()-cpuBefore, "go-cpu-s")
 	b.ReportMetric(pgActiveSeconds(b, log.Pool)-pgBefore, "pg-active-s")
+	// WAL is counted for the whole server (other databases' writes
+	// included): an upper bound of this rebuild's.
+	b.ReportMetric(float64(walBytes(b, log.Pool)-walBefore)/float64(n), "wal-B/event")
+	b.ReportMetric(float64(tuplesWritten(b, log.Pool)-tupBefore)/float64(n), "rows-written/event")
+	cpuReport, pgCPU := cpu.report()
+	b.ReportMetric(pgCPU, "pg-cpu-s")
+	b.Log(cpuReport)
+	if tracer != nil {
+		b.Log(tracer.report(40))
+	}
+}
+
+// walBytes is pg_stat_wal.wal_bytes, the server's WAL written so far.
+func walBytes(b *testing.B, pool *pgxpool.Pool) int64 {
+	var n int64
+	if err := pool.QueryRow(context.Background(), `SELECT wal_bytes::bigint FROM pg_stat_wal`).Scan(&n); err != nil {
+		b.Logf("pg_stat_wal: %v", err)
+	}
+	return n
+}
+
+// tuplesWritten is the rows inserted, updated and deleted in the current
+// database so far.
+func tuplesWritten(b *testing.B, pool *pgxpool.Pool) int64 {
+	var n int64
+	if err := pool.QueryRow(context.Background(), `SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+		b.Logf("pg_stat_database: %v", err)
+	}
+	return n
 }
 
 // pgActiveSeconds is pg_stat_database.active_time of the current database

@@ -4,6 +4,7 @@ import (
 	"github.com/rapport-crm/rapport/commands"
 	rhttp "github.com/rapport-crm/rapport/infra/http"
 	"github.com/rapport-crm/rapport/projections"
+	"github.com/rapport-crm/rapport/readmodels/audit"
 	"github.com/rapport-crm/rapport/readmodels/goals"
 	"github.com/rapport-crm/rapport/readmodels/staff"
 )
@@ -32,6 +33,6 @@ func (m *Main) openGoals() error {
 func (m *Main) wireGoals(cfg *rhttp.Config) {
 	cfg.GoalCommands = m.Goals
 	cfg.Goals = goals.NewQueries(m.Pool, m.analyticsQueries())
-	cfg.GoalAuditor = goals.NewAuditor(m.Store, m.Codec)
+	cfg.GoalAuditor = audit.New(m.Store, m.Codec)
 	cfg.Staff = staff.NewQueries(m.Pool, m.cfg.ReadModels.SLA)
 }

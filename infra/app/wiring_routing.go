@@ -21,14 +21,17 @@ func (m *Main) withRouting(projectors []projections.Projector, customers *comman
 // through commands.Customers.HandleOnce: the command id is the
 // ComplaintFiled event's id, so it is also the causation of the
 // ComplaintAssigned event, and a run again finds it instead of assigning
-// twice.
+// twice. The command is UnlessOwned: a complaint that already has an
+// owner when the policy comes to it (a person assigned it while the
+// policy lagged, was down or was being rebuilt) keeps that owner, and two
+// runs racing (replicas during a failover) assign it once.
 type RoutingAssigner struct{ Customers *commands.Customers }
 
 // AssignOnce implements routing.Assigner.
 func (a RoutingAssigner) AssignOnce(ctx context.Context, x routing.Assignment) (routing.AssignResult, error) {
 	res, err := a.Customers.HandleOnce(ctx, commands.Request{
 		CustomerID:    x.CustomerID,
-		Command:       domain.AssignComplaint{ComplaintID: x.ComplaintID, Assignee: x.Assignee},
+		Command:       domain.AssignComplaint{ComplaintID: x.ComplaintID, Assignee: x.Assignee, UnlessOwned: true},
 		CommandID:     x.Cause,
 		Actor:         x.Actor,
 		CorrelationID: x.CorrelationID,

@@ -138,9 +138,19 @@ type commandBuilder[B any] func(r *http.Request, body B) (domain.Command, error)
 // With an Idempotency-Key the command runs at most once per key and API
 // key, and a retry gets the first answer (see idempotent).
 func command[B any](s *Server, creates creation, build commandBuilder[B]) handlerFunc {
+	return handleCommand(s, creates != createsCustomer, build, func(w http.ResponseWriter, res commands.Result) {
+		writeCommandResult(w, creates, res)
+	})
+}
+
+// handleCommand is the one path of every customer command over HTTP:
+// strict decoding, the customer id from the path (unless the command
+// creates the customer), idempotency and If-Match; answer writes the
+// command's own success.
+func handleCommand[B any](s *Server, onCustomer bool, build commandBuilder[B], answer func(http.ResponseWriter, commands.Result)) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var customerID uuid.UUID
-		if creates != createsCustomer {
+		if onCustomer {
 			var err error
 			if customerID, err = pathID(r, "id", domain.ReasonCustomerNotFound); err != nil {
 				return err
@@ -167,7 +177,7 @@ func command[B any](s *Server, creates creation, build commandBuilder[B]) handle
 			if err != nil {
 				return err
 			}
-			writeCommandResult(w, creates, res)
+			answer(w, res)
 			return nil
 		}
 		key := r.Header.Get("Idempotency-Key")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/readmodels/audit"
 	"github.com/rapport-crm/rapport/readmodels/goals"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
 )
@@ -31,9 +33,13 @@ type GoalHandler interface {
 	Handle(ctx context.Context, req commands.GoalRequest) (commands.GoalResult, error)
 }
 
-// GoalAuditor reads a goal's history from the event log (goals.Auditor).
+// GoalAuditor reads a goal's history from the event log: the auditor of
+// every audited stream (audit.Auditor), so a goal's events and chain are
+// read and verified exactly as a customer's.
 type GoalAuditor interface {
-	History(ctx context.Context, id uuid.UUID) (goals.History, error)
+	History(ctx context.Context, stream string) (audit.History, error)
+	ParseAnchorEntry(entry string) (audit.StreamHead, error)
+	VerifyStreamAnchored(ctx context.Context, stream string, head audit.StreamHead) (audit.Verification, error)
 }
 
 // The goal request bodies (PRODUCT.md "Goals"). Times are strings so that
@@ -236,6 +242,16 @@ type goalView struct {
 	CloseReason    *string       `json:"close_reason"`
 	Revision       uint64        `json:"revision"`
 	Position       uint64        `json:"position"`
+	// Stale: the goals projector parked the goal's stream on an event it
+	// could not apply, so the goal is shown in its last good state
+	// (PRODUCT.md, Operational guarantees).
+	Stale bool `json:"stale,omitempty"`
+}
+
+// staleGoal says whether the goal's row is stale: its stream parked by
+// the goals projector (no other projector reads goal streams).
+func (s *Server) staleGoal(r *http.Request, id uuid.UUID) (bool, error) {
+	return s.staleStream(r, domain.GoalStreamName(id), goals.Name)
 }
 
 func viewGoal(g goals.Goal) goalView {
@@ -309,7 +325,18 @@ func (s *Server) listGoals(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pageBody(page, viewGoal))
+	stale := make(map[uuid.UUID]bool, len(page.Items))
+	for i := range page.Items {
+		id := page.Items[i].ID
+		if stale[id], err = s.staleGoal(r, id); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, pageBody(page, func(g goals.Goal) goalView {
+		v := viewGoal(g)
+		v.Stale = stale[g.ID]
+		return v
+	}))
 	return nil
 }
 
@@ -328,8 +355,12 @@ func (s *Server) getGoal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	v := viewGoal(g)
+	if v.Stale, err = s.staleGoal(r, id); err != nil {
+		return err
+	}
 	w.Header().Set("ETag", etag(g.Revision))
-	writeJSON(w, http.StatusOK, viewGoal(g))
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -337,32 +368,56 @@ func (s *Server) getGoal(w http.ResponseWriter, r *http.Request) error {
 type goalHistoryView struct {
 	GoalID   uuid.UUID     `json:"goal_id"`
 	Intact   bool          `json:"intact"`
-	BrokenAt *goalBreak    `json:"broken_at"`
-	Events   []goals.Event `json:"events"`
+	BrokenAt *audit.Break  `json:"broken_at"`
+	Events   []audit.Event `json:"events"`
+	// LastHash is the chain's head, to anchor or compare with an anchor.
+	LastHash string `json:"last_hash,omitempty"`
+	// Anchor is the anchored head checked, with ?anchor=.
+	Anchor *audit.AnchorCheck `json:"anchor,omitempty"`
 }
 
-type goalBreak struct {
-	Revision uint64    `json:"revision"`
-	EventID  uuid.UUID `json:"event_id"`
-	Reason   string    `json:"reason"`
-}
-
+// getGoalHistory answers the goal's events and whether its chain holds;
+// with ?anchor=ENTRY (the goal's entry of `rapport audit anchor`) also
+// whether the stream still reaches the head anchored then, as a
+// customer's verification does: a cut tail or a rollback shows.
 func (s *Server) getGoalHistory(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id", domain.ReasonGoalNotFound)
 	if err != nil {
 		return err
 	}
-	h, err := s.cfg.GoalAuditor.History(r.Context(), id)
-	if errors.Is(err, goals.ErrGoalNotFound) {
+	stream := domain.GoalStreamName(id)
+	var head *audit.StreamHead
+	if entry := r.URL.Query().Get("anchor"); entry != "" {
+		h, err := s.cfg.GoalAuditor.ParseAnchorEntry(entry)
+		if err == nil && h.StreamName() != stream {
+			err = fmt.Errorf("%w: the entry is for %s", audit.ErrInvalidAnchor, h.StreamName())
+		}
+		if errors.Is(err, audit.ErrInvalidAnchor) {
+			return invalidFields(FieldError{Field: "anchor", Message: "must be this goal's entry of an anchor this service signed: " + err.Error()})
+		}
+		if err != nil {
+			return err
+		}
+		head = &h
+	}
+	h, err := s.cfg.GoalAuditor.History(r.Context(), stream)
+	if errors.Is(err, audit.ErrStreamNotFound) && head == nil {
 		return newProblem(http.StatusNotFound, domain.ReasonGoalNotFound, "goal not found")
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, audit.ErrStreamNotFound) {
 		return err
 	}
-	view := goalHistoryView{GoalID: id, Intact: h.Intact, Events: h.Events}
-	if h.BrokenAt != nil {
-		view.BrokenAt = &goalBreak{Revision: h.BrokenAt.Revision, EventID: h.BrokenAt.EventID, Reason: h.BrokenAt.Reason}
+	v := h.Verification
+	if head != nil {
+		// Against the anchor (a goal deleted since answers broken, not 404).
+		if v, err = s.cfg.GoalAuditor.VerifyStreamAnchored(r.Context(), stream, *head); err != nil {
+			return err
+		}
 	}
-	writeJSON(w, http.StatusOK, view)
+	events := h.Events
+	if events == nil {
+		events = []audit.Event{}
+	}
+	writeJSON(w, http.StatusOK, goalHistoryView{GoalID: id, Intact: v.Intact, BrokenAt: v.BrokenAt, Events: events, LastHash: v.LastHash, Anchor: v.Anchor})
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rapport-crm/rapport/commands"
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
 )
 
@@ -108,6 +109,13 @@ func problemFor(err error) *Problem {
 	case errors.Is(err, context.DeadlineExceeded):
 		p := newProblem(http.StatusServiceUnavailable, "timeout", "the request took too long; retry it with the same Idempotency-Key")
 		p.retryAfter = 1
+		p.cause = err
+		return p
+	case projections.IsConnectionError(err):
+		// The read models, keys and reservations live in PostgreSQL; when
+		// it cannot be reached the request was fine and only needs a retry.
+		p := newProblem(http.StatusServiceUnavailable, "database_unavailable", "the database cannot be reached; retry shortly (a command with the same Idempotency-Key)")
+		p.retryAfter = 2
 		p.cause = err
 		return p
 	}

@@ -41,11 +41,16 @@ type StaleReporter interface {
 // one of them parked the customer's stream, so its rows keep their last
 // good state (PRODUCT.md, Operational guarantees: they say stale: true).
 func (s *Server) staleFor(r *http.Request, id uuid.UUID, projectors ...string) (bool, error) {
+	return s.staleStream(r, domain.StreamName(id), projectors...)
+}
+
+// staleStream is staleFor for any stream (a goal's).
+func (s *Server) staleStream(r *http.Request, stream string, projectors ...string) (bool, error) {
 	sr, ok := s.cfg.Projections.(StaleReporter)
 	if !ok {
 		return false, nil
 	}
-	stale, err := sr.StaleFor(r.Context(), domain.StreamName(id), projectors...)
+	stale, err := sr.StaleFor(r.Context(), stream, projectors...)
 	return len(stale) > 0, err
 }
 

@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -85,41 +84,9 @@ func (s *Server) valueCommandRoutes() []Route {
 // whose reference the customer already has answers 200 with the first
 // purchase (PRODUCT.md: a repeat is the same purchase).
 func valueCommand[B any](s *Server, creates valueCreation, build commandBuilder[B]) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		customerID, err := pathID(r, "id", domain.ReasonCustomerNotFound)
-		if err != nil {
-			return err
-		}
-		var body B
-		if _, err := decodeBody(r, s.cfg.MaxBodyBytes, &body); err != nil {
-			return err
-		}
-		cmd, err := build(r, body)
-		if err != nil {
-			return err
-		}
-		fingerprint, err := commandFingerprint(r, body)
-		if err != nil {
-			return err
-		}
-		req, err := commandRequest(r, customerID, cmd, fingerprint)
-		if err != nil {
-			return err
-		}
-		run := func(ctx context.Context, w http.ResponseWriter) error {
-			res, err := s.cfg.Commands.Handle(ctx, req)
-			if err != nil {
-				return err
-			}
-			writeValueResult(w, creates, res)
-			return nil
-		}
-		key := r.Header.Get("Idempotency-Key")
-		if key == "" || s.cfg.Idempotency == nil {
-			return run(r.Context(), w)
-		}
-		return s.idempotent(w, r, req.Actor, key, fingerprint, run)
-	}
+	return handleCommand(s, true, build, func(w http.ResponseWriter, res commands.Result) {
+		writeValueResult(w, creates, res)
+	})
 }
 
 func writeValueResult(w http.ResponseWriter, creates valueCreation, res commands.Result) {

@@ -37,6 +37,13 @@ type EventStoreConfig struct {
 	CheckpointInterval time.Duration
 	// Logger receives connection trouble. Default: discard.
 	Logger *slog.Logger
+	// TightHorizonAfter is how long committed events may wait above the
+	// horizon before a subscription computes the tighter horizon that
+	// leaves out transactions which cannot append here (other databases',
+	// projectors'; migration 00025). That costs a read of pg_stat_activity
+	// (a few hundred microseconds to milliseconds), so the cheap horizon
+	// serves while waits are as short as an append's. Default 100 ms.
+	TightHorizonAfter time.Duration
 	// Committers bounds the append transactions in flight at once; appends
 	// that arrive while that many are committing wait and then commit
 	// together, in one transaction (group commit, see groupcommit.go).
@@ -53,6 +60,9 @@ func (c *EventStoreConfig) setDefaults() {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
+	}
+	if c.TightHorizonAfter == 0 {
+		c.TightHorizonAfter = 100 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -274,7 +284,7 @@ func (s *EventStore) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions
 	if opts.Limit < 1 {
 		return nil, errors.New("postgres: read all: limit must be positive")
 	}
-	horizon := `eventstore.horizon()`
+	horizon := `(SELECT eventstore.appenders_horizon())`
 	if s.ignoreHorizon {
 		horizon = `9223372036854775807`
 	}
@@ -297,7 +307,7 @@ func (s *EventStore) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions
 // eventstore.Start when there is none.
 func (s *EventStore) HeadPosition(ctx context.Context) (eventstore.Position, error) {
 	var head *int64
-	if err := s.pool.QueryRow(ctx, `SELECT max(position) FROM eventstore.events WHERE position < eventstore.horizon()`).Scan(&head); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT max(position) FROM eventstore.events WHERE position < (SELECT eventstore.appenders_horizon())`).Scan(&head); err != nil {
 		return 0, classify("head position", err)
 	}
 	if head == nil {
@@ -433,21 +443,41 @@ type subscription struct {
 	caughtUp       bool
 	lastCheckpoint time.Time
 	heldBackWait   time.Duration
+	// heldBackSince is when the last polls began to see committed events
+	// waiting above the horizon; zero while none wait.
+	heldBackSince time.Time
 }
 
 // poll reads the next page below the horizon. It also returns the horizon
 // and whether committed events wait above it (held back by an older
 // transaction still in flight), in one round trip.
 func (sub *subscription) poll(ctx context.Context) (events []eventstore.RecordedEvent, horizon int64, heldBack bool, err error) {
+	var heldByAny bool
 	s := sub.store
-	horizonExpr := `eventstore.horizon()`
-	if s.ignoreHorizon {
-		horizonExpr = `9223372036854775807`
+	horizonExpr, cheapExpr := `eventstore.horizon()`, `eventstore.horizon()`
+	if !sub.heldBackSince.IsZero() && time.Since(sub.heldBackSince) >= s.cfg.TightHorizonAfter {
+		// Held back for longer than an append takes: perhaps by a
+		// transaction that can never append here.
+		horizonExpr = `eventstore.appenders_horizon()`
 	}
+	if s.ignoreHorizon {
+		horizonExpr, cheapExpr = `9223372036854775807`, `9223372036854775807`
+	}
+	defer func() {
+		// The cheap horizon decides when the tight one is worth its cost.
+		switch {
+		case err != nil:
+		case !heldByAny:
+			sub.heldBackSince = time.Time{}
+		case sub.heldBackSince.IsZero():
+			sub.heldBackSince = time.Now()
+		}
+	}()
 	rows, err := s.pool.Query(ctx, `
-		SELECT h.horizon, (SELECT max(position) FROM eventstore.events) >= h.horizon,
+		SELECT h.horizon, m.max >= h.horizon, m.max >= h.cheap,
 		       e.position, e.stream, e.revision, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
-		FROM (SELECT `+horizonExpr+` AS horizon) h
+		FROM (SELECT `+horizonExpr+` AS horizon, `+cheapExpr+` AS cheap OFFSET 0) h
+		CROSS JOIN (SELECT max(position) AS max FROM eventstore.events) m
 		LEFT JOIN LATERAL (
 			SELECT * FROM eventstore.events ev
 			WHERE ev.position > $1 AND ev.position < h.horizon
@@ -464,16 +494,17 @@ func (sub *subscription) poll(ctx context.Context) (events []eventstore.Recorded
 	for rows.Next() {
 		var (
 			position, revision *int64
-			held               *bool
+			held, heldByOne    *bool
 			e                  eventstore.RecordedEvent
 			stream, typ        *string
 			id                 *uuid.UUID
 			recordedAt         *time.Time
 		)
-		if err := rows.Scan(&horizon, &held, &position, &stream, &revision, &id, &typ, &e.Data, &e.Metadata, &recordedAt); err != nil {
+		if err := rows.Scan(&horizon, &held, &heldByOne, &position, &stream, &revision, &id, &typ, &e.Data, &e.Metadata, &recordedAt); err != nil {
 			return nil, 0, false, err
 		}
 		heldBack = held != nil && *held
+		heldByAny = heldByOne != nil && *heldByOne
 		if position == nil {
 			continue // no event: the row only carries the horizon
 		}

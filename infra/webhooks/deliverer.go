@@ -379,20 +379,16 @@ type head struct {
 }
 
 // dueHeads returns customer queues of active subscriptions whose oldest
-// pending delivery is due.
+// pending delivery is due, the oldest first.
+//
+// It reads one row per customer queue, not every pending delivery: a
+// loose index scan of webhook_deliveries_pending (subscription, customer,
+// id) jumps from each queue's head to the next customer's, so a backlog of
+// many deliveries to a few customers costs as many probes as there are
+// customers (the DISTINCT ON it replaces, dueHeadsScanSQL in the tests, read the whole
+// backlog on every round; TestDueHeadsAgreesWithTheScan holds them equal).
 func (d *Deliverer) dueHeads(ctx context.Context, limit int) ([]head, error) {
-	rows, err := d.cfg.Pool.Query(ctx, `
-		SELECT h.id, h.subscription_id, h.customer_id
-		FROM rapport.webhook_subscriptions s
-		CROSS JOIN LATERAL (
-			SELECT DISTINCT ON (customer_id) id, subscription_id, customer_id, next_attempt_at
-			FROM rapport.webhook_deliveries
-			WHERE subscription_id = s.id AND NOT delivered
-			ORDER BY customer_id, id
-		) h
-		WHERE s.state = 'active' AND h.next_attempt_at <= now()
-		ORDER BY h.id
-		LIMIT $1`, limit)
+	rows, err := d.cfg.Pool.Query(ctx, dueHeadsSQL, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -401,6 +397,28 @@ func (d *Deliverer) dueHeads(ctx context.Context, limit int) ([]head, error) {
 		return h, r.Scan(&h.id, &h.sub, &h.customer)
 	})
 }
+
+const dueHeadsSQL = `
+	WITH RECURSIVE q AS (
+		SELECT h.subscription_id, h.customer_id, h.id
+		FROM rapport.webhook_subscriptions s
+		CROSS JOIN LATERAL (
+			SELECT subscription_id, customer_id, id FROM rapport.webhook_deliveries
+			WHERE subscription_id = s.id AND NOT delivered
+			ORDER BY subscription_id, customer_id, id LIMIT 1) h
+		WHERE s.state = 'active'
+		UNION ALL
+		SELECT n.subscription_id, n.customer_id, n.id
+		FROM q CROSS JOIN LATERAL (
+			SELECT subscription_id, customer_id, id FROM rapport.webhook_deliveries
+			WHERE subscription_id = q.subscription_id AND customer_id > q.customer_id AND NOT delivered
+			ORDER BY subscription_id, customer_id, id LIMIT 1) n
+	)
+	SELECT q.id, q.subscription_id, q.customer_id
+	FROM q JOIN rapport.webhook_deliveries d ON d.id = q.id
+	WHERE d.next_attempt_at <= now()
+	ORDER BY q.id
+	LIMIT $1`
 
 // delivery is a pending delivery with what sending it needs.
 type delivery struct {

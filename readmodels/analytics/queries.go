@@ -106,12 +106,21 @@ func (q *Queries) Report(ctx context.Context, f Family, p Params) (Report, error
 		return Report{Params: p, Groups: merged.groups()}, nil
 	}
 	batch := &pgx.Batch{}
+	serial := q.serial(f, p)
+	if serial {
+		batch.Queue(serialSQL)
+	}
 	for _, part := range parts {
 		sql, args := q.query(part, p)
 		batch.Queue(sql, args...)
 	}
 	results := q.pool.SendBatch(ctx, batch)
 	defer results.Close()
+	if serial {
+		if _, err := results.Exec(); err != nil {
+			return Report{}, readmodel.Fail("analytics", err)
+		}
+	}
 	merged := newMerger()
 	for _, part := range parts {
 		rows, err := results.Query()

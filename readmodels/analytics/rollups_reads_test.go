@@ -55,3 +55,44 @@ func TestReadsWithRollups(t *testing.T) {
 		}
 	}
 }
+
+// TestRollupsLeaveTheConnectionsAsTheyWere: the rollups' queries run with
+// parallel workers off (serialSQL), for their batch only: every pooled
+// connection a report used keeps the server's setting afterwards.
+func TestRollupsLeaveTheConnectionsAsTheyWere(t *testing.T) {
+	t.Parallel()
+	directory, err := customers.NewProjector(customers.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := apptest.ReadModels(t, directory, surveys.NewProjector(), lifecycle.NewProjector(), complaints.NewProjector(),
+		contacts.NewProjector(), rollups.NewProjector())
+	var server string
+	if err := pool.QueryRow(t.Context(), `SELECT reset_val FROM pg_settings WHERE name = 'max_parallel_workers_per_gather'`).Scan(&server); err != nil {
+		t.Fatal(err)
+	}
+	if server == "0" {
+		t.Skip("the server runs without parallel workers: a leak would not show")
+	}
+	q := analytics.NewQueries(pool, nil).WithRollups()
+	to := time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC)
+	for _, f := range analytics.Families() {
+		if _, err := q.Report(t.Context(), f, analytics.Params{From: to.AddDate(0, -3, 0), To: to, GroupBy: analytics.Segment}); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	conns := pool.AcquireAllIdle(t.Context())
+	if len(conns) == 0 {
+		t.Fatal("no idle connection after the reports")
+	}
+	for _, c := range conns {
+		var got string
+		if err := c.QueryRow(t.Context(), `SHOW max_parallel_workers_per_gather`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != server {
+			t.Errorf("a connection kept max_parallel_workers_per_gather = %s after a report (the server's: %s)", got, server)
+		}
+		c.Release()
+	}
+}

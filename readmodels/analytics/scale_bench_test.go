@@ -27,7 +27,8 @@ import (
 //
 // RAPPORT_SCALE_RUNS (default 20) is the number of requests per figure;
 // RAPPORT_SCALE_FAMILIES and RAPPORT_SCALE_GROUPINGS (comma lists, e.g.
-// "kpis" and "none,month 90 d") narrow the run.
+// "kpis" and "none,month 90 d") narrow the run; RAPPORT_SCALE_FAMILIES=none
+// times the work queues alone.
 // It prints p50 and p95 in ms and the ratio of the p95s, with the load
 // average beside them: the machine is shared, only same-run ratios mean
 // much. Groupings other than month cover the default period (90 days up
@@ -82,6 +83,9 @@ func BenchmarkScale(b *testing.B) {
 	if s := os.Getenv("RAPPORT_SCALE_FAMILIES"); s != "" {
 		families = nil
 		for _, f := range strings.Split(s, ",") {
+			if f == "none" { // the work queues alone
+				break
+			}
 			families = append(families, analytics.Family(f))
 		}
 	}
@@ -119,6 +123,10 @@ func BenchmarkScale(b *testing.B) {
 	}
 	fmt.Fprintf(out, "load average %s; %d reports differ between the two paths\n", loadAverage(), mismatches)
 	q := work.NewQueries(pool)
+	breachedPage, err := q.Complaints(ctx, work.ComplaintFilter{SLA: work.SLABreached}, 50, "")
+	if err != nil {
+		b.Fatal(err)
+	}
 	queues := []struct {
 		name string
 		read func() error
@@ -128,8 +136,24 @@ func BenchmarkScale(b *testing.B) {
 			_, err := q.Complaints(ctx, work.ComplaintFilter{SLA: work.SLABreached}, 50, "")
 			return err
 		}},
+		{"complaints at risk", func() error {
+			_, err := q.Complaints(ctx, work.ComplaintFilter{SLA: work.SLAAtRisk}, 50, "")
+			return err
+		}},
+		{"complaints high", func() error {
+			_, err := q.Complaints(ctx, work.ComplaintFilter{Severity: "high"}, 50, "")
+			return err
+		}},
+		{"complaints assignee", func() error {
+			_, err := q.Complaints(ctx, work.ComplaintFilter{Assignee: "agent-07"}, 50, "")
+			return err
+		}},
 		{"complaints by owner", func() error {
 			_, err := q.Complaints(ctx, work.ComplaintFilter{Filter: work.Filter{Owner: "agent-07"}}, 50, "")
+			return err
+		}},
+		{"complaints breached p2", func() error {
+			_, err := q.Complaints(ctx, work.ComplaintFilter{SLA: work.SLABreached}, 50, breachedPage.NextCursor)
 			return err
 		}},
 		{"follow-ups overdue", func() error {
@@ -140,6 +164,12 @@ func BenchmarkScale(b *testing.B) {
 		{"contact-due", func() error { _, err := q.ContactDue(ctx, work.Filter{}, 50, ""); return err }},
 		{"contact-due tier A", func() error { _, err := q.ContactDue(ctx, work.Filter{Tier: "A"}, 50, ""); return err }},
 		{"at-risk", func() error { _, err := q.AtRisk(ctx, work.AtRiskFilter{}, 50, ""); return err }},
+		{"at-risk high", func() error { _, err := q.AtRisk(ctx, work.AtRiskFilter{Level: "high"}, 50, ""); return err }},
+		{"at-risk medium", func() error { _, err := q.AtRisk(ctx, work.AtRiskFilter{Level: "medium"}, 50, ""); return err }},
+		{"at-risk tier A", func() error {
+			_, err := q.AtRisk(ctx, work.AtRiskFilter{Filter: work.Filter{Tier: "A"}}, 50, "")
+			return err
+		}},
 	}
 	fmt.Fprintf(out, "%-22s %10s %10s\n", "work queue (50 rows)", "p50", "p95")
 	for _, w := range queues {

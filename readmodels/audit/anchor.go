@@ -14,10 +14,12 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventstore"
 )
 
-// An Anchor is a signed digest of every customer stream's head and of the
+// An Anchor is a signed digest of every audited stream's head (customers',
+// goals', the routing rules') and of the
 // log's head, taken at an instant and kept away from the database (a file
 // in an auditor's archive, a ticket). A chain proves that what is stored
 // has not been edited; it cannot prove that nothing was cut from the end,
@@ -34,7 +36,8 @@ type Anchor struct {
 	TakenAt time.Time `json:"taken_at"`
 	// Log is the last event of the global log at the time.
 	Log LogHead `json:"log"`
-	// Streams holds the head of every customer stream, by customer id.
+	// Streams holds the head of every audited stream: customers' by
+	// customer id, then the others by stream name.
 	Streams []StreamHead `json:"streams"`
 	// Digest is SHA-256 over the canonical text of the fields above; KeyID
 	// names the key Signature (an HMAC of the digest) was made with.
@@ -56,7 +59,12 @@ type LogHead struct {
 
 // StreamHead is a stream's last event when the anchor was taken.
 type StreamHead struct {
-	CustomerID uuid.UUID `json:"customer_id"`
+	// CustomerID names a customer's stream; Stream names any other audited
+	// stream (a goal's, the routing rules'). One of them is set, so that a
+	// customer's head reads as it did before other streams were anchored,
+	// and an anchor taken then still verifies.
+	CustomerID uuid.UUID `json:"customer_id,omitzero"`
+	Stream     string    `json:"stream,omitempty"`
 	Revision   uint64    `json:"revision"`
 	Position   uint64    `json:"position"`
 	Hash       string    `json:"hash"`
@@ -80,13 +88,39 @@ func (a *Anchor) canonical() []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n%s\nlog %d %s %d %s\n", AnchorFormat, a.TakenAt.UTC().Format(time.RFC3339Nano), a.Log.Position, a.Log.Stream, a.Log.Revision, a.Log.EventID)
 	for _, s := range a.Streams {
-		fmt.Fprintf(&b, "%s %d %d %s\n", s.CustomerID, s.Revision, s.Position, s.Hash)
+		fmt.Fprintf(&b, "%s %d %d %s\n", s.label(), s.Revision, s.Position, s.Hash)
 	}
 	return []byte(b.String())
 }
 
+// headFor is the head of stream, named as StreamHead says.
+func headFor(stream string) StreamHead {
+	if id := customerOf(stream); id != uuid.Nil {
+		return StreamHead{CustomerID: id}
+	}
+	return StreamHead{Stream: stream}
+}
+
+// label names the head in the canonical text and in its entry: the
+// customer id (as before other streams were anchored) or the stream name,
+// which is never a UUID, so the two cannot be confused.
+func (h StreamHead) label() string {
+	if h.Stream != "" {
+		return h.Stream
+	}
+	return h.CustomerID.String()
+}
+
+// StreamName is the name of the stream the head is of.
+func (h StreamHead) StreamName() string {
+	if h.Stream != "" {
+		return h.Stream
+	}
+	return domain.StreamName(h.CustomerID)
+}
+
 func (h StreamHead) entryText(takenAt time.Time) string {
-	return fmt.Sprintf("%s.%s.%d.%d.%s", "a1", h.CustomerID, h.Revision, h.Position, h.Hash) + "." + strconv.FormatInt(takenAt.UnixNano(), 10)
+	return fmt.Sprintf("%s.%s.%d.%d.%s", "a1", h.label(), h.Revision, h.Position, h.Hash) + "." + strconv.FormatInt(takenAt.UnixNano(), 10)
 }
 
 // Anchor verifies every stream, reading the log once, and signs the heads
@@ -100,7 +134,9 @@ func (a *Auditor) Anchor(ctx context.Context, now time.Time, progress func(event
 			broken = append(broken, v)
 			return nil
 		}
-		anchor.Streams = append(anchor.Streams, StreamHead{CustomerID: v.CustomerID, Revision: *v.LastRevision, Position: *v.LastPosition, Hash: v.LastHash})
+		head := headFor(v.Stream)
+		head.Revision, head.Position, head.Hash = *v.LastRevision, *v.LastPosition, v.LastHash
+		anchor.Streams = append(anchor.Streams, head)
 		return nil
 	}, &anchor.Log)
 	if err != nil {
@@ -109,7 +145,7 @@ func (a *Auditor) Anchor(ctx context.Context, now time.Time, progress func(event
 	if len(broken) > 0 {
 		return Anchor{}, broken, fmt.Errorf("%w: %d broken; fix or explain them before anchoring", ErrBrokenStreams, len(broken))
 	}
-	slices.SortFunc(anchor.Streams, func(x, y StreamHead) int { return strings.Compare(x.CustomerID.String(), y.CustomerID.String()) })
+	slices.SortFunc(anchor.Streams, compareHeads)
 	digest := sha256.Sum256(anchor.canonical())
 	anchor.Digest = hex.EncodeToString(digest[:])
 	if anchor.KeyID, anchor.Signature, err = a.codec.SignAnchor(digest[:]); err != nil {
@@ -151,12 +187,15 @@ func (a *Auditor) ParseAnchorEntry(entry string) (StreamHead, error) {
 	parts := strings.Split(entry, ".")
 	bad := func(why string) (StreamHead, error) { return StreamHead{}, fmt.Errorf("%w: %s", ErrInvalidAnchor, why) }
 	if len(parts) != 8 || parts[0] != "a1" {
-		return bad("an entry has the form a1.CUSTOMER.REVISION.POSITION.HASH.TAKEN.KEY.SIGNATURE")
+		return bad("an entry has the form a1.STREAM.REVISION.POSITION.HASH.TAKEN.KEY.SIGNATURE")
 	}
 	var h StreamHead
 	var err error
 	if h.CustomerID, err = uuid.Parse(parts[1]); err != nil {
-		return bad("the customer id is not a UUID")
+		if !Audited(parts[1]) || customerOf(parts[1]) != uuid.Nil {
+			return bad("the stream is neither a customer id nor an audited stream")
+		}
+		h.CustomerID, h.Stream = uuid.Nil, parts[1]
 	}
 	if h.Revision, err = strconv.ParseUint(parts[2], 10, 63); err != nil {
 		return bad("the revision is not a number")
@@ -189,12 +228,23 @@ type AnchorCheck struct {
 // anchored head: the head must still be there with its hash and position
 // (no truncation, no rollback), and every event after it must be keyed.
 func (a *Auditor) VerifyAnchored(ctx context.Context, customerID uuid.UUID, head StreamHead) (Verification, error) {
-	if head.CustomerID != customerID {
-		return Verification{}, fmt.Errorf("%w: the entry is for customer %s", ErrInvalidAnchor, head.CustomerID)
+	if head.CustomerID != customerID || head.Stream != "" {
+		return Verification{}, fmt.Errorf("%w: the entry is for %s", ErrInvalidAnchor, head.label())
 	}
-	v, err := a.verify(ctx, customerID, &head)
-	if errors.Is(err, ErrCustomerNotFound) {
-		v = Verification{CustomerID: customerID}
+	return a.VerifyStreamAnchored(ctx, domain.StreamName(customerID), head)
+}
+
+// VerifyStreamAnchored is VerifyAnchored for any audited stream.
+func (a *Auditor) VerifyStreamAnchored(ctx context.Context, stream string, head StreamHead) (Verification, error) {
+	if !Audited(stream) {
+		return Verification{}, fmt.Errorf("%w: %q", ErrNotAudited, stream)
+	}
+	if head.StreamName() != stream {
+		return Verification{}, fmt.Errorf("%w: the entry is for %s", ErrInvalidAnchor, head.label())
+	}
+	v, err := a.verify(ctx, stream, &head)
+	if errors.Is(err, ErrCustomerNotFound) || errors.Is(err, ErrStreamNotFound) {
+		v = newVerification(stream)
 		v.anchorGone(head)
 		return v, nil
 	}
@@ -261,13 +311,13 @@ func (a *Auditor) VerifyAllAnchored(ctx context.Context, anchor *Anchor, progres
 	if err := a.CheckAnchor(anchor); err != nil {
 		return err
 	}
-	heads := make(map[uuid.UUID]StreamHead, len(anchor.Streams))
+	heads := make(map[string]StreamHead, len(anchor.Streams))
 	for _, h := range anchor.Streams {
-		heads[h.CustomerID] = h
+		heads[h.StreamName()] = h
 	}
 	var logHead LogHead
 	err := a.verifyLog(ctx, heads, progress, func(v Verification) error {
-		delete(heads, v.CustomerID)
+		delete(heads, v.Stream)
 		return report(v)
 	}, &logHead)
 	if err != nil {
@@ -278,9 +328,9 @@ func (a *Auditor) VerifyAllAnchored(ctx context.Context, anchor *Anchor, progres
 	for _, h := range heads {
 		gone = append(gone, h)
 	}
-	slices.SortFunc(gone, func(x, y StreamHead) int { return strings.Compare(x.CustomerID.String(), y.CustomerID.String()) })
+	slices.SortFunc(gone, compareHeads)
 	for _, h := range gone {
-		v := Verification{CustomerID: h.CustomerID}
+		v := newVerification(h.StreamName())
 		v.anchorGone(h)
 		if err := report(v); err != nil {
 			return err
@@ -305,3 +355,7 @@ func (a *Auditor) checkLogHead(ctx context.Context, head LogHead) error {
 	}
 	return nil
 }
+
+// compareHeads orders heads by label: customers by id (lower-case hex, so
+// before "goal-…" and "routing-…"), then the other streams by name.
+func compareHeads(x, y StreamHead) int { return strings.Compare(x.label(), y.label()) }

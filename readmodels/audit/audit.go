@@ -17,6 +17,44 @@ import (
 // ErrCustomerNotFound says the customer has no events.
 var ErrCustomerNotFound = errors.New("audit: customer not found")
 
+// ErrStreamNotFound says an audited stream (a goal's, the routing rules')
+// has no events.
+var ErrStreamNotFound = errors.New("audit: stream not found")
+
+// ErrNotAudited says a stream is not one of the audited kinds.
+var ErrNotAudited = errors.New("audit: not an audited stream")
+
+// Audited says whether stream is one the auditor verifies and anchors:
+// a customer's, a goal's or the complaint routing rules'. They are the
+// service's aggregates, written through the command layer with the same
+// metadata and hash chain, so a database writer must not be able to edit
+// any of them unseen.
+func Audited(stream string) bool {
+	if _, ok := domain.CustomerIDFromStream(stream); ok {
+		return true
+	}
+	if _, ok := domain.GoalIDFromStream(stream); ok {
+		return true
+	}
+	return stream == domain.RoutingStream
+}
+
+// customerOf is the customer id of a customer stream, uuid.Nil for the
+// other audited streams (which hold no personal data).
+func customerOf(stream string) uuid.UUID {
+	id, _ := domain.CustomerIDFromStream(stream)
+	return id
+}
+
+// notFound maps a missing stream to the error its callers know: a
+// customer stream's is ErrCustomerNotFound.
+func notFound(stream string) error {
+	if customerOf(stream) != uuid.Nil {
+		return ErrCustomerNotFound
+	}
+	return ErrStreamNotFound
+}
+
 // pageSize is how many events one store read brings: histories of any
 // length are streamed in pages, in constant memory.
 const pageSize = 500
@@ -36,10 +74,12 @@ func New(store eventstore.Store, codec *eventcodec.Codec) *Auditor {
 // it and why, and its payload with personal fields decrypted (null once
 // the customer's data was erased).
 type Event struct {
-	Revision      uint64          `json:"revision"`
-	Position      uint64          `json:"position"`
-	EventID       uuid.UUID       `json:"event_id"`
-	CustomerID    uuid.UUID       `json:"customer_id"`
+	Revision uint64    `json:"revision"`
+	Position uint64    `json:"position"`
+	EventID  uuid.UUID `json:"event_id"`
+	// Stream is the event's stream; CustomerID is set in a customer's.
+	Stream        string          `json:"stream"`
+	CustomerID    uuid.UUID       `json:"customer_id,omitzero"`
 	Type          string          `json:"type"`
 	SchemaVersion int             `json:"schema_version"`
 	RecordedAt    time.Time       `json:"recorded_at"`
@@ -57,17 +97,26 @@ type Event struct {
 // Events calls visit with the customer's events from revision from, in
 // stream order, until visit returns false or the stream ends.
 func (a *Auditor) Events(ctx context.Context, customerID uuid.UUID, from uint64, visit func(Event) (bool, error)) error {
-	stream := domain.StreamName(customerID)
+	return a.StreamEvents(ctx, domain.StreamName(customerID), from, visit)
+}
+
+// StreamEvents is Events for any audited stream (Audited): a goal's or
+// the routing rules' as well as a customer's. A missing customer stream
+// is ErrCustomerNotFound, another missing stream ErrStreamNotFound.
+func (a *Auditor) StreamEvents(ctx context.Context, stream string, from uint64, visit func(Event) (bool, error)) error {
+	if !Audited(stream) {
+		return fmt.Errorf("%w: %q", ErrNotAudited, stream)
+	}
 	for {
 		page, err := a.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Forwards, From: from, Limit: pageSize})
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return ErrCustomerNotFound
+			return notFound(stream)
 		}
 		if err != nil {
 			return fmt.Errorf("audit: read events: %w", err)
 		}
 		for _, rec := range page {
-			e, err := a.event(ctx, customerID, rec)
+			e, err := a.event(ctx, rec)
 			if err != nil {
 				return err
 			}
@@ -83,21 +132,72 @@ func (a *Auditor) Events(ctx context.Context, customerID uuid.UUID, from uint64,
 	}
 }
 
-func (a *Auditor) event(ctx context.Context, customerID uuid.UUID, rec eventstore.RecordedEvent) (Event, error) {
+// event renders a stored event. Only customer streams hold encrypted
+// personal fields; a payload that is not JSON (a database writer's edit)
+// is shown as a JSON string rather than failing the whole answer.
+func (a *Auditor) event(ctx context.Context, rec eventstore.RecordedEvent) (Event, error) {
 	var meta eventcodec.Metadata
 	if err := json.Unmarshal(rec.Metadata, &meta); err != nil {
 		return Event{}, fmt.Errorf("audit: metadata of revision %d: %w", rec.Revision, err)
 	}
-	data, erased, err := a.codec.RevealJSON(ctx, customerID, rec.Data)
-	if err != nil {
-		return Event{}, fmt.Errorf("audit: payload of revision %d: %w", rec.Revision, err)
+	customerID := customerOf(rec.Stream)
+	data, erased := json.RawMessage(rec.Data), false
+	if customerID != uuid.Nil {
+		var err error
+		if data, erased, err = a.codec.RevealJSON(ctx, customerID, rec.Data); err != nil {
+			return Event{}, fmt.Errorf("audit: payload of revision %d: %w", rec.Revision, err)
+		}
+	}
+	if !json.Valid(data) {
+		data, _ = json.Marshal(string(data))
 	}
 	return Event{
-		Revision: rec.Revision, Position: uint64(rec.Position), EventID: rec.ID, CustomerID: customerID, Type: rec.Type,
+		Revision: rec.Revision, Position: uint64(rec.Position), EventID: rec.ID, Stream: rec.Stream, CustomerID: customerID, Type: rec.Type,
 		SchemaVersion: meta.SchemaVersion, RecordedAt: meta.RecordedTime(rec.RecordedAt), OccurredAt: meta.OccurredAt,
 		Actor: meta.Actor, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
 		Data: data, Erased: erased, PrevHash: meta.PrevHash, Hash: meta.Hash,
 	}, nil
+}
+
+// History is a whole audited stream and the verdict on its chain, read in
+// one pass: what a goal's history answers (goals have a handful of
+// events; a customer's history is paged with Events instead).
+type History struct {
+	Events       []Event
+	Verification Verification
+}
+
+// History reads the stream whole and verifies its chain as it goes.
+func (a *Auditor) History(ctx context.Context, stream string) (History, error) {
+	h := History{Verification: newVerification(stream)}
+	if !Audited(stream) {
+		return h, fmt.Errorf("%w: %q", ErrNotAudited, stream)
+	}
+	chain := a.codec.NewVerifier()
+	from := uint64(0)
+	for {
+		page, err := a.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Forwards, From: from, Limit: pageSize})
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return h, notFound(stream)
+		}
+		if err != nil {
+			return h, fmt.Errorf("audit: read events: %w", err)
+		}
+		for _, rec := range page {
+			if h.Verification.Intact {
+				h.Verification.check(chain, nil, rec)
+			}
+			e, err := a.event(ctx, rec)
+			if err != nil {
+				return h, err
+			}
+			h.Events = append(h.Events, e)
+		}
+		if len(page) < pageSize {
+			return h, nil
+		}
+		from = page[len(page)-1].Revision + 1
+	}
 }
 
 // State is the customer as it was at an instant.
@@ -162,7 +262,9 @@ func (s State) orNotFound() (State, error) {
 
 // Verification reports whether a stream's history is intact.
 type Verification struct {
-	CustomerID   uuid.UUID `json:"customer_id"`
+	// Stream is the stream verified; CustomerID is set for a customer's.
+	Stream       string    `json:"stream"`
+	CustomerID   uuid.UUID `json:"customer_id,omitzero"`
 	Intact       bool      `json:"intact"`
 	Events       int       `json:"events"`
 	LastRevision *uint64   `json:"last_revision"`
@@ -197,22 +299,44 @@ type Break struct {
 // so erasure keeps it valid. A chain alone cannot show that events were
 // cut from its end: VerifyAnchored checks against an anchor too.
 func (a *Auditor) Verify(ctx context.Context, customerID uuid.UUID) (Verification, error) {
-	return a.verify(ctx, customerID, nil)
+	return a.verify(ctx, domain.StreamName(customerID), nil)
 }
 
-func (a *Auditor) verify(ctx context.Context, customerID uuid.UUID, head *StreamHead) (Verification, error) {
-	v := Verification{CustomerID: customerID, Intact: true}
+// VerifyStream is Verify for any audited stream: a goal's, the routing
+// rules', or a customer's by its stream name.
+func (a *Auditor) VerifyStream(ctx context.Context, stream string) (Verification, error) {
+	if !Audited(stream) {
+		return Verification{}, fmt.Errorf("%w: %q", ErrNotAudited, stream)
+	}
+	return a.verify(ctx, stream, nil)
+}
+
+// newVerification starts the verification of stream: intact until an
+// event says otherwise.
+func newVerification(stream string) Verification {
+	return Verification{Stream: stream, CustomerID: customerOf(stream), Intact: true}
+}
+
+// Name is how reports name the stream: the customer's id, or the stream.
+func (v Verification) Name() string {
+	if v.CustomerID != uuid.Nil {
+		return v.CustomerID.String()
+	}
+	return v.Stream
+}
+
+func (a *Auditor) verify(ctx context.Context, stream string, head *StreamHead) (Verification, error) {
+	v := newVerification(stream)
 	chain := a.codec.NewVerifier()
 	var anchored *anchorState
 	if head != nil {
 		anchored = &anchorState{head: *head}
 	}
-	stream := domain.StreamName(customerID)
 	from := uint64(0)
 	for {
 		page, err := a.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Forwards, From: from, Limit: pageSize})
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return v, ErrCustomerNotFound
+			return v, notFound(stream)
 		}
 		if err != nil {
 			return v, fmt.Errorf("audit: read events: %w", err)
@@ -263,9 +387,10 @@ func (v *Verification) finish(anchored *anchorState) {
 	}
 }
 
-// VerifyAll verifies every customer stream by reading the global log once,
-// keeping one small chain state per customer. It calls report for each
-// customer, in order of first appearance.
+// VerifyAll verifies every audited stream (customers', goals', the
+// routing rules') by reading the global log once, keeping one small chain
+// state per stream. It calls report for each stream, in order of first
+// appearance.
 func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), report func(Verification) error) error {
 	return a.verifyLog(ctx, nil, progress, report, nil)
 }
@@ -273,7 +398,7 @@ func (a *Auditor) VerifyAll(ctx context.Context, progress func(events int), repo
 // verifyLog is VerifyAll, against anchored heads when heads is not nil
 // (then a stream without a head must be keyed throughout); it leaves the
 // last event of the log in logHead.
-func (a *Auditor) verifyLog(ctx context.Context, heads map[uuid.UUID]StreamHead, progress func(events int), report func(Verification) error, logHead *LogHead) error {
+func (a *Auditor) verifyLog(ctx context.Context, heads map[string]StreamHead, progress func(events int), report func(Verification) error, logHead *LogHead) error {
 	type streamState struct {
 		chain    *eventcodec.Verifier
 		anchored *anchorState
@@ -293,14 +418,13 @@ func (a *Auditor) verifyLog(ctx context.Context, heads map[uuid.UUID]StreamHead,
 			if logHead != nil {
 				*logHead = LogHead{Position: uint64(rec.Position), Stream: rec.Stream, Revision: rec.Revision, EventID: rec.ID}
 			}
-			id, ok := domain.CustomerIDFromStream(rec.Stream)
-			if !ok {
+			if !Audited(rec.Stream) {
 				continue
 			}
 			st := states[rec.Stream]
 			if st == nil {
-				st = &streamState{chain: a.codec.NewVerifier(), v: Verification{CustomerID: id, Intact: true}}
-				if head, known := heads[id]; known {
+				st = &streamState{chain: a.codec.NewVerifier(), v: newVerification(rec.Stream)}
+				if head, known := heads[rec.Stream]; known {
 					st.anchored = &anchorState{head: head}
 				}
 				states[rec.Stream] = st

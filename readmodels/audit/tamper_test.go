@@ -45,8 +45,13 @@ type legacyMetadata struct {
 // public, unkeyed SHA-256 rule, so that the chain looks whole.
 func forgeFrom(t *testing.T, m *apptest.Main, id uuid.UUID, from uint64) {
 	t.Helper()
+	forgeStream(t, m, domain.StreamName(id), from)
+}
+
+// forgeStream is forgeFrom for any stream.
+func forgeStream(t *testing.T, m *apptest.Main, stream string, from uint64) {
+	t.Helper()
 	ctx := context.Background()
-	stream := domain.StreamName(id)
 	recs, err := m.Store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Forwards, From: 0, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)

@@ -354,6 +354,14 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 	}
 	args = append(args, limit+1)
 	sql += fmt.Sprintf(` ORDER BY c.registered_at, c.id LIMIT $%d`, len(args))
+	if f.IDs != nil {
+		// Planned with the list's ids each time (an unnamed statement): a
+		// cached generic plan cannot see how many there are, and looks
+		// each one up and sorts them all even when a segment holds
+		// thousands, where walking the directory's order through a hashed
+		// set fills a page in a few hundred rows.
+		args = append([]any{pgx.QueryExecModeDescribeExec}, args...)
+	}
 	rows, err := q.pool.Query(ctx, sql, args...)
 	var items []Customer
 	if err == nil {

@@ -3,9 +3,12 @@ package feed
 import (
 	"context"
 	"fmt"
+	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/domain/integration"
 	"github.com/rapport-crm/rapport/projections"
@@ -37,7 +40,8 @@ func (Projector) Name() string { return Name }
 func (Projector) Version() int { return version }
 
 // Handles implements projections.Projector: every mapped domain event
-// (TestEveryDomainEventIsMapped keeps that every domain event).
+// (TestEveryDomainEventIsMapped keeps that every domain event), the
+// reminders' included (their streams are projected: projections.Config).
 func (p Projector) Handles() []string { return p.mapper.DomainTypes() }
 
 // Setup implements projections.Projector.
@@ -67,8 +71,29 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 
 // AppliedRevisions implements projections.Reconciler: every event of a
 // customer is in the feed, so its last row's revision is the last applied.
+// A reminder is the only event of its own stream (revision 0), named by
+// its event id (domain.ReminderStreamName); its row's revision is the
+// customer's it was judged on, so reminders are left out of the
+// customers' maximum.
 func (Projector) AppliedRevisions(ctx context.Context, tx pgx.Tx, visit func(stream string, revision uint64) error) error {
-	return projections.VisitAppliedRevisions(ctx, tx, `SELECT customer_id, max(revision) FROM feed GROUP BY customer_id`, visit)
+	reminders := integration.ReminderTypes()
+	if err := projections.VisitAppliedRevisions(ctx, tx, `SELECT customer_id, max(revision) FROM feed WHERE type <> ALL(ARRAY['`+strings.Join(reminders, "','")+`']) GROUP BY customer_id`, visit); err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT event_id FROM feed WHERE type = ANY($1)`, reminders)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := visit(domain.ReminderStreamName(id), 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Apply implements projections.Projector: one COPY per batch.

@@ -2,6 +2,7 @@ package goals_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rapport-crm/rapport/domain/eventstore"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
 	"github.com/rapport-crm/rapport/readmodels/analytics"
+	"github.com/rapport-crm/rapport/readmodels/audit"
 	"github.com/rapport-crm/rapport/readmodels/goals"
 )
 
@@ -310,16 +312,16 @@ func TestGoalHistoryAndReconciliation(t *testing.T) {
 	m.Rebuild(t, goals.Name)
 	check("after a rebuild")
 
-	auditor := goals.NewAuditor(m.Store, m.Codec)
-	h, err := auditor.History(t.Context(), ids[0])
+	auditor := audit.New(m.Store, m.Codec)
+	h, err := auditor.History(t.Context(), domain.GoalStreamName(ids[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !h.Intact || len(h.Events) != 2 || h.Events[0].Type != domain.TypeGoalSet || h.Events[1].Type != domain.TypeGoalRevised ||
+	if !h.Verification.Intact || len(h.Events) != 2 || h.Events[0].Type != domain.TypeGoalSet || h.Events[1].Type != domain.TypeGoalRevised ||
 		h.Events[1].Actor != "analyst-ana" || h.Events[1].PrevHash != h.Events[0].Hash || h.Events[0].CausationID == uuid.Nil {
 		t.Errorf("history: %+v", h)
 	}
-	if _, err := auditor.History(t.Context(), uuid.New()); err != goals.ErrGoalNotFound {
+	if _, err := auditor.History(t.Context(), domain.GoalStreamName(uuid.New())); !errors.Is(err, audit.ErrStreamNotFound) {
 		t.Errorf("unknown goal: %v", err)
 	}
 }

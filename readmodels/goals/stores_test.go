@@ -7,6 +7,7 @@ import (
 
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/readmodels/audit"
 	"github.com/rapport-crm/rapport/readmodels/goals"
 )
 
@@ -32,8 +33,8 @@ func TestGoalsOnEveryStore(t *testing.T) {
 			t.Errorf("row: target %g closed %v revision %d", target, closed, revision)
 		}
 		m.CheckReconciles(t, "projected", goals.Name, "staff", "customers", "history")
-		h, err := goals.NewAuditor(m.Store, m.Codec).History(t.Context(), id)
-		if err != nil || !h.Intact || len(h.Events) != 3 {
+		h, err := audit.New(m.Store, m.Codec).History(t.Context(), domain.GoalStreamName(id))
+		if err != nil || !h.Verification.Intact || len(h.Events) != 3 {
 			t.Errorf("history: %+v %v", h, err)
 		}
 	})

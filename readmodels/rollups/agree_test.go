@@ -38,15 +38,18 @@ import (
 // exactly what the documented SQL (the queries without rollups) answers.
 // Without the re-keying the same comparison must fail.
 func TestRollupsAgreeWithTheDocumentedSQL(t *testing.T) {
+	// The two runs have their own databases: they run at once.
 	t.Run("with re-keying", func(t *testing.T) {
-		for step, diffs := range agreement(t, rollups.NewProjector()) {
+		t.Parallel()
+		for step, diffs := range agreement(t, rollups.NewProjector(), true) {
 			for _, d := range diffs {
 				t.Errorf("%s: %s", step, d)
 			}
 		}
 	})
 	t.Run("without re-keying the comparison fails", func(t *testing.T) {
-		diffs := agreement(t, rollups.NewProjectorWithoutRekey())
+		t.Parallel()
+		diffs := agreement(t, rollups.NewProjectorWithoutRekey(), false)
 		if len(diffs["after the live reclassifications"]) == 0 {
 			t.Fatal("rollups that are not re-keyed agree with the documented SQL: the comparison proves nothing")
 		}
@@ -55,8 +58,10 @@ func TestRollupsAgreeWithTheDocumentedSQL(t *testing.T) {
 }
 
 // agreement runs the scenario with the rollups projector p and returns,
-// by step, the figures that differ from the documented SQL's.
-func agreement(t *testing.T, p rollups.Projector) map[string][]string {
+// by step, the figures that differ from the documented SQL's. Without
+// every step it stops after the live changes and compares only there
+// (the run without re-keying needs no more to fail).
+func agreement(t *testing.T, p rollups.Projector, every bool) map[string][]string {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
@@ -102,7 +107,10 @@ func agreement(t *testing.T, p rollups.Projector) map[string][]string {
 	stop := runEngine(t, eng)
 	waitFor(t, eng, last)
 	now := time.Now()
-	out := map[string][]string{"after the history": compare(t, pool, now)}
+	out := map[string][]string{}
+	if every {
+		out["after the history"] = compare(t, pool, now)
+	}
 
 	live := liveChanges(history)
 	if err := projectiontest.Encode(ctx, codec, live, 4); err != nil {
@@ -113,6 +121,9 @@ func agreement(t *testing.T, p rollups.Projector) map[string][]string {
 	}
 	waitFor(t, eng, last)
 	out["after the live reclassifications"] = compare(t, pool, now)
+	if !every {
+		return out
+	}
 
 	stop()
 	if err := eng.Rebuild(ctx, rollups.Name, nil); err != nil {

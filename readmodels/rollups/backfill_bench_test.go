@@ -43,15 +43,6 @@ var backfill = []string{
 		WHERE ev.day IS NOT NULL GROUP BY 1, 2, 3`,
 	`INSERT INTO complaint_facts SELECT customer_id, complaint_id, severity, status, filed_at, opened_at, acknowledged_at, resolved_at,
 			openings, escalations FROM readmodels.complaints`,
-	`INSERT INTO contact_facts SELECT customer_id, contact_id, occurred_at FROM readmodels.contacts`,
-	`INSERT INTO followup_facts SELECT customer_id, follow_up_id, scheduled_at, due_at, done_at FROM readmodels.follow_ups`,
-	`INSERT INTO followup_days SELECT x.dim, x.key, ev.day, sum(ev.due), sum(ev.settled)
-		FROM followup_facts f LEFT JOIN rollup_customers c ON c.id = f.customer_id
-		CROSS JOIN LATERAL (VALUES ((f.due_at AT TIME ZONE 'UTC')::date, 1, 0),
-			(CASE WHEN f.done_at IS NOT NULL THEN (greatest(f.due_at, f.done_at) AT TIME ZONE 'UTC')::date END, 0, 1)) ev(day, due, settled)
-		CROSS JOIN LATERAL (VALUES ('all', 'all'), ('segment', coalesce(c.segment, '')), ('tier', coalesce(c.tier, '')),
-			('region', coalesce(c.region, '')), ('owner', coalesce(c.account_manager, ''))) x(dim, key)
-		WHERE ev.day IS NOT NULL GROUP BY 1, 2, 3`,
 }
 
 // BenchmarkScaleBackfill is a measurement aid for BenchmarkScale when the

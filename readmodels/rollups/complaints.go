@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/readmodels/complaints"
 )
 
 // The complaint rollup. Complaint handling is judged over the complaints
@@ -26,25 +27,6 @@ type complaintFold struct {
 	rows  map[complaintKey]*domain.Complaint
 	order []complaintKey
 	dirty map[complaintKey]bool
-}
-
-// complaintOf is the complaint an event is about.
-func complaintOf(e domain.Event) (uuid.UUID, bool) {
-	switch e := e.(type) {
-	case domain.ComplaintFiled:
-		return e.ComplaintID, true
-	case domain.ComplaintAssigned:
-		return e.ComplaintID, true
-	case domain.ComplaintAcknowledged:
-		return e.ComplaintID, true
-	case domain.ComplaintEscalated:
-		return e.ComplaintID, true
-	case domain.ComplaintResolved:
-		return e.ComplaintID, true
-	case domain.ComplaintReopened:
-		return e.ComplaintID, true
-	}
-	return uuid.Nil, false
 }
 
 // loadComplaints reads the stored complaints keys.
@@ -89,25 +71,14 @@ func loadComplaints(ctx context.Context, tx pgx.Tx, keys []complaintKey) (*compl
 	return f, rows.Err()
 }
 
-// apply folds one complaint event as package complaints does: a filing
-// starts the complaint, every later event evolves it alone.
+// apply folds one complaint event with package complaints' own Fold.
 func (f *complaintFold) apply(customer, id uuid.UUID, e domain.Event) {
 	k := complaintKey{customer, id}
-	c := f.rows[k]
-	if _, filing := e.(domain.ComplaintFiled); filing {
-		if c != nil {
-			return // a complaint is filed once (Decide refuses a second filing)
-		}
-		state := domain.Evolve(domain.Customer{}, e)
-		c = &state.Complaints[0]
-	} else {
-		if c == nil {
-			return // an event about a complaint never filed: Decide refuses those
-		}
-		state := domain.Evolve(domain.Customer{Complaints: []domain.Complaint{*c}}, e)
-		c = &state.Complaints[0]
+	next, ok := complaints.Fold(f.rows[k], e)
+	if !ok {
+		return
 	}
-	f.rows[k] = c
+	f.rows[k] = &next
 	if !f.dirty[k] {
 		f.dirty[k] = true
 		f.order = append(f.order, k)

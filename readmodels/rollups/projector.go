@@ -11,15 +11,18 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/projections"
+	"github.com/rapport-crm/rapport/readmodels/complaints"
 )
 
 // Name is the projector's name; its tables are readmodels.rollup_customers,
-// rollup_keys, survey_facts, survey_days, spell_facts, spell_days,
-// complaint_facts, contact_facts, followup_facts and followup_days.
+// rollup_keys, survey_facts, survey_days, spell_facts, spell_days and
+// complaint_facts.
 const Name = "rollups"
 
-// version of the tables and of the fold; bumping it rebuilds.
-const version = 2
+// version of the tables and of the fold; bumping it rebuilds. 3: the
+// contact and follow-up facts, which no report read (the contacts family
+// judges cadence at query time over the documented tables), are gone.
+const version = 3
 
 // Dims are the dimensions the day tables are kept by: "all" (key "all")
 // and the customer attributes a report may group by.
@@ -50,13 +53,13 @@ func (Projector) Version() int { return version }
 
 // Handles implements projections.Projector: the events that set a
 // customer's group keys and the facts rolled up (surveys, life-cycle
-// spells, complaints, contacts and follow-ups). Erasure is not among
+// spells, complaints). Erasure is not among
 // them: nothing here is personal, and an erasure changes no figure.
 func (Projector) Handles() []string {
 	return []string{domain.TypeCustomerRegistered, domain.TypeCustomerClassified, domain.TypeTeamMemberAssigned, domain.TypeSurveyRecorded,
 		domain.TypeCustomerChurned, domain.TypeCustomerReactivated,
 		domain.TypeComplaintFiled, domain.TypeComplaintAssigned, domain.TypeComplaintAcknowledged, domain.TypeComplaintEscalated,
-		domain.TypeComplaintResolved, domain.TypeComplaintReopened, domain.TypeContactLogged, domain.TypeFollowUpScheduled}
+		domain.TypeComplaintResolved, domain.TypeComplaintReopened}
 }
 
 // Setup implements projections.Projector. Keys of the day tables are
@@ -119,28 +122,6 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			escalations     integer     NOT NULL,
 			PRIMARY KEY (customer_id, complaint_id)
 		);
-		CREATE TABLE contact_facts (
-			customer_id uuid        NOT NULL,
-			contact_id  uuid        NOT NULL,
-			occurred_at timestamptz NOT NULL,
-			PRIMARY KEY (customer_id, contact_id)
-		);
-		CREATE TABLE followup_facts (
-			customer_id  uuid        NOT NULL,
-			follow_up_id uuid        NOT NULL,
-			scheduled_at timestamptz NOT NULL,
-			due_at       timestamptz NOT NULL,
-			done_at      timestamptz,
-			PRIMARY KEY (customer_id, follow_up_id)
-		);
-		CREATE TABLE followup_days (
-			dim     text   NOT NULL,
-			key     text   NOT NULL,
-			day     date   NOT NULL,
-			due     bigint NOT NULL,
-			settled bigint NOT NULL,
-			PRIMARY KEY (dim, key, day)
-		);
 		CREATE TABLE spell_days (
 			dim    text   NOT NULL,
 			key    text   NOT NULL,
@@ -162,10 +143,7 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		`CREATE INDEX IF NOT EXISTS spell_facts_empty_idx ON spell_facts (active_from) INCLUDE (customer_id) WHERE active_until = active_from`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_prev_idx ON spell_facts (prev_until) INCLUDE (customer_id, active_from, active_until) WHERE prev_until IS NOT NULL`,
 		`CREATE INDEX IF NOT EXISTS complaint_facts_filed_idx ON complaint_facts (filed_at) INCLUDE (customer_id, severity, status, opened_at, acknowledged_at, resolved_at)`,
-		`CREATE INDEX IF NOT EXISTS contact_facts_occurred_idx ON contact_facts (occurred_at) INCLUDE (customer_id)`,
-		`CREATE INDEX IF NOT EXISTS followup_facts_due_idx ON followup_facts (due_at) INCLUDE (customer_id)`,
-		`CREATE INDEX IF NOT EXISTS followup_facts_settled_idx ON followup_facts ((greatest(due_at, done_at))) INCLUDE (customer_id) WHERE done_at IS NOT NULL`,
-		`ANALYZE complaint_facts`, `ANALYZE contact_facts`, `ANALYZE followup_facts`, `ANALYZE followup_days`,
+		`ANALYZE complaint_facts`,
 		`ANALYZE rollup_customers`, `ANALYZE rollup_keys`, `ANALYZE survey_facts`, `ANALYZE survey_days`, `ANALYZE spell_facts`, `ANALYZE spell_days`,
 	} {
 		if _, err := tx.Exec(ctx, s); err != nil {
@@ -201,12 +179,12 @@ func (k keys) of(dim string) string {
 // end of the batch. Every survey thus counts under its customer's
 // current keys, whatever the order of the events in the batch.
 func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decoded) error {
-	var touched, ending, contacted []uuid.UUID
-	seen, seenEnding, seenContacted := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
+	var touched, ending []uuid.UUID
+	seen, seenEnding := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 	var needComplaints []complaintKey
 	filedHere, needed := map[complaintKey]bool{}, map[complaintKey]bool{}
 	for i := range batch {
-		if cid, ok := complaintOf(batch[i].Event); ok {
+		if cid, ok := complaints.ComplaintOf(batch[i].Event); ok {
 			id, err := batch[i].CustomerID()
 			if err != nil {
 				return err
@@ -221,15 +199,6 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 			continue
 		}
 		switch batch[i].Event.(type) {
-		case domain.ContactLogged:
-			id, err := batch[i].CustomerID()
-			if err != nil {
-				return err
-			}
-			if !seenContacted[id] {
-				seenContacted[id] = true
-				contacted = append(contacted, id)
-			}
 		case domain.CustomerClassified, domain.TeamMemberAssigned:
 			id, err := batch[i].CustomerID()
 			if err != nil {
@@ -258,11 +227,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 	if err != nil {
 		return err
 	}
-	complaints, err := loadComplaints(ctx, tx, needComplaints)
-	if err != nil {
-		return err
-	}
-	contacts, err := loadFollowUps(ctx, tx, contacted)
+	cfold, err := loadComplaints(ctx, tx, needComplaints)
 	if err != nil {
 		return err
 	}
@@ -278,8 +243,8 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		if isLifecycle(d.Event) {
 			spells.apply(id, d.Event)
 		}
-		if cid, ok := complaintOf(d.Event); ok {
-			complaints.apply(id, cid, d.Event)
+		if cid, ok := complaints.ComplaintOf(d.Event); ok {
+			cfold.apply(id, cid, d.Event)
 			continue
 		}
 		k, ok := current[id]
@@ -300,9 +265,6 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		case domain.SurveyRecorded:
 			surveys.add(id, e)
 			continue
-		case domain.ContactLogged, domain.FollowUpScheduled:
-			contacts.apply(id, e)
-			continue
 		default:
 			continue
 		}
@@ -322,10 +284,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 	if err := spells.write(ctx, tx); err != nil {
 		return err
 	}
-	if err := contacts.write(ctx, tx); err != nil {
-		return err
-	}
-	return complaints.write(ctx, tx)
+	return cfold.write(ctx, tx)
 }
 
 func setIf(dst *string, v *string) {
@@ -409,9 +368,6 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 		if _, err := tx.Exec(ctx, moveSpells, mID, mDim, mOld, mNew); err != nil {
 			return fmt.Errorf("rollups: re-key %d customers' spells: %w", len(moved), err)
 		}
-		if _, err := tx.Exec(ctx, moveFollowUps, mID, mDim, mOld, mNew); err != nil {
-			return fmt.Errorf("rollups: re-key %d customers' follow-ups: %w", len(moved), err)
-		}
 		if _, err := tx.Exec(ctx, pruneEmptyDays, mDim, mOld); err != nil {
 			return fmt.Errorf("rollups: prune the emptied days of %d customers' old keys: %w", len(moved), err)
 		}
@@ -452,11 +408,9 @@ const pruneEmptyDays = `
 	WITH old AS (SELECT DISTINCT dim, key FROM unnest($1::text[], $2::text[]) AS o(dim, key)),
 	s AS (DELETE FROM survey_days d USING old o WHERE d.dim = o.dim AND d.key = o.key
 		AND d.responses = 0 AND d.csat_n = 0 AND d.csat_top = 0 AND d.csat_sum = 0
-		AND d.nps_n = 0 AND d.promoters = 0 AND d.detractors = 0),
-	sp AS (DELETE FROM spell_days d USING old o WHERE d.dim = o.dim AND d.key = o.key
-		AND d.starts = 0 AND d.ends = 0)
-	DELETE FROM followup_days d USING old o WHERE d.dim = o.dim AND d.key = o.key
-		AND d.due = 0 AND d.settled = 0`
+		AND d.nps_n = 0 AND d.promoters = 0 AND d.detractors = 0)
+	DELETE FROM spell_days d USING old o WHERE d.dim = o.dim AND d.key = o.key
+		AND d.starts = 0 AND d.ends = 0`
 
 // signedSums are the satisfaction sums of surveys f, each counted
 // x.sign times (+1 added, -1 taken away).

@@ -50,14 +50,17 @@ type AssignResult struct {
 	// was appended now.
 	Replayed bool
 	// Appended: the assignment was recorded now. Neither means the
-	// complaint already had that owner.
+	// complaint already had an owner (this one, or one a person named
+	// before the policy came to it, who keeps it).
 	Appended bool
 }
 
 // Outcomes of a decision (routing_decisions.outcome).
 const (
-	OutcomeAssigned  = "assigned"
-	OutcomeReplayed  = "replayed"
+	OutcomeAssigned = "assigned"
+	OutcomeReplayed = "replayed"
+	// OutcomeUnchanged: the complaint already had an owner when the
+	// policy came to it, and keeps it.
 	OutcomeUnchanged = "unchanged"
 	OutcomeUnmatched = "unmatched"
 	OutcomeNoRules   = "no_rules"

@@ -18,8 +18,8 @@ import (
 const Name = "value"
 
 // version of the tables, the fold and the SQL functions; bumping it
-// rebuilds.
-const version = 1
+// rebuilds. 2: value_customers_position_idx.
+const version = 2
 
 // Ledger entry kinds (loyalty_ledger.kind).
 const (
@@ -112,11 +112,14 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 }
 
 // CreateIndexes implements projections.Indexer: purchases by time (the
-// figures of a period, the 365-day window), and statistics after a
-// rebuild.
+// figures of a period, the 365-day window, the purchases the window lets
+// in or out since a population snapshot), customers by the position of
+// their last event (those changed since a snapshot), and statistics after
+// a rebuild.
 func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 	for _, s := range []string{
 		`CREATE INDEX IF NOT EXISTS purchases_occurred_idx ON purchases (occurred_at) INCLUDE (customer_id, amount_minor, refunded_minor, currency)`,
+		`CREATE INDEX IF NOT EXISTS value_customers_position_idx ON value_customers (last_position)`,
 		`ANALYZE value_customers`, `ANALYZE purchases`, `ANALYZE loyalty_ledger`,
 	} {
 		if _, err := tx.Exec(ctx, s); err != nil {

@@ -63,14 +63,30 @@ type Entry struct {
 	EntryID    uuid.UUID
 }
 
-// Queries reads the value read model through the readmodels.* views.
+// Queries reads the value read model through the readmodels.* views,
+// and scores customers against a population snapshot (population.go)
+// that equals readmodels.customer_values at every instant.
 type Queries struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool  *pgxpool.Pool
+	now   func() time.Time
+	cache *popCache
 }
 
+// Option configures Queries.
+type Option func(*CacheConfig)
+
+// WithCache sets how the population snapshot is refreshed (default
+// DefaultCacheConfig).
+func WithCache(c CacheConfig) Option { return func(cfg *CacheConfig) { *cfg = c } }
+
 // NewQueries returns queries on pool, judging time with the clock.
-func NewQueries(pool *pgxpool.Pool) *Queries { return &Queries{pool: pool, now: time.Now} }
+func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
+	cfg := DefaultCacheConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Queries{pool: pool, now: time.Now, cache: newPopCache(pool, cfg)}
+}
 
 // At returns the same queries judging at now.
 func (q *Queries) At(now time.Time) *Queries {
@@ -82,22 +98,32 @@ func (q *Queries) At(now time.Time) *Queries {
 // Reads names the projectors the customer queries read: this one.
 func (*Queries) Reads() []string { return []string{Name} }
 
+// Snapshots counts the population snapshots these queries built (tests
+// and benchmarks).
+func (q *Queries) Snapshots() int64 { return q.cache.builds.Load() }
+
 // Value returns a customer's value; a customer without purchases has the
-// zero value (frequency 0, no scores). Only a customer in the population
-// (active, with a counted purchase in the window) needs the population's
-// ranking; the others are answered from their own rows.
+// zero value (frequency 0, no scores). Its own figures are read live and
+// its scores counted in the population at now (one round trip once a
+// snapshot exists).
 func (q *Queries) Value(ctx context.Context, id uuid.UUID) (CustomerValue, error) {
 	now := q.now()
-	rows, err := q.pool.Query(ctx, `SELECT v.currency, v.decimals,
-			floor(extract(epoch FROM $1::timestamptz - (SELECT max(p.occurred_at) FROM readmodels.purchases p
-				WHERE p.customer_id = v.customer_id AND p.amount_minor > p.refunded_minor AND p.occurred_at <= $1::timestamptz)) / 86400)::integer,
-			w.frequency, w.monetary, NULL::integer, NULL::integer, NULL::integer, NULL::text, NOT v.churned AND w.frequency > 0
-		FROM readmodels.value_customers v CROSS JOIN LATERAL (
-			SELECT (count(*) FILTER (WHERE p.amount_minor > p.refunded_minor))::integer AS frequency,
-				coalesce(sum(p.amount_minor - p.refunded_minor), 0)::bigint AS monetary
-			FROM readmodels.purchases p
-			WHERE p.customer_id = v.customer_id AND p.occurred_at > $1::timestamptz - interval '365 days' AND p.occurred_at <= $1::timestamptz) w
-		WHERE v.customer_id = $2`, now, id)
+	pop, err := q.cache.at(ctx, now, []uuid.UUID{id})
+	if err != nil {
+		return CustomerValue{}, readmodel.Fail("value: customer value", err)
+	}
+	own, ok := pop.changed[id]
+	if !ok {
+		return CustomerValue{Decimals: 2}, nil
+	}
+	return pop.value(own), nil
+}
+
+// ValueSQL returns a customer's value from readmodels.customer_values,
+// the definition (tests and benchmarks compare the two).
+func (q *Queries) ValueSQL(ctx context.Context, id uuid.UUID) (CustomerValue, error) {
+	rows, err := q.pool.Query(ctx, `SELECT currency, decimals, recency_days, frequency, monetary, r, f, m, rfm_segment, true
+		FROM readmodels.customer_values($1) WHERE customer_id = $2`, q.now(), id)
 	if err != nil {
 		return CustomerValue{}, readmodel.Fail("value: customer value", err)
 	}
@@ -108,22 +134,6 @@ func (q *Queries) Value(ctx context.Context, id uuid.UUID) (CustomerValue, error
 	}
 	if len(v) == 0 {
 		return CustomerValue{Decimals: 2}, nil
-	}
-	own := v[0]
-	if !scored {
-		return own, nil
-	}
-	rows, err = q.pool.Query(ctx, `SELECT currency, decimals, recency_days, frequency, monetary, r, f, m, rfm_segment, true
-		FROM readmodels.customer_values($1) WHERE customer_id = $2`, now, id)
-	if err != nil {
-		return CustomerValue{}, readmodel.Fail("value: customer value", err)
-	}
-	v, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (CustomerValue, error) { return scanValue(row, &scored) })
-	if err != nil {
-		return CustomerValue{}, readmodel.Fail("value: customer value", err)
-	}
-	if len(v) == 0 {
-		return own, nil // the row went between the two reads (a rebuild's switch-over)
 	}
 	return v[0], nil
 }
@@ -163,8 +173,22 @@ func ValidSegment(s string) bool { return slices.Contains(Segments(), s) }
 // directory's query.
 const MaxMembers = 1_000_000
 
-// Members lists the customers in an RFM segment now.
+// Members lists the customers in an RFM segment now, scored against the
+// population snapshot (in no particular order).
 func (q *Queries) Members(ctx context.Context, segment string) ([]uuid.UUID, error) {
+	if !ValidSegment(segment) {
+		return nil, fmt.Errorf("value: unknown RFM segment %q", segment)
+	}
+	pop, err := q.cache.at(ctx, q.now(), nil)
+	if err != nil {
+		return nil, readmodel.Fail("value: segment members", err)
+	}
+	return pop.members(segment, MaxMembers), nil
+}
+
+// MembersSQL lists the customers in an RFM segment now from
+// readmodels.customer_values, the definition.
+func (q *Queries) MembersSQL(ctx context.Context, segment string) ([]uuid.UUID, error) {
 	if !ValidSegment(segment) {
 		return nil, fmt.Errorf("value: unknown RFM segment %q", segment)
 	}

@@ -130,27 +130,11 @@ func (q *Queries) AtRisk(ctx context.Context, f AtRiskFilter, limit int, cursor 
 	if err != nil {
 		return readmodel.Page[AtRisk]{}, fmt.Errorf("work: at-risk: %w", err)
 	}
-	b := &builder{}
-	head := `SELECT c.id, c.name, c.segment, c.tier, c.region, r.score, r.level, r.factors
-		FROM readmodels.customers c
-		CROSS JOIN LATERAL readmodels.customer_risk(c.status, c.registered_at, c.last_contact_at, c.open_complaints, c.complaints_total,
-			c.complaints, c.last_csat, c.prev_csat, c.last_nps, c.next_follow_up_due_at,
-			` + b.arg(q.now()) + `::timestamptz, ` + b.arg(q.weights) + `::integer[], ` + b.arg(q.slaJSON) + `::jsonb) r`
-	b.where = append(b.where, "c.status = 'active'")
-	switch f.Level {
-	case "":
-		b.add("r.score >= ?", int32(risk.MediumFrom))
-	case risk.LevelHigh, risk.LevelMedium:
-		b.add("r.level = ?", f.Level)
-	default:
-		return readmodel.Page[AtRisk]{}, fmt.Errorf("%w: level %q", ErrBadRequest, f.Level)
+	sql, args, err := q.atRiskSQL(f, after, limit)
+	if err != nil {
+		return readmodel.Page[AtRisk]{}, err
 	}
-	b.customer(f.Filter)
-	if after != nil {
-		score := int32(after.At.Unix())
-		b.add("(r.score < ? OR (r.score = "+b.arg(score)+" AND c.id > "+b.arg(after.ID)+"))", score)
-	}
-	rows, err := q.pool.Query(ctx, b.sql(head, "r.score DESC, c.id", limit), b.args...)
+	rows, err := q.pool.Query(ctx, sql, args...)
 	items, err := collect(rows, err, func(row pgx.CollectableRow) (AtRisk, error) {
 		var (
 			a       AtRisk
@@ -173,4 +157,42 @@ func (q *Queries) AtRisk(ctx context.Context, f AtRiskFilter, limit int, cursor 
 	return readmodel.PageOf(items, limit, AtRiskCursor, func(a AtRisk) readmodel.Key {
 		return readmodel.Key{At: time.Unix(int64(a.Risk.Score), 0), ID: a.Customer.ID}
 	}), nil
+}
+
+// atRiskSQL is the at-risk queue's query. Every active customer is scored
+// (the score depends on now and on the weights, so nothing can be kept),
+// but the page's order needs only the score and the level: the inner
+// query sorts by those, and the factors — a JSON array built per row, the
+// dearest part of the function — are computed after the limit, by the
+// same function over the same row, for the rows of the page alone.
+func (q *Queries) atRiskSQL(f AtRiskFilter, after *readmodel.Key, limit int) (string, []any, error) {
+	b := &builder{}
+	riskOf := func(c string) string {
+		return `readmodels.customer_risk(` + c + `.status, ` + c + `.registered_at, ` + c + `.last_contact_at, ` + c + `.open_complaints, ` +
+			c + `.complaints_total, ` + c + `.complaints, ` + c + `.last_csat, ` + c + `.prev_csat, ` + c + `.last_nps, ` + c + `.next_follow_up_due_at, ` +
+			`$1::timestamptz, $2::integer[], $3::jsonb)`
+	}
+	b.arg(q.now())
+	b.arg(q.weights)
+	b.arg(q.slaJSON)
+	b.where = append(b.where, "c.status = 'active'")
+	switch f.Level {
+	case "":
+		b.add("r.score >= ?", int32(risk.MediumFrom))
+	case risk.LevelHigh, risk.LevelMedium:
+		b.add("r.level = ?", f.Level)
+	default:
+		return "", nil, fmt.Errorf("%w: level %q", ErrBadRequest, f.Level)
+	}
+	b.customer(f.Filter)
+	if after != nil {
+		score := int32(after.At.Unix())
+		b.add("(r.score < ? OR (r.score = "+b.arg(score)+" AND c.id > "+b.arg(after.ID)+"))", score)
+	}
+	inner := b.sql(`SELECT c.id, r.score FROM readmodels.customers c CROSS JOIN LATERAL `+riskOf("c")+` r`, "r.score DESC, c.id", limit)
+	return `SELECT c.id, c.name, c.segment, c.tier, c.region, r.score, r.level, r.factors
+		FROM (` + inner + `) p
+		JOIN readmodels.customers c ON c.id = p.id
+		CROSS JOIN LATERAL ` + riskOf("c") + ` r
+		ORDER BY p.score DESC, p.id`, b.args, nil
 }

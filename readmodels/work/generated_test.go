@@ -68,6 +68,22 @@ func TestQueuesOverAGeneratedHistory(t *testing.T) {
 			}
 			return out
 		}
+		// Each severity's queue is its part of the whole, in the same
+		// order (the query has a branch per severity and step).
+		for _, sev := range []string{"critical", "high", "medium", "low"} {
+			var want []uuid.UUID
+			for _, c := range all {
+				if c.Severity == sev {
+					want = append(want, c.ID)
+				}
+			}
+			got := ids(pages(t, 5, func(limit int, cursor string) (readmodel.Page[work.OpenComplaint], error) {
+				return q.Complaints(t.Context(), work.ComplaintFilter{Severity: sev}, limit, cursor)
+			}))
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: severity=%s has %d, the whole queue %d", now, sev, len(got), len(want))
+			}
+		}
 		if got := ids(complaintsOf(work.SLABreached)); !slices.Equal(got, breached) {
 			t.Errorf("%s: sla=breached has %d, Judge says %d", now, len(got), len(breached))
 		}

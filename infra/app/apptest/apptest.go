@@ -62,6 +62,9 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 		RateLimit:      100_000,
 		RateBurst:      100_000,
 		Logger:         logger,
+		// The reminder scheduler reads the real clock: a test that is
+		// about reminders turns it on (or runs its own with a clock).
+		Reminders: app.ReminderSettings{Off: true},
 	}
 	for _, o := range options {
 		o(&cfg)

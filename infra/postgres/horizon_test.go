@@ -1,0 +1,136 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/infra/pgtest"
+	"github.com/rapport-crm/rapport/projections"
+)
+
+// TestOtherDatabasesDoNotHoldTheReadersBack keeps a writing transaction
+// open in another database of the same server (another application, or a
+// parallel test package): xids are the cluster's, so a horizon built from
+// the snapshot's xmin alone would hold every subscriber back until it ended,
+// although no transaction of another database can ever append here.
+func TestOtherDatabasesDoNotHoldTheReadersBack(t *testing.T) {
+	store, _ := openStore(t, false)
+	delivered := collect(t, store, "other-")
+	ctx := context.Background()
+
+	other := pgtest.NewPool(t)
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE held (x int); INSERT INTO held VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	var xid int64
+	if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+
+	id := uuid.New()
+	res, err := store.Append(ctx, "other-1", eventstore.NoStream, []eventstore.EventData{{ID: id, Type: "After", Data: []byte(`{}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Position <= eventstore.Position(xid<<20) {
+		t.Fatalf("the append (position %d) is not after the other database's transaction (xid %d)", res.Position, xid)
+	}
+	if !waitUntil(3*time.Second, func() bool { return len(delivered()) == 1 }) {
+		t.Fatalf("an append committed behind another database's open transaction was not delivered in 3 s (delivered %v)", delivered())
+	}
+	head, err := store.ReadAll(ctx, eventstore.ReadAllOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+	if err != nil || len(head) != 1 || head[0].ID != id {
+		t.Fatalf("ReadAll backwards from the end: %v %v, want the append", head, err)
+	}
+}
+
+// TestSameDatabaseWritersStillHoldTheReadersBack: a transaction of this
+// database may append late, so it still holds the readers back (the
+// late-commit guarantee), whatever it has written so far.
+func TestSameDatabaseWritersStillHoldTheReadersBack(t *testing.T) {
+	store, pool := openStore(t, false)
+	delivered := collect(t, store, "same-")
+	ctx := context.Background()
+	commit, _ := appendInOpenTransaction(t, pool, "same-slow", uuid.New())
+	if _, err := store.Append(ctx, "same-fast", eventstore.NoStream, []eventstore.EventData{{ID: uuid.New(), Type: "Fast", Data: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := delivered(); len(got) != 0 {
+		t.Fatalf("delivered %d events past an open append of this database", len(got))
+	}
+	commit()
+	if !waitUntil(3*time.Second, func() bool { return len(delivered()) == 2 }) {
+		t.Fatalf("after the commit: delivered %d of 2", len(delivered()))
+	}
+}
+
+// markedReadModelTx opens a transaction of this database marked as a
+// projector's (projections.ReadModelApplicationName) that has written.
+func markedReadModelTx(t *testing.T, pool *pgxpool.Pool) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `SET LOCAL application_name TO '`+projections.ReadModelApplicationName+`'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE rows_of_a_read_model (x int); INSERT INTO rows_of_a_read_model VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// TestReadModelTransactionsDoNotHoldTheReadersBack: a projector's long
+// batch (a rebuild) in the same database writes read models only, so the
+// live subscribers do not wait for it.
+func TestReadModelTransactionsDoNotHoldTheReadersBack(t *testing.T) {
+	store, pool := openStore(t, false)
+	delivered := collect(t, store, "marked-")
+	ctx := context.Background()
+	markedReadModelTx(t, pool)
+	if _, err := store.Append(ctx, "marked-1", eventstore.NoStream, []eventstore.EventData{{ID: uuid.New(), Type: "After", Data: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if !waitUntil(3*time.Second, func() bool { return len(delivered()) == 1 }) {
+		t.Fatalf("an append behind an open read-model transaction was not delivered in 3 s")
+	}
+}
+
+// TestAReadModelTransactionCannotAppend: the mark cannot lie, since the
+// store refuses an append from a transaction that carries it.
+func TestAReadModelTransactionCannotAppend(t *testing.T) {
+	_, pool := openStore(t, false)
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SET LOCAL application_name TO '`+projections.ReadModelApplicationName+`'`); err != nil {
+		t.Fatal(err)
+	}
+	var outcome string
+	err = tx.QueryRow(ctx, `SELECT outcome FROM eventstore.append($1, -2, $2, $3, $4::json[], $5::json[])`,
+		"marked-append", []uuid.UUID{uuid.New()}, []string{"Nope"}, []string{`{}`}, []*string{nil}).Scan(&outcome)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "25006" {
+		t.Fatalf("append from a read-model transaction: outcome %q, err %v; want SQLSTATE 25006", outcome, err)
+	}
+}
