@@ -314,8 +314,11 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 	walk := f
 	walk.IDs = nil
 	page := []uuid.UUID{}
-	for after := cursor; len(page) <= limit; {
-		sql, args, err := q.listSQL(walk, after, "c.id, c.registered_at", walkChunk)
+	// The first chunk holds a page when a quarter of the customers are
+	// members; each next one is twice the last.
+	chunk := 4 * (limit + 1)
+	for after := cursor; len(page) <= limit; chunk = min(2*chunk, maxWalkChunk) {
+		sql, args, err := q.listSQL(walk, after, "c.id, c.registered_at", chunk)
 		if err != nil {
 			return Page{}, err
 		}
@@ -336,7 +339,7 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 				page = append(page, k.ID)
 			}
 		}
-		if len(keys) < walkChunk {
+		if len(keys) < chunk {
 			break
 		}
 		after = Cursor.Encode(keys[len(keys)-1])
@@ -345,12 +348,12 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 	return q.list(ctx, tx, f, limit, "")
 }
 
-// manyIDs is the most ids List passes to its query; walkChunk how many
-// keys a walk reads at a time. Past manyIDs members a page walks at most
-// about (limit+1) × customers ÷ manyIDs keys.
+// manyIDs is the most ids List passes to its query; maxWalkChunk the most
+// keys a walk reads at a time. Past manyIDs members a page walks about
+// (limit+1) × customers ÷ members keys, rounded up to a chunk.
 const (
-	manyIDs   = 2000
-	walkChunk = 1000
+	manyIDs      = 2000
+	maxWalkChunk = 4000
 )
 
 // querier is a pool or a transaction.
