@@ -280,6 +280,8 @@ const MaxLimit = 500
 // consistent while customers are added. It is one query: the filters
 // other than Risk and NoContactDays use the indexes; those two are
 // evaluated on the customers read in key order until the page is full.
+// With more than manyIDs ids, the keys are walked in order first and the
+// page's rows read after, in one snapshot.
 func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) (Page, error) {
 	if limit == 0 {
 		limit = 50
@@ -293,6 +295,92 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 	if f.NoContactDays < 0 {
 		return Page{}, fmt.Errorf("customers: NoContactDays must not be negative")
 	}
+	if f.IDs == nil || len(*f.IDs) <= manyIDs {
+		return q.list(ctx, q.pool, f, limit, cursor)
+	}
+	// Many ids (an RFM segment of thousands): passing them to the query
+	// costs a plan that estimates each one. Walk the directory's order
+	// instead, ids only, keep the members, and read the page's rows: the
+	// same page, in one repeatable-read snapshot.
+	tx, err := q.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return Page{}, readmodel.Fail("customers: list", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	members := make(map[uuid.UUID]struct{}, len(*f.IDs))
+	for _, id := range *f.IDs {
+		members[id] = struct{}{}
+	}
+	walk := f
+	walk.IDs = nil
+	page := []uuid.UUID{}
+	// The first chunk holds a page when a quarter of the customers are
+	// members; each next one is twice the last.
+	chunk := 4 * (limit + 1)
+	for after := cursor; len(page) <= limit; chunk = min(2*chunk, maxWalkChunk) {
+		sql, args, err := q.listSQL(walk, after, "c.id, c.registered_at", chunk)
+		if err != nil {
+			return Page{}, err
+		}
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return Page{}, readmodel.Fail("customers: list", err)
+		}
+		keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (readmodel.Key, error) {
+			var k readmodel.Key
+			err := row.Scan(&k.ID, &k.At)
+			return k, err
+		})
+		if err != nil {
+			return Page{}, readmodel.Fail("customers: list", err)
+		}
+		for _, k := range keys {
+			if _, ok := members[k.ID]; ok && len(page) <= limit {
+				page = append(page, k.ID)
+			}
+		}
+		if len(keys) < chunk {
+			break
+		}
+		after = Cursor.Encode(keys[len(keys)-1])
+	}
+	f.IDs = &page
+	return q.list(ctx, tx, f, limit, "")
+}
+
+// manyIDs is the most ids List passes to its query; maxWalkChunk the most
+// keys a walk reads at a time. Past manyIDs members a page walks about
+// (limit+1) × customers ÷ members keys, rounded up to a chunk.
+const (
+	manyIDs      = 2000
+	maxWalkChunk = 4000
+)
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// list runs one page's query.
+func (q *Queries) list(ctx context.Context, db querier, f Filter, limit int, cursor string) (Page, error) {
+	sql, args, err := q.listSQL(f, cursor, selectColumns, limit+1)
+	if err != nil {
+		return Page{}, err
+	}
+	rows, err := db.Query(ctx, sql, args...)
+	var items []Customer
+	if err == nil {
+		items, err = collect(rows)
+	}
+	if err != nil {
+		return Page{}, readmodel.Fail("customers: list", err)
+	}
+	return readmodel.PageOf(items, limit, Cursor, func(c Customer) readmodel.Key { return readmodel.Key{At: c.RegisteredAt, ID: c.ID} }), nil
+}
+
+// listSQL is the query of the customers matching f after cursor in key
+// order, columns of each, at most n.
+func (q *Queries) listSQL(f Filter, cursor, columns string, n int) (string, []any, error) {
 	var (
 		where []string
 		args  = q.riskArgs()
@@ -341,36 +429,26 @@ func (q *Queries) List(ctx context.Context, f Filter, limit int, cursor string) 
 	if cursor != "" {
 		key, err := Cursor.Decode(cursor)
 		if err != nil {
-			return Page{}, fmt.Errorf("customers: list: %w", err)
+			return "", nil, fmt.Errorf("customers: list: %w", err)
 		}
 		args = append(args, key.At, key.ID)
 		// The first condition gives the planner the range's selectivity;
 		// the row comparison is the key.
 		where = append(where, fmt.Sprintf("c.registered_at >= $%d AND (c.registered_at, c.id) > ($%d, $%d)", len(args)-1, len(args)-1, len(args)))
 	}
-	sql := `SELECT ` + selectColumns + q.fromRisk()
+	sql := `SELECT ` + columns + q.fromRisk()
 	if len(where) > 0 {
 		sql += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	args = append(args, limit+1)
+	args = append(args, n)
 	sql += fmt.Sprintf(` ORDER BY c.registered_at, c.id LIMIT $%d`, len(args))
 	if f.IDs != nil {
 		// Planned with the list's ids each time (an unnamed statement): a
 		// cached generic plan cannot see how many there are, and looks
-		// each one up and sorts them all even when a segment holds
-		// thousands, where walking the directory's order through a hashed
-		// set fills a page in a few hundred rows.
+		// each one up and sorts them all.
 		args = append([]any{pgx.QueryExecModeDescribeExec}, args...)
 	}
-	rows, err := q.pool.Query(ctx, sql, args...)
-	var items []Customer
-	if err == nil {
-		items, err = collect(rows)
-	}
-	if err != nil {
-		return Page{}, readmodel.Fail("customers: list", err)
-	}
-	return readmodel.PageOf(items, limit, Cursor, func(c Customer) readmodel.Key { return readmodel.Key{At: c.RegisteredAt, ID: c.ID} }), nil
+	return sql, args, nil
 }
 
 // ValidCursor reports whether c is a cursor List made.

@@ -31,7 +31,8 @@ import (
 //
 // RAPPORT_SCALE_RUNS (default 40) requests of each fast figure,
 // RAPPORT_SCALE_BEFORE_RUNS (default 3) of each definition's (seconds
-// each at 100,000 customers), spread over the run. It prints p50 and p95
+// each at 100,000 customers), after the fast ones; RAPPORT_SCALE_FIGURES
+// (a comma list of name prefixes, e.g. "GET,rfm") narrows the run. It prints p50 and p95
 // in ms, the ratio of the p95s and the load average: the machine is
 // shared, only same-run ratios mean much. The first fast request builds
 // the snapshot; its time is printed apart.
@@ -130,8 +131,10 @@ func BenchmarkValueScale(b *testing.B) {
 	}
 	fmt.Fprintf(out, "%-24s %10s %10s %14s %14s %9s\n", "figure", "fast p50", "fast p95", "before p50", "before p95", "p95 ×")
 	for _, f := range figures {
+		if only := os.Getenv("RAPPORT_SCALE_FIGURES"); only != "" && !slices.ContainsFunc(strings.Split(only, ","), func(s string) bool { return strings.HasPrefix(f.name, s) }) {
+			continue
+		}
 		var fast, defn []time.Duration
-		every := max(runs/max(before, 1), 1)
 		for i := range runs + 1 {
 			d, err := timed(func() error { return f.fast(i) })
 			if err != nil {
@@ -140,13 +143,18 @@ func BenchmarkValueScale(b *testing.B) {
 			if i > 0 { // the first warms the caches and the statement cache
 				fast = append(fast, d)
 			}
-			if f.defn != nil && i%every == 0 && len(defn) < before {
-				d, err := timed(func() error { return f.defn(i) })
-				if err != nil {
-					b.Fatalf("%s (definition): %v", f.name, err)
-				}
-				defn = append(defn, d)
+		}
+		// The definition's runs after the fast ones: each is seconds of
+		// the database's CPU, which the fast runs after it would pay.
+		for i := range before {
+			if f.defn == nil {
+				break
 			}
+			d, err := timed(func() error { return f.defn(i) })
+			if err != nil {
+				b.Fatalf("%s (definition): %v", f.name, err)
+			}
+			defn = append(defn, d)
 		}
 		pf := percentiles(fast)
 		if f.defn == nil {
