@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rapport-crm/rapport/infra/app/apptest"
 )
@@ -13,6 +14,14 @@ import (
 func TestHeadAndAllow(t *testing.T) {
 	m := apptest.MustOpen(t)
 	id := register(t, m, "head@example.com")
+	// The customer's GET must answer 200 before GET and HEAD are compared:
+	// the directory catches up with the registration asynchronously.
+	for deadline := time.Now().Add(10 * time.Second); m.Get(t, "admin", "/v1/customers/"+id).Status != http.StatusOK; {
+		if time.Now().After(deadline) {
+			t.Fatal("the registration never reached the directory")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, path := range []string{"/healthz", "/readyz", "/openapi.json", "/v1/customers/" + id} {
 		get, getBody := rawDo(t, m, http.MethodGet, path, m.Keys["admin"], nil, "")
 		head, headBody := rawDo(t, m, http.MethodHead, path, m.Keys["admin"], nil, "")
