@@ -54,8 +54,11 @@ type worker struct {
 	router *message.Router
 
 	// Handler state: Watermill hands one message at a time to the handler
-	// (the subscriber waits for each ack), so only one goroutine at a time
-	// touches these.
+	// (the subscriber waits for each ack), so only one handler at a time
+	// touches these. But the router's Run can return while a handler is
+	// still running (the subscription's channel closed under it), and
+	// finish then flushes the batch in hand: handling serialises the two.
+	handling sync.Mutex
 	cur      *batch // being collected
 	inflight *batch // sealed, committing or failed to commit
 	seen     bool
@@ -182,6 +185,8 @@ func (w *worker) finish(routerErr error) {
 	if !failed {
 		ctx, cancel := context.WithTimeout(context.Background(), w.rt.e.cfg.ShutdownTimeout)
 		defer cancel()
+		w.handling.Lock()
+		defer w.handling.Unlock()
 		if err := w.flush(ctx, false); err != nil {
 			w.rt.e.cfg.Logger.Warn("projections: could not commit the last batch at shutdown; it will be applied again", "projector", w.rt.p.Name(), "err", err)
 		}
@@ -237,6 +242,8 @@ func (w *worker) setActive() {
 
 // handle is the Watermill handler.
 func (w *worker) handle(msg *message.Message) error {
+	w.handling.Lock()
+	defer w.handling.Unlock()
 	if err := w.err(); err != nil {
 		return err
 	}
