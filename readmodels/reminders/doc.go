@@ -30,9 +30,12 @@
 //     moment — an open complaint whose step is still pending, a follow-up
 //     no contact has done, an active customer — never for an erased
 //     customer (and contact-due never for a churned one). A complaint
-//     whose step came, or that was resolved, before the scan found it due
-//     gets no reminder for that step; at risk is not emitted for a step
-//     already breached.
+//     whose step came, or that was resolved, in time gets no reminder for
+//     that step; one whose step came after its deadline but before a scan
+//     saw the deadline pass (the scheduler was down or behind) still gets
+//     its breach, found through the customer the late step touched
+//     (TestALateAnswerStillAnnouncesTheBreach); at risk is emitted only
+//     while the step is pending, and never for a step already breached.
 //   - Checkpointed: rapport.reminder_scheduler holds the high-water time
 //     (every reminder due up to it was judged), the log position judged
 //     through, the last full scan, the configuration judged with and the

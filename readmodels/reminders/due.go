@@ -139,6 +139,20 @@ func (s *Scheduler) complaints(ctx context.Context, kind string, sev domain.Seve
 	if step == domain.SLAStepFirstResponse {
 		pending += ` AND k.acknowledged_at IS NULL`
 	}
+	args := []any{string(sev), upper, sinceArg(lower), k, s.cfg.Batch, customersArg(customers)}
+	if kind == domain.ReminderSLABreached && customers != nil {
+		// A step done after its deadline was breached all the same (as
+		// package sla judges it): when the scheduler was down or behind at
+		// the deadline, the late answer touched the customer, and this is
+		// where the breach is found. Only the touched customers' rows are
+		// read this way, by customer; at risk needs the step still pending.
+		done := `k.resolved_at`
+		if step == domain.SLAStepFirstResponse {
+			done = `k.acknowledged_at, k.resolved_at`
+		}
+		pending = `coalesce(` + done + `, 'infinity'::timestamptz) > k.opened_at + $7::bigint * interval '1 microsecond'`
+		args = append(args, length.Microseconds())
+	}
 	rows, err := s.cfg.Pool.Query(ctx, `
 		SELECT k.complaint_id, k.customer_id, k.opened_at, c.last_revision
 		FROM readmodels.complaints k
@@ -147,7 +161,7 @@ func (s *Scheduler) complaints(ctx context.Context, kind string, sev domain.Seve
 		  AND ($6::uuid[] IS NULL OR k.customer_id = ANY($6)) AND c.status <> 'erased'
 		  AND NOT EXISTS (SELECT 1 FROM rapport.reminders r WHERE r.kind = $4 AND r.subject_id = k.complaint_id AND r.basis = k.opened_at)
 		ORDER BY k.opened_at, k.complaint_id
-		LIMIT $5`, string(sev), upper, sinceArg(lower), k, s.cfg.Batch, customersArg(customers))
+		LIMIT $5`, args...)
 	return collect(rows, err, "complaints", func(row pgx.CollectableRow) (reminder, error) {
 		var (
 			r        reminder
