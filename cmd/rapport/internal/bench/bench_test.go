@@ -120,7 +120,7 @@ func smoke(t *testing.T, m *apptest.Main) {
 		seen[c.Command] = c.Accepted > 0
 	}
 	for _, want := range []string{"registerCustomer", "logContact", "fileComplaint", "assignComplaint", "acknowledgeComplaint", "resolveComplaint", "recordSurvey",
-		"recordPurchase", "refundPurchase", "awardPoints", "redeemPoints"} {
+		"recordPurchase"} { // the rarer value commands: TestValueCommandsVerified
 		if !seen[want] {
 			t.Errorf("no %s accepted in the mix", want)
 		}

@@ -207,7 +207,11 @@ func newLoadBar(cfg Config) *progressbar.ProgressBar {
 // latency runs from due, the instant the open loop meant to send it, or
 // (closed loop, due zero) from now.
 func (c *client) step(ctx context.Context, accepted *atomic.Int64, due time.Time) {
-	a := c.w.next()
+	c.send(ctx, c.w.next(), accepted, due)
+}
+
+// send sends one command of the workload and updates the model.
+func (c *client) send(ctx context.Context, a action, accepted *atomic.Int64, due time.Time) {
 	c.seq++
 	seq := c.seq
 	payload, err := json.Marshal(a.body)

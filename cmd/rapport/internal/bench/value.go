@@ -125,7 +125,7 @@ func (w *workload) valueCommand(c *customer) action {
 		return w.register()
 	}
 	switch roll := w.rng.IntN(10); {
-	case roll == 6:
+	case roll == 5 || roll == 6:
 		if p := c.value.refundable(w); p != nil {
 			return w.refundPurchase(c, p)
 		}

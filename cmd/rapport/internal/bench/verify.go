@@ -350,7 +350,7 @@ func (r *runner) checkCustomer(ctx context.Context, ck *checker, c *customer) {
 				dirBehind = true
 				ck.problem("customer %s: the directory is at revision %d, the last accepted command at %d", c.id, got.Revision, last.rev)
 			}
-			if got.Value != nil && c.value.has() && !c.value.unknown {
+			if got.Value != nil && c.value.has() && !c.value.unknown && !c.ambiguous {
 				valueChecked = true
 				if !c.value.matches(*got.Value) {
 					valueBehind = true

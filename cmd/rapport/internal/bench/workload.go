@@ -97,9 +97,9 @@ type record struct {
 	// first..rev are the revisions of the events the command appended.
 	first uint64
 	rev   uint64
-	pos uint64
-	op  op
-	seq uint32
+	pos   uint64
+	op    op
+	seq   uint32
 }
 
 func (c *customer) lastPosition() uint64 {
