@@ -16,9 +16,10 @@ import (
 )
 
 const benchSummary = `Drives a realistic load over HTTP against a running Rapport (registrations, contacts and
-follow-ups, complaints through their lifecycle, surveys, churn and win-back) with concurrent
-clients, then verifies that every accepted command is in the event store and in every read
-model (zero lost is the only pass: exit status 3 and a FAIL line otherwise). It reports
+follow-ups, complaints through their lifecycle, surveys, churn and win-back, purchases and
+refunds, loyalty awards and redemptions) with concurrent clients, then verifies that every
+accepted command is in the event store and in every read model (zero lost is the only pass:
+exit status 3 and a FAIL line otherwise). It reports
 commands/s, latency per command, projection lag, a raw PostgreSQL INSERT baseline measured in
 the same run, rebuild throughput and the audit replay time of the largest customer, as
 Markdown on stdout and as JSON in --out.

@@ -23,6 +23,7 @@ type api struct {
 	// Which per-customer read endpoints the service serves (preflight).
 	directory bool // GET /v1/customers/{id}
 	history   bool // GET /v1/customers/{id}/history
+	loyalty   bool // GET /v1/customers/{id}/loyalty
 }
 
 // lagPath is the query that waits for a command at position to be
@@ -177,7 +178,7 @@ func (a *api) preflight(ctx context.Context) error {
 	for _, probe := range []struct {
 		path   string
 		served *bool
-	}{{nobody, &a.directory}, {nobody + "/history", &a.history}} {
+	}{{nobody, &a.directory}, {nobody + "/history", &a.history}, {nobody + "/loyalty", &a.loyalty}} {
 		ans, err := a.do(ctx, http.MethodGet, probe.path, a.auditKey, nil, nil)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)

@@ -4,7 +4,9 @@
 //   - the load: N concurrent clients, each owning the customers it
 //     registers, send a mix of commands (mostly contacts and complaint
 //     lifecycle steps on existing customers, some registrations, follow-ups,
-//     surveys, profile and team changes, churn and win-back) for a duration
+//     surveys, profile and team changes, churn and win-back, purchases and
+//     refunds, loyalty awards and redemptions, a few of them above the
+//     balance, which the rules refuse with 409 insufficient_points) for a duration
 //     or a number of commands; commands/s overall and latency p50/p95/p99
 //     per command type;
 //   - projection lag: one accepted command in LagSampleEvery is followed, on

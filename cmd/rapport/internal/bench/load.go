@@ -207,7 +207,11 @@ func newLoadBar(cfg Config) *progressbar.ProgressBar {
 // latency runs from due, the instant the open loop meant to send it, or
 // (closed loop, due zero) from now.
 func (c *client) step(ctx context.Context, accepted *atomic.Int64, due time.Time) {
-	a := c.w.next()
+	c.send(ctx, c.w.next(), accepted, due)
+}
+
+// send sends one command of the workload and updates the model.
+func (c *client) send(ctx context.Context, a action, accepted *atomic.Int64, due time.Time) {
 	c.seq++
 	seq := c.seq
 	payload, err := json.Marshal(a.body)
@@ -307,16 +311,17 @@ func (c *client) record(cust *customer, o op, ca commandAnswer, seq uint32) bool
 		c.stats.noop[o]++
 		return false
 	}
+	first := uint64(cust.rev + 1)
 	cust.rev = int64(ca.Revision)
-	cust.records = append(cust.records, record{rev: ca.Revision, pos: ca.Position, op: o, seq: seq})
-	c.stats.events++
+	cust.records = append(cust.records, record{first: first, rev: ca.Revision, pos: ca.Position, op: o, seq: seq})
+	c.stats.events += int64(ca.Revision - first + 1)
 	return true
 }
 
 func (c *client) refuse(a action, ans answer) {
 	c.stats.refused[a.op]++
 	c.stats.reasons[fmt.Sprintf("%s: %d %s", a.op, ans.status, ans.problem().Reason)]++
-	if a.cust != nil {
+	if a.cust != nil && !expectedRefusal(a, ans) {
 		a.cust.tainted = true // the model may be wrong: leave the customer alone
 	}
 }
@@ -340,6 +345,8 @@ func (c *client) settle(ctx context.Context) {
 			if p.a.op == opRegister {
 				cust = p.a.registerAs
 				cust.tainted = true
+				p.a.apply(ca)
+			} else if p.a.settleApply && p.a.apply != nil && int64(ca.Revision) > cust.rev {
 				p.a.apply(ca)
 			}
 			c.stats.accepted[p.a.op]++

@@ -289,6 +289,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	row(b, "projections reached the last accepted position", yesNo(v.CaughtUp, v.CaughtUpError))
 	row(b, "directory `GET /v1/customers/{id}`: revision ≥ last accepted", readModelLine(v.Directory, "behind"))
 	row(b, "audit history `GET /v1/customers/{id}/history`: every accepted revision and type", readModelLine(v.History, "missing"))
+	row(b, "value `GET /v1/customers/{id}` and `…/loyalty`: frequency, monetary and currency of the accepted purchases less refunds; every accepted ledger line; balance = ledger sum", readModelLine(v.Value, "entries"))
 	if v.ReconciliationSkipped != "" {
 		row(b, "Engine.Verify (reconciliation)", "skipped: "+v.ReconciliationSkipped)
 	}
@@ -309,7 +310,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	if r.Pass {
-		fmt.Fprintf(b, "PASS: 0 lost of %d accepted commands (%d events); the event store and every read model checked reflect them.\n", l.Accepted, v.CommandsChecked)
+		fmt.Fprintf(b, "PASS: 0 lost of %d accepted commands (%d events); the event store and every read model checked reflect them.\n", l.Accepted, l.Events)
 	} else {
 		fmt.Fprintf(b, "FAIL: %s\n", strings.Join(v.Failures, "; "))
 	}
@@ -357,8 +358,11 @@ func readModelLine(c ReadModelCheck, what string) string {
 	if !c.Served {
 		return "not served by this service: skipped"
 	}
-	if what == "missing" {
+	switch what {
+	case "missing":
 		return fmt.Sprintf("%d customers: %d behind, %d revisions missing", c.Customers, c.Behind, c.Missing)
+	case "entries":
+		return fmt.Sprintf("%d customers: %d behind, %d entries missing or wrong", c.Customers, c.Behind, c.Missing)
 	}
 	return fmt.Sprintf("%d customers: %d behind", c.Customers, c.Behind)
 }

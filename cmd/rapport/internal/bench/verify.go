@@ -45,6 +45,13 @@ type Verification struct {
 	// the audit history with the command's event type.
 	Directory ReadModelCheck `json:"directory"`
 	History   ReadModelCheck `json:"history"`
+	// Value: the value read model of every customer with purchases or
+	// points: its frequency, monetary value and currency
+	// (GET /v1/customers/{id}) are the accepted purchases' less their
+	// refunds, and the loyalty ledger (GET /v1/customers/{id}/loyalty)
+	// holds every accepted award, redemption, purchase's points and
+	// revocation, with a balance that is its sum.
+	Value ReadModelCheck `json:"value"`
 	// Reconciliation is projections.Engine.Verify over every projector,
 	// after the load and again after the rebuilds.
 	Reconciliation             []ProjectorCheck `json:"reconciliation"`
@@ -104,6 +111,7 @@ func (r *runner) verify(ctx context.Context, load *loadOutcome) (Verification, e
 	v := Verification{
 		Directory: ReadModelCheck{Endpoint: "GET /v1/customers/{id}", Served: r.api.directory},
 		History:   ReadModelCheck{Endpoint: "GET /v1/customers/{id}/history", Served: r.api.history},
+		Value:     ReadModelCheck{Endpoint: "GET /v1/customers/{id}/loyalty", Served: r.api.loyalty},
 	}
 	var last uint64
 	for _, c := range load.customers {
@@ -228,6 +236,8 @@ func (r *runner) checkCustomer(ctx context.Context, ck *checker, c *customer) {
 		lost, wrong, unexpected, ambiguous, read int64
 		dirBehind, histBehind                    bool
 		histMissing                              int64
+		valueChecked, valueBehind                bool
+		valueMissing                             int64
 		rtt                                      time.Duration
 	)
 	defer func() {
@@ -250,6 +260,13 @@ func (r *runner) checkCustomer(ctx context.Context, ck *checker, c *customer) {
 			v.History.Missing += histMissing
 			if histBehind {
 				v.History.Behind++
+			}
+		}
+		if v.Value.Served && valueChecked {
+			v.Value.Customers++
+			v.Value.Missing += valueMissing
+			if valueBehind {
+				v.Value.Behind++
 			}
 		}
 		if rtt > 0 {
@@ -279,21 +296,25 @@ func (r *runner) checkCustomer(ctx context.Context, ck *checker, c *customer) {
 	}
 	want := make(map[uint64]bool, len(c.records))
 	for _, rec := range c.records {
-		want[rec.rev] = true
-		e, ok := byRev[rec.rev]
-		switch {
-		case !ok:
-			lost++
-			ck.problem("LOST customer %s revision %d (%s, position %d): not in the event store", c.id, rec.rev, rec.op, rec.pos)
-		case e.Type != opEvents[rec.op]:
-			wrong++
-			ck.problem("customer %s revision %d: %s in the store, the command was %s (%s)", c.id, rec.rev, e.Type, rec.op, opEvents[rec.op])
-		case e.Position != rec.pos:
-			wrong++
-			ck.problem("customer %s revision %d: at position %d in the store, the answer said %d", c.id, rec.rev, e.Position, rec.pos)
-		case e.CorrelationID != r.key(c.client, rec.seq):
-			wrong++
-			ck.problem("customer %s revision %d: correlation id %q, the command sent %q", c.id, rec.rev, e.CorrelationID, r.key(c.client, rec.seq))
+		// A command's events are at first..rev; the answer reported the
+		// last one's position.
+		for rev := rec.first; rev <= rec.rev; rev++ {
+			want[rev] = true
+			e, ok := byRev[rev]
+			switch {
+			case !ok:
+				lost++
+				ck.problem("LOST customer %s revision %d (%s, position %d): not in the event store", c.id, rev, rec.op, rec.pos)
+			case e.Type != eventType(rec, rev):
+				wrong++
+				ck.problem("customer %s revision %d: %s in the store, the command was %s (%s)", c.id, rev, e.Type, rec.op, eventType(rec, rev))
+			case rev == rec.rev && e.Position != rec.pos:
+				wrong++
+				ck.problem("customer %s revision %d: at position %d in the store, the answer said %d", c.id, rev, e.Position, rec.pos)
+			case e.CorrelationID != r.key(c.client, rec.seq):
+				wrong++
+				ck.problem("customer %s revision %d: correlation id %q, the command sent %q", c.id, rev, e.CorrelationID, r.key(c.client, rec.seq))
+			}
 		}
 	}
 	for _, e := range events {
@@ -316,7 +337,8 @@ func (r *runner) checkCustomer(ctx context.Context, ck *checker, c *customer) {
 		rtt = ans.took
 		if r.api.directory {
 			var got struct {
-				Revision uint64 `json:"revision"`
+				Revision uint64      `json:"revision"`
+				Value    *valueFacts `json:"value"`
 			}
 			switch {
 			case ctx.Err() != nil:
@@ -328,6 +350,30 @@ func (r *runner) checkCustomer(ctx context.Context, ck *checker, c *customer) {
 				dirBehind = true
 				ck.problem("customer %s: the directory is at revision %d, the last accepted command at %d", c.id, got.Revision, last.rev)
 			}
+			if got.Value != nil && c.value.has() && !c.value.unknown && !c.ambiguous {
+				valueChecked = true
+				if !c.value.matches(*got.Value) {
+					valueBehind = true
+					f, m := c.value.net()
+					ck.problem("customer %s: the value read model says %d purchases, %s %v; the accepted purchases less refunds are %d, %s %s",
+						c.id, got.Value.Frequency, got.Value.Monetary, deref(got.Value.Currency), f, formatMinor(m, c.value.decimals), c.value.currency)
+				}
+			}
+		}
+	}
+	if r.api.loyalty && c.value.has() {
+		valueChecked = true
+		missing, err := r.checkLoyalty(ctx, ck, c, last.pos)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			missing = max(missing, 1)
+			ck.problem("customer %s: loyalty unreadable: %v", c.id, err)
+		}
+		if missing > 0 {
+			valueBehind = true
+			valueMissing = missing
 		}
 	}
 	if r.api.history {
@@ -342,13 +388,29 @@ func (r *runner) checkCustomer(ctx context.Context, ck *checker, c *customer) {
 			return
 		}
 		for _, rec := range c.records {
-			if types[rec.rev] != opEvents[rec.op] {
-				histMissing++
-				histBehind = true
-				ck.problem("customer %s revision %d (%s): the audit history has %q", c.id, rec.rev, rec.op, types[rec.rev])
+			for rev := rec.first; rev <= rec.rev; rev++ {
+				if types[rev] != eventType(rec, rev) {
+					histMissing++
+					histBehind = true
+					ck.problem("customer %s revision %d (%s): the audit history has %q", c.id, rev, rec.op, types[rev])
+				}
 			}
 		}
 	}
+}
+
+// eventType is the type of the event a command appended at rev: its
+// first, then its follow-up (a purchase's points, a refund's revocation).
+// A command with more events than that has an empty type past them, which
+// no stored event matches.
+func eventType(rec record, rev uint64) string {
+	switch rev - rec.first {
+	case 0:
+		return opEvents[rec.op]
+	case 1:
+		return opFollowUps[rec.op]
+	}
+	return ""
 }
 
 // readHistory reads a customer's whole audit history: revision → type.
@@ -408,6 +470,9 @@ func (v *Verification) judge() {
 	}
 	if v.Directory.Behind > 0 {
 		f = append(f, fmt.Sprintf("the directory lacks accepted commands of %d customers", v.Directory.Behind))
+	}
+	if v.Value.Behind > 0 {
+		f = append(f, fmt.Sprintf("the value read model lacks or differs from accepted purchases and points (%d entries, %d customers)", v.Value.Missing, v.Value.Behind))
 	}
 	if v.History.Behind > 0 {
 		f = append(f, fmt.Sprintf("the audit history lacks %d accepted revisions (%d customers)", v.History.Missing, v.History.Behind))

@@ -28,6 +28,10 @@ const (
 	opRecordSurvey
 	opMarkChurned
 	opReactivate
+	opRecordPurchase
+	opRefundPurchase
+	opAwardPoints
+	opRedeemPoints
 	numOps
 )
 
@@ -37,14 +41,25 @@ var opNames = [numOps]string{
 	"logContact", "scheduleFollowUp", "fileComplaint", "assignComplaint",
 	"acknowledgeComplaint", "escalateComplaint", "resolveComplaint", "reopenComplaint",
 	"recordSurvey", "markChurned", "reactivateCustomer",
+	"recordPurchase", "refundPurchase", "awardPoints", "redeemPoints",
 }
 
-// opEvents are the event types each command appends (one event each).
+// opEvents are the event types each command appends first (most append
+// one event; see opFollowUps).
 var opEvents = [numOps]string{
 	domain.TypeCustomerRegistered, domain.TypeCustomerProfileUpdated, domain.TypeCustomerClassified, domain.TypeTeamMemberAssigned,
 	domain.TypeContactLogged, domain.TypeFollowUpScheduled, domain.TypeComplaintFiled, domain.TypeComplaintAssigned,
 	domain.TypeComplaintAcknowledged, domain.TypeComplaintEscalated, domain.TypeComplaintResolved, domain.TypeComplaintReopened,
 	domain.TypeSurveyRecorded, domain.TypeCustomerChurned, domain.TypeCustomerReactivated,
+	domain.TypePurchaseRecorded, domain.TypePurchaseRefunded, domain.TypePointsAwarded, domain.TypePointsRedeemed,
+}
+
+// opFollowUps are the event types a command may append after its first, in
+// the same append: the points a purchase earns, the points a refund takes
+// back (none when the loyalty rate earns nothing).
+var opFollowUps = [numOps]string{
+	opRecordPurchase: domain.TypePointsAwarded,
+	opRefundPurchase: domain.TypePointsRevoked,
 }
 
 func (o op) String() string { return opNames[o] }
@@ -71,16 +86,20 @@ type customer struct {
 	ambiguous bool
 	// records are the accepted commands that appended an event, in order.
 	records []record
+	// value is the customer's purchases and points (value.go).
+	value customerValue
 }
 
 // record is an accepted command: the revision and position its answer
 // reported, and the request's sequence number (its idempotency key and
 // correlation id).
 type record struct {
-	rev uint64
-	pos uint64
-	op  op
-	seq uint32
+	// first..rev are the revisions of the events the command appended.
+	first uint64
+	rev   uint64
+	pos   uint64
+	op    op
+	seq   uint32
 }
 
 func (c *customer) lastPosition() uint64 {
@@ -111,6 +130,10 @@ type action struct {
 	apply  func(ans commandAnswer)
 	// registerAs is the customer a registration creates.
 	registerAs *customer
+	// settleApply: apply also when the command is settled after the load
+	// (the value model must hold every accepted purchase and points entry
+	// for verification, tainted customer or not).
+	settleApply bool
 }
 
 // commandAnswer is every command's answer body.
@@ -119,6 +142,11 @@ type commandAnswer struct {
 	Revision    uint64 `json:"revision"`
 	Position    uint64 `json:"position"`
 	ComplaintID string `json:"complaint_id"`
+	// The value commands' ids (value.go).
+	PurchaseID   string `json:"purchase_id"`
+	RefundID     string `json:"refund_id"`
+	AwardID      string `json:"award_id"`
+	RedemptionID string `json:"redemption_id"`
 }
 
 // The request bodies (PRODUCT.md, "Request and response bodies").
@@ -244,8 +272,10 @@ func (w *workload) next() action {
 	switch {
 	case roll < 6:
 		return w.register()
-	case roll < 40:
+	case roll < 30:
 		return w.logContact(w.pickCustomer(true))
+	case roll < 40:
+		return w.valueCommand(w.pickCustomer(false))
 	case roll < 46:
 		return w.scheduleFollowUp(w.pickCustomer(false))
 	case roll < 74:
@@ -323,6 +353,7 @@ func (w *workload) register() action {
 		Tags:     []string{pick(w.rng, []string{"newsletter", "vip", "partner", "trial"})},
 	}
 	c := &customer{client: w.client, n: n, rev: -1, status: domain.StatusActive, segment: body.Segment, tier: body.Tier, team: map[domain.Role]string{}}
+	c.value.setCurrency(body.Region)
 	return action{op: opRegister, method: http.MethodPost, path: "/v1/customers", body: body, apply: func(ans commandAnswer) {
 		c.id = ans.CustomerID
 		w.customers = append(w.customers, c)
