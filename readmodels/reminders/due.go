@@ -30,8 +30,9 @@ const atRiskShare = 0.25
 func slaKind(kind, step string) string { return kind + "/" + step }
 
 // scope is what a scan looks at: every reminder due from floor on (a
-// full scan), or those due since since and those of the customers touched
-// since the checkpoint, due from floor on.
+// full scan) or those due since since, and those of the customers touched
+// since the checkpoint (known unless it is the first scan, or too many
+// were touched), due from floor on.
 type scope struct {
 	floor     time.Time
 	since     *time.Time
@@ -44,12 +45,9 @@ type scope struct {
 // their rows by customer id. complete is false when a query hit the batch.
 func (s *Scheduler) due(ctx context.Context, sc scope, now time.Time) (out []reminder, complete bool, err error) {
 	floor := sc.floor
-	if sc.since == nil {
-		return s.dueIn(ctx, &floor, nil, now)
-	}
-	since := *sc.since
-	if since.Before(floor) {
-		since = floor
+	since := floor // a full scan: everything due from the floor on
+	if sc.since != nil && sc.since.After(floor) {
+		since = *sc.since
 	}
 	out, complete, err = s.dueIn(ctx, &since, nil, now)
 	if err != nil || len(sc.customers) == 0 {

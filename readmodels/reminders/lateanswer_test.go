@@ -7,6 +7,7 @@ import (
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/integration"
 	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/readmodels/reminders"
 )
 
 // TestALateAnswerStillAnnouncesTheBreach: the scheduler was down (or
@@ -28,9 +29,14 @@ func TestALateAnswerStillAnnouncesTheBreach(t *testing.T) {
 		// Critical: one hour to answer. No scan ran between t0+2m and t0+3h.
 		w.do(customer, t0.Add(30*time.Minute), domain.AcknowledgeComplaint{ComplaintID: inTime, By: "ann"})
 		w.do(customer, t0.Add(2*time.Hour), domain.AcknowledgeComplaint{ComplaintID: late, By: "ann"})
+		// Down for longer than the sweep interval: the next scan is a full
+		// one, and it still looks at the customers the log touched.
 		w.set(t0.Add(3 * time.Hour))
-		w.scan(w.scheduler())
-		w.scan(w.scheduler())
+		hourly := func(c *reminders.Config) { c.Sweep = time.Hour }
+		if res := w.scan(w.scheduler(hourly)); !res.Full {
+			t.Fatalf("the scan after the downtime was not full: %+v", res)
+		}
+		w.scan(w.scheduler(hourly))
 
 		want := []key{{integration.TypeReminderComplaintSLABreached, late.String() + "/first_response"}}
 		if got := w.keys(w.feedReminders()); !sameKeys(got, want) {

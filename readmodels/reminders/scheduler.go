@@ -270,20 +270,23 @@ func (s *Scheduler) Scan(ctx context.Context) (Result, error) {
 	res.Full = !known || now.Sub(sweptAt) >= s.cfg.Sweep || config != judging
 	floor = floor.UTC()
 	sc := scope{floor: floor}
-	if !res.Full {
-		t := scannedTo.Add(-s.cfg.Overlap)
-		sc.since = &t
+	if known {
+		// The customers the log touched since the checkpoint, for a full
+		// scan too: a full scan reads the open complaints, and a step done
+		// late while no scan ran is found only through its customer.
 		touched, all, err := s.touched(ctx, eventstore.Position(position), head)
 		if err != nil {
 			return res, err
 		}
 		if !all {
 			res.Full = true
+		} else {
+			sc.customers = touched
 		}
-		sc.customers = touched
 	}
-	if res.Full {
-		sc = scope{floor: floor}
+	if !res.Full {
+		t := scannedTo.Add(-s.cfg.Overlap)
+		sc.since = &t
 	}
 	due, complete, err := s.due(ctx, sc, now)
 	if err != nil {
