@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -113,6 +114,10 @@ type EventStore struct {
 	// ignoreHorizon is for one test only: it proves that the late-commit
 	// test fails without the horizon.
 	ignoreHorizon bool
+
+	// horizonFloor is the highest horizon this store has read with; see
+	// readHorizon.
+	horizonFloor atomic.Int64
 }
 
 var _ eventstore.Store = (*EventStore)(nil)
@@ -284,15 +289,15 @@ func (s *EventStore) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions
 	if opts.Limit < 1 {
 		return nil, errors.New("postgres: read all: limit must be positive")
 	}
-	horizon := `(SELECT eventstore.appenders_horizon())`
-	if s.ignoreHorizon {
-		horizon = `9223372036854775807`
+	horizon, err := s.readHorizon(ctx)
+	if err != nil {
+		return nil, classify("read all", err)
 	}
-	query := `SELECT ` + eventColumns + ` FROM eventstore.events WHERE position > $1 AND position < ` + horizon + ` ORDER BY position LIMIT $2`
+	query := `SELECT ` + eventColumns + ` FROM eventstore.events WHERE position > $1 AND position < $3::bigint ORDER BY position LIMIT $2`
 	if opts.Direction == eventstore.Backwards {
-		query = `SELECT ` + eventColumns + ` FROM eventstore.events WHERE position < least($1, ` + horizon + `) ORDER BY position DESC LIMIT $2`
+		query = `SELECT ` + eventColumns + ` FROM eventstore.events WHERE position < least($1::bigint, $3::bigint) ORDER BY position DESC LIMIT $2`
 	}
-	rows, err := s.pool.Query(ctx, query, clampInt64(uint64(opts.From)), opts.Limit)
+	rows, err := s.pool.Query(ctx, query, clampInt64(uint64(opts.From)), opts.Limit, horizon)
 	if err != nil {
 		return nil, classify("read all", err)
 	}
@@ -306,14 +311,48 @@ func (s *EventStore) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions
 // HeadPosition returns the position of the last event readers can see, or
 // eventstore.Start when there is none.
 func (s *EventStore) HeadPosition(ctx context.Context) (eventstore.Position, error) {
+	horizon, err := s.readHorizon(ctx)
+	if err != nil {
+		return 0, classify("head position", err)
+	}
 	var head *int64
-	if err := s.pool.QueryRow(ctx, `SELECT max(position) FROM eventstore.events WHERE position < (SELECT eventstore.appenders_horizon())`).Scan(&head); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT max(position) FROM eventstore.events WHERE position < $1::bigint`, horizon).Scan(&head); err != nil {
 		return 0, classify("head position", err)
 	}
 	if head == nil {
 		return eventstore.Start, nil
 	}
 	return eventstore.Position(*head), nil
+}
+
+// readHorizon returns the horizon for a read: the tight one
+// (eventstore.appenders_horizon), but never below one this store used
+// before. A horizon stays valid for every later snapshot of the database
+// (the transactions below it that could append here had all ended, and a
+// new one gets a larger id), and the tight horizon alone can go back: an id
+// it left out as another database's may have ended before the next call
+// read pg_stat_activity, which then cannot tell whose it was. Without the
+// floor, the head could fall behind an event a read had just returned.
+func (s *EventStore) readHorizon(ctx context.Context) (int64, error) {
+	if s.ignoreHorizon {
+		return math.MaxInt64, nil
+	}
+	var h int64
+	if err := s.pool.QueryRow(ctx, `SELECT greatest($1::bigint, eventstore.appenders_horizon())`, s.horizonFloor.Load()).Scan(&h); err != nil {
+		return 0, err
+	}
+	s.raiseHorizonFloor(h)
+	return h, nil
+}
+
+// raiseHorizonFloor remembers h as a horizon this store has used.
+func (s *EventStore) raiseHorizonFloor(h int64) {
+	for {
+		cur := s.horizonFloor.Load()
+		if h <= cur || s.horizonFloor.CompareAndSwap(cur, h) {
+			return
+		}
+	}
 }
 
 // LastCommittedPosition returns the position of the last event committed
@@ -491,7 +530,7 @@ func (sub *subscription) poll(ctx context.Context) (events []eventstore.Recorded
 	rows, err := s.pool.Query(ctx, `
 		SELECT h.horizon, m.max >= h.horizon, m.max >= h.cheap,
 		       e.position, e.stream, e.revision, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
-		FROM (SELECT `+horizonExpr+` AS horizon, `+cheapExpr+` AS cheap OFFSET 0) h
+		FROM (SELECT greatest($4::bigint, `+horizonExpr+`) AS horizon, `+cheapExpr+` AS cheap OFFSET 0) h
 		CROSS JOIN (SELECT max(position) AS max FROM eventstore.events) m
 		LEFT JOIN LATERAL (
 			SELECT * FROM eventstore.events ev
@@ -501,7 +540,7 @@ func (sub *subscription) poll(ctx context.Context) (events []eventstore.Recorded
 			LIMIT $2
 		) e ON true
 		ORDER BY e.position`,
-		clampInt64(uint64(sub.last)), s.cfg.PageSize, sub.patterns)
+		clampInt64(uint64(sub.last)), s.cfg.PageSize, sub.patterns, s.horizonFloor.Load())
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -525,6 +564,9 @@ func (sub *subscription) poll(ctx context.Context) (events []eventstore.Recorded
 		}
 		e.Position, e.Stream, e.Revision, e.ID, e.Type, e.RecordedAt = eventstore.Position(*position), *stream, uint64(*revision), *id, *typ, *recordedAt
 		events = append(events, e)
+	}
+	if rows.Err() == nil && !s.ignoreHorizon {
+		s.raiseHorizonFloor(horizon)
 	}
 	return events, horizon, heldBack, rows.Err()
 }
