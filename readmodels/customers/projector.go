@@ -3,11 +3,9 @@ package customers
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rapport-crm/rapport/domain"
@@ -53,11 +51,9 @@ func (c Config) Validate() error {
 type Projector struct {
 	cfg Config
 
-	mu sync.Mutex
-	// cache holds the committed rows of each generation (by schema);
-	// pending what the last Apply to it wrote, until its transaction ends.
-	cache   map[string]*lru.Cache[uuid.UUID, row]
-	pending map[string][]row
+	// The committed rows of each generation; it implements
+	// projections.Cache for the projector.
+	*projections.GenerationCache[row]
 }
 
 var (
@@ -73,7 +69,7 @@ func NewProjector(cfg Config) (*Projector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Projector{cfg: cfg, cache: map[string]*lru.Cache[uuid.UUID, row]{}, pending: map[string][]row{}}, nil
+	return &Projector{cfg: cfg, GenerationCache: projections.NewGenerationCache[row](cfg.CacheSize)}, nil
 }
 
 // Name implements projections.Projector.
@@ -257,7 +253,7 @@ func (p *Projector) rows(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[u
 	schema := projections.GenerationSchema(ctx)
 	out := make(map[uuid.UUID]*row, len(ids))
 	missing := ids
-	if c := p.generationCache(schema); c != nil {
+	if c := p.For(schema); c != nil {
 		missing = make([]uuid.UUID, 0, len(ids))
 		for _, id := range ids {
 			if r, ok := c.Get(id); ok {
@@ -281,66 +277,13 @@ func (p *Projector) rows(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[u
 	return out, nil
 }
 
-// generationCache is the cache of a generation, or nil when caching is
-// off or the generation is unknown.
-func (p *Projector) generationCache(schema string) *lru.Cache[uuid.UUID, row] {
-	if p.cfg.CacheSize < 0 || schema == "" {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c := p.cache[schema]
-	if c == nil {
-		c, _ = lru.New[uuid.UUID, row](p.cfg.CacheSize) // size is positive
-		p.cache[schema] = c
-	}
-	return c
-}
-
 // remember keeps the rows an Apply wrote until its transaction ends.
 func (p *Projector) remember(ctx context.Context, ids []uuid.UUID, rows map[uuid.UUID]*row) {
-	schema := projections.GenerationSchema(ctx)
-	if p.cfg.CacheSize < 0 || schema == "" {
-		return
-	}
-	written := make([]row, 0, len(ids))
+	written := make(map[uuid.UUID]row, len(ids))
 	for _, id := range ids {
 		if r := rows[id]; r.dirty {
-			written = append(written, *r)
+			written[id] = *r
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.pending[schema] = written
-}
-
-// AfterApply implements projections.Cache.
-func (p *Projector) AfterApply(schema string, committed bool) {
-	p.mu.Lock()
-	written := p.pending[schema]
-	delete(p.pending, schema)
-	c := p.cache[schema]
-	p.mu.Unlock()
-	if c == nil {
-		return
-	}
-	if !committed {
-		c.Purge()
-		return
-	}
-	for _, r := range written {
-		c.Add(r.state.ID, r)
-	}
-}
-
-// Forget implements projections.Cache.
-func (p *Projector) Forget(schema string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for s := range p.cache {
-		if schema == "" || s == schema {
-			delete(p.cache, s)
-			delete(p.pending, s)
-		}
-	}
+	p.Stage(projections.GenerationSchema(ctx), written)
 }

@@ -8,11 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rapport-crm/rapport/domain"
@@ -32,9 +30,9 @@ const version = 1
 // the previous ones wrote: during a rebuild that read-back was a third of
 // the history's statements.
 type Projector struct {
-	mu      sync.Mutex
-	cache   map[string]*lru.Cache[uuid.UUID, profile] // by generation schema
-	pending map[string]map[uuid.UUID]*profile         // written by the Apply in progress
+	// The committed profiles of each generation; it implements
+	// projections.Cache for the projector.
+	*projections.GenerationCache[profile]
 }
 
 // cacheSize is how many customers' profiles a generation keeps.
@@ -49,7 +47,7 @@ var (
 
 // NewProjector returns the audit history's projector.
 func NewProjector() *Projector {
-	return &Projector{cache: map[string]*lru.Cache[uuid.UUID, profile]{}, pending: map[string]map[uuid.UUID]*profile{}}
+	return &Projector{GenerationCache: projections.NewGenerationCache[profile](cacheSize)}
 }
 
 // Name implements projections.Projector.
@@ -179,7 +177,7 @@ func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Dec
 func (p *Projector) profiles(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*profile, error) {
 	out := make(map[uuid.UUID]*profile, len(ids))
 	missing := ids
-	if c := p.generationCache(projections.GenerationSchema(ctx)); c != nil {
+	if c := p.For(projections.GenerationSchema(ctx)); c != nil {
 		missing = make([]uuid.UUID, 0, len(ids))
 		for _, id := range ids {
 			if cached, ok := c.Get(id); ok {
@@ -220,66 +218,15 @@ func (pr profile) clone() *profile {
 	return &c
 }
 
-func (p *Projector) generationCache(schema string) *lru.Cache[uuid.UUID, profile] {
-	if schema == "" {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c := p.cache[schema]
-	if c == nil {
-		c, _ = lru.New[uuid.UUID, profile](cacheSize) // size is positive
-		p.cache[schema] = c
-	}
-	return c
-}
-
 // remember keeps the profiles an Apply wrote until its transaction ends.
 func (p *Projector) remember(ctx context.Context, profiles map[uuid.UUID]*profile) {
-	schema := projections.GenerationSchema(ctx)
-	if schema == "" {
-		return
-	}
-	written := make(map[uuid.UUID]*profile, len(profiles))
+	written := make(map[uuid.UUID]profile, len(profiles))
 	for id, pr := range profiles {
 		if pr.dirty {
-			written[id] = pr
+			written[id] = *pr.clone()
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.pending[schema] = written
-}
-
-// AfterApply implements projections.Cache.
-func (p *Projector) AfterApply(schema string, committed bool) {
-	p.mu.Lock()
-	written := p.pending[schema]
-	delete(p.pending, schema)
-	c := p.cache[schema]
-	p.mu.Unlock()
-	if c == nil {
-		return
-	}
-	if !committed {
-		c.Purge()
-		return
-	}
-	for id, pr := range written {
-		c.Add(id, *pr.clone())
-	}
-}
-
-// Forget implements projections.Cache.
-func (p *Projector) Forget(schema string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for s := range p.cache {
-		if schema == "" || s == schema {
-			delete(p.cache, s)
-			delete(p.pending, s)
-		}
-	}
+	p.Stage(projections.GenerationSchema(ctx), written)
 }
 
 func uniq(ids []uuid.UUID) []uuid.UUID {
