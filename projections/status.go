@@ -225,12 +225,16 @@ func (e *Engine) lag(ctx context.Context, checkpoint, head eventstore.Position) 
 	if !oldest.IsZero() {
 		ageSeconds = max(time.Since(oldest).Seconds(), 0)
 	}
+	if len(page) < 500 {
+		// The whole backlog is in the page: the count is exact without
+		// asking the store to count, which costs a scan of the log's tail
+		// (a sequential scan of the whole log when PostgreSQL has no
+		// statistics for it) once per projector.
+		return matched, false, ageSeconds, nil
+	}
 	if c, ok := e.cfg.Store.(eventCounter); ok {
 		n, err := c.CountAfter(ctx, checkpoint, e.cfg.StreamPrefixes)
 		return n, false, ageSeconds, err
-	}
-	if len(page) < 500 {
-		return matched, false, ageSeconds, nil
 	}
 	// Read on up to lagScanLimit events, then extrapolate over the
 	// positions still ahead.
