@@ -11,6 +11,7 @@ import (
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
+	"github.com/rapport-crm/rapport/readmodels/risk"
 )
 
 // Name is the projector's name; its tables are readmodels.purchases,
@@ -119,7 +120,11 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL check_function_bodies = off`); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, functionSQL)
+	if _, err := tx.Exec(ctx, functionSQL); err != nil {
+		return err
+	}
+	// The churn-risk purchase factors read these purchases.
+	_, err := tx.Exec(ctx, risk.PurchaseFunctionSQL())
 	return err
 }
 
