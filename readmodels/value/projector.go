@@ -95,6 +95,10 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			prev2_at       timestamptz,
 			next_at        timestamptz,
 			next2_at       timestamptz,
+			segment        text        NOT NULL DEFAULT '',
+			tier           text        NOT NULL DEFAULT '',
+			region         text        NOT NULL DEFAULT '',
+			owner          text        NOT NULL DEFAULT '',
 			revision       bigint      NOT NULL,
 			position       bigint      NOT NULL,
 			PRIMARY KEY (customer_id, purchase_id)
@@ -135,7 +139,7 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 // a rebuild.
 func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 	for _, s := range []string{
-		`CREATE INDEX IF NOT EXISTS purchases_occurred_idx ON purchases (occurred_at) INCLUDE (customer_id, amount_minor, refunded_minor, currency, decimals, prev_at, prev2_at, next_at, next2_at)`,
+		`CREATE INDEX IF NOT EXISTS purchases_occurred_idx ON purchases (occurred_at) INCLUDE (customer_id, amount_minor, refunded_minor, currency, decimals, prev_at, prev2_at, next_at, next2_at, segment, tier, region, owner)`,
 		`CREATE INDEX IF NOT EXISTS value_customers_position_idx ON value_customers (last_position)`,
 		`ANALYZE value_customers`, `ANALYZE purchases`, `ANALYZE loyalty_ledger`,
 		`ANALYZE value_keys`, `ANALYZE value_groups`, `ANALYZE purchase_days`,

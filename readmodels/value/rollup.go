@@ -18,7 +18,8 @@ import (
 //     manager ("" for none), folded from the same events as the directory;
 //     value_groups: how many customers each key has (the groups that
 //     answer).
-//   - purchases gain the customer's chain of counted purchases (those not
+//   - purchases carry their customer's keys (a copy of value_keys, so that
+//     the edges read one index) and the customer's chain of counted purchases (those not
 //     refunded in full), ordered by (occurred_at, purchase_id): prev_at,
 //     prev2_at, next_at, next2_at, the counted purchases one and two
 //     before and after (NULL when none, and on purchases not counted).
@@ -355,6 +356,11 @@ func (p Projector) finishRollup(ctx context.Context, tx pgx.Tx, ids, chains []uu
 	}
 	if len(ids) == 0 {
 		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE purchases p SET segment = k.segment, tier = k.tier, region = k.region, owner = k.owner
+		FROM value_keys k WHERE k.customer_id = p.customer_id AND p.customer_id = ANY($1)
+			AND (p.segment, p.tier, p.region, p.owner) IS DISTINCT FROM (k.segment, k.tier, k.region, k.owner)`, ids); err != nil {
+		return fmt.Errorf("value: keys of %d customers' purchases: %w", len(ids), err)
 	}
 	if err := daySums(ctx, tx, ids, 1); err != nil {
 		return err
