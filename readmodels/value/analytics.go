@@ -273,7 +273,6 @@ func (q *Queries) Report(ctx context.Context, p analytics.Params) (Report, error
 	return q.collectReport(ctx, tx, p, sql, wkeys, f, fw, tw, t, me, dim)
 }
 
-
 // floorDay is the UTC midnight at or before t; ceilDay at or after it.
 func floorDay(t time.Time) time.Time {
 	u := t.UTC()
