@@ -158,6 +158,9 @@ type Queries struct {
 	// overContact: judge over-contact, reading readmodels.contacts too
 	// (WithCadence; the service always sets it).
 	overContact bool
+	// purchases: a purchase factor has points (risk/purchases.go): the
+	// score reads the value read model too.
+	purchases bool
 }
 
 // Option configures Queries.
@@ -168,6 +171,7 @@ type Option func(*Queries)
 func WithRisk(w risk.Weights, targets sla.Targets) Option {
 	return func(q *Queries) {
 		q.weights = w.Array()
+		q.purchases = w.UsesPurchases()
 		if targets != nil {
 			raw, _ := json.Marshal(targets.Seconds()) // a map of arrays of integers
 			q.sla = string(raw)
@@ -215,10 +219,14 @@ func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
 // (the churn-risk functions it calls are its too) and, when they judge
 // over-contact (WithCadence), the contacts'.
 func (q *Queries) Reads() []string {
+	reads := []string{Name}
 	if q.overContact {
-		return []string{Name, contacts.Name}
+		reads = append(reads, contacts.Name)
 	}
-	return []string{Name}
+	if q.purchases {
+		reads = append(reads, risk.PurchasesProjector)
+	}
+	return reads
 }
 
 // At returns the same queries evaluating churn risk at now: what they
@@ -245,9 +253,14 @@ func (q *Queries) fromRisk() string {
 	if q.overContact {
 		over = cadence.OverContactedSQL("c.id", "$1::timestamptz", "$5::integer")
 	}
+	score := ` r`
+	if q.purchases { // the purchase factors' points added (risk/purchases.go)
+		score = ` r0
+	CROSS JOIN LATERAL ` + risk.PurchaseRiskSQL("r0", "c.id", "$1::timestamptz", "$2::integer[]") + ` r`
+	}
 	return ` FROM readmodels.customers c
 	CROSS JOIN LATERAL readmodels.customer_risk(c.status, c.registered_at, c.last_contact_at, c.open_complaints, c.complaints_total,
-		c.complaints, c.last_csat, c.prev_csat, c.last_nps, c.next_follow_up_due_at, $1::timestamptz, $2::integer[], $3::jsonb) r
+		c.complaints, c.last_csat, c.prev_csat, c.last_nps, c.next_follow_up_due_at, $1::timestamptz, $2::integer[], $3::jsonb)` + score + `
 	CROSS JOIN LATERAL (SELECT CASE WHEN c.status = 'active' THEN ` +
 		cadence.DueAtSQL("c.tier", "coalesce(c.last_contact_at, c.registered_at)", "$4::integer[]") + ` END AS due_at,
 		` + over + ` AS over_contacted) k`

@@ -34,6 +34,10 @@
 //	                        before it: csat_drop
 //	follow_up_overdue       a follow-up past due with no contact since it was
 //	                        scheduled: follow_up_overdue
+//	purchase_lapsed         optional, weight 0 by default: 2 or more counted
+//	                        purchases and the last more than twice their mean
+//	                        gap ago (purchases.go; read from the value read
+//	                        model): purchase_lapsed
 //
 // Levels: low below 30, medium from 30, high from 60. Only active customers
 // have a score: churned and erased customers have none (null).

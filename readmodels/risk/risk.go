@@ -72,6 +72,8 @@ type Weights struct {
 	NPSPassive        int // low_nps, last NPS 7–8
 	CSATDrop          int // csat_drop
 	FollowUpOverdue   int // follow_up_overdue
+	// PurchaseLapsed is purchase_lapsed (purchases.go): 0, off, by default.
+	PurchaseLapsed int
 }
 
 // weight names a field of Weights: its key in RAPPORT_RISK_WEIGHTS and
@@ -98,6 +100,7 @@ var weightTable = []weight{
 	{"nps_passive", func(w *Weights) *int { return &w.NPSPassive }, 5},
 	{"csat_drop", func(w *Weights) *int { return &w.CSATDrop }, 10},
 	{"follow_up_overdue", func(w *Weights) *int { return &w.FollowUpOverdue }, 10},
+	{"purchase_lapsed", func(w *Weights) *int { return &w.PurchaseLapsed }, 0},
 }
 
 // MaxWeight bounds each weight.

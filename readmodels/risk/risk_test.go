@@ -15,10 +15,10 @@ func TestDefaultWeightsArePRODUCTs(t *testing.T) {
 		t.Fatalf("defaults %+v", w)
 	}
 	if got := w.String(); got != "contact_30d=10,contact_60d=20,contact_90d=30,open_complaint=15,open_complaints_max=30,sla_breach=15,"+
-		"complaints_90d=10,csat_low=20,csat_neutral=5,nps_detractor=20,nps_passive=5,csat_drop=10,follow_up_overdue=10" {
+		"complaints_90d=10,csat_low=20,csat_neutral=5,nps_detractor=20,nps_passive=5,csat_drop=10,follow_up_overdue=10,purchase_lapsed=0" {
 		t.Fatalf("String %s", got)
 	}
-	if !slices.Equal(w.Array(), []int32{10, 20, 30, 15, 30, 15, 10, 20, 5, 20, 5, 10, 10}) {
+	if !slices.Equal(w.Array(), []int32{10, 20, 30, 15, 30, 15, 10, 20, 5, 20, 5, 10, 10, 0}) {
 		t.Fatalf("Array %v", w.Array())
 	}
 }
@@ -71,9 +71,16 @@ func TestFunctionSQLNamesEveryFactorAndWeight(t *testing.T) {
 			t.Errorf("customer_risk_weights does not read %s", k)
 		}
 	}
+	// Every weight has a use: the score's, or the purchase factors'.
+	purchases := PurchaseFunctionSQL()
 	for i := range weightTable {
-		if !strings.Contains(stmts[1], "weights["+strconv.Itoa(i+1)+"]") {
-			t.Errorf("customer_risk does not use weight %d (%s)", i+1, weightTable[i].key)
+		if ref := "weights[" + strconv.Itoa(i+1) + "]"; !strings.Contains(stmts[1], ref) && !strings.Contains(purchases, ref) {
+			t.Errorf("neither customer_risk nor customer_purchase_risk uses weight %d (%s)", i+1, weightTable[i].key)
+		}
+	}
+	for _, f := range PurchaseFactors() {
+		if !strings.Contains(purchases, "'"+f+"'") && !strings.Contains(PurchaseRiskSQL("r", "c.id", "$1", "$2"), "'"+f+"'") {
+			t.Errorf("the SQL does not name factor %s", f)
 		}
 	}
 }

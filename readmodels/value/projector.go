@@ -11,6 +11,7 @@ import (
 	"github.com/rapport-crm/rapport/domain/eventcodec"
 	"github.com/rapport-crm/rapport/projections"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
+	"github.com/rapport-crm/rapport/readmodels/risk"
 )
 
 // Name is the projector's name; its tables are readmodels.purchases,
@@ -18,8 +19,10 @@ import (
 const Name = "value"
 
 // version of the tables, the fold and the SQL functions; bumping it
-// rebuilds. 2: value_customers_position_idx.
-const version = 2
+// rebuilds. 2: value_customers_position_idx. 3: the value figures' day
+// sums (value_keys, value_groups, purchase_days, the purchases' chains;
+// rollup.go).
+const version = 3
 
 // Ledger entry kinds (loyalty_ledger.kind).
 const (
@@ -33,7 +36,11 @@ const (
 
 // Projector builds the value read model. It implements
 // projections.Projector, Reconciler and Indexer.
-type Projector struct{}
+type Projector struct {
+	// noRekey leaves the day sums of a reclassified customer under its
+	// old keys: only tests set it, to see the agreement test fail.
+	noRekey bool
+}
 
 var (
 	_ projections.Projector  = Projector{}
@@ -54,7 +61,9 @@ func (Projector) Version() int { return version }
 func (Projector) Handles() []string {
 	return []string{domain.TypePurchaseRecorded, domain.TypePurchaseRefunded, domain.TypePointsAwarded,
 		domain.TypePointsRedeemed, domain.TypePointsRevoked,
-		domain.TypeCustomerChurned, domain.TypeCustomerReactivated, domain.TypeCustomerDataErased}
+		domain.TypeCustomerChurned, domain.TypeCustomerReactivated, domain.TypeCustomerDataErased,
+		// The group keys of the value figures (rollup.go).
+		domain.TypeCustomerRegistered, domain.TypeCustomerClassified, domain.TypeTeamMemberAssigned}
 }
 
 // Setup implements projections.Projector: the tables, and the SQL
@@ -70,7 +79,7 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			last_counted_at timestamptz,
 			last_revision bigint   NOT NULL,
 			last_position bigint   NOT NULL
-		);
+		);`+rollupSetupSQL+`
 		CREATE TABLE purchases (
 			customer_id    uuid        NOT NULL,
 			purchase_id    uuid        NOT NULL,
@@ -82,6 +91,14 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			channel        text,
 			occurred_at    timestamptz NOT NULL,
 			recorded_at    timestamptz NOT NULL,
+			prev_at        timestamptz,
+			prev2_at       timestamptz,
+			next_at        timestamptz,
+			next2_at       timestamptz,
+			segment        text        NOT NULL DEFAULT '',
+			tier           text        NOT NULL DEFAULT '',
+			region         text        NOT NULL DEFAULT '',
+			owner          text        NOT NULL DEFAULT '',
 			revision       bigint      NOT NULL,
 			position       bigint      NOT NULL,
 			PRIMARY KEY (customer_id, purchase_id)
@@ -107,7 +124,11 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL check_function_bodies = off`); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, functionSQL)
+	if _, err := tx.Exec(ctx, functionSQL); err != nil {
+		return err
+	}
+	// The churn-risk purchase factors read these purchases.
+	_, err := tx.Exec(ctx, risk.PurchaseFunctionSQL())
 	return err
 }
 
@@ -118,9 +139,10 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 // a rebuild.
 func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 	for _, s := range []string{
-		`CREATE INDEX IF NOT EXISTS purchases_occurred_idx ON purchases (occurred_at) INCLUDE (customer_id, amount_minor, refunded_minor, currency)`,
+		`CREATE INDEX IF NOT EXISTS purchases_occurred_idx ON purchases (occurred_at) INCLUDE (customer_id, amount_minor, refunded_minor, currency, decimals, prev_at, prev2_at, next_at, next2_at, segment, tier, region, owner)`,
 		`CREATE INDEX IF NOT EXISTS value_customers_position_idx ON value_customers (last_position)`,
 		`ANALYZE value_customers`, `ANALYZE purchases`, `ANALYZE loyalty_ledger`,
+		`ANALYZE value_keys`, `ANALYZE value_groups`, `ANALYZE purchase_days`,
 	} {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return err
@@ -130,9 +152,12 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 }
 
 // AppliedRevisions implements projections.Reconciler: every event applied
-// moves its customer's value_customers row.
+// moves its customer's value_customers row, or (registration,
+// classification, team) its value_keys row.
 func (Projector) AppliedRevisions(ctx context.Context, tx pgx.Tx, visit func(stream string, revision uint64) error) error {
-	return projections.VisitAppliedRevisions(ctx, tx, `SELECT customer_id, last_revision FROM value_customers`, visit)
+	return projections.VisitAppliedRevisions(ctx, tx, `SELECT customer_id, max(r) FROM (
+		SELECT customer_id, last_revision AS r FROM value_customers UNION ALL SELECT customer_id, last_revision FROM value_keys) x
+		GROUP BY customer_id`, visit)
 }
 
 // customerChange is what a batch changes of a value_customers row.
@@ -149,8 +174,34 @@ type purchaseKey struct{ customer, purchase uuid.UUID }
 
 // Apply implements projections.Projector: the batch's purchases and ledger
 // entries with one COPY each, then refunds, points taken from lots and
-// customer rows with one statement each.
-func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decoded) error {
+// customer rows with one statement each; around them, the day sums of the
+// customers whose keys or purchases change are taken away and added back
+// (rollup.go).
+func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decoded) error {
+	keys, err := foldKeys(ctx, tx, batch)
+	if err != nil {
+		return err
+	}
+	moved, chains, err := rollupCustomers(batch, keys)
+	if err != nil {
+		return err
+	}
+	if p.noRekey {
+		moved = chains
+	}
+	if err := daySums(ctx, tx, moved, -1); err != nil {
+		return err
+	}
+	if err := p.apply(ctx, tx, batch); err != nil {
+		return err
+	}
+	if err := keys.write(ctx, tx); err != nil {
+		return err
+	}
+	return p.finishRollup(ctx, tx, moved, chains)
+}
+
+func (Projector) apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decoded) error {
 	var (
 		purchases, entries [][]any
 		refunded           = map[purchaseKey]int64{}
@@ -175,6 +226,9 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Decode
 	}
 	for i := range batch {
 		d := &batch[i]
+		if keyEvent(d.Event) {
+			continue // rollup.go
+		}
 		id, err := d.CustomerID()
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,8 +24,9 @@ import (
 // beforehand, what the API runs for GET /v1/customers/{id} (the directory
 // row and the value), GET /v1/customers?rfm=champions (the segment's
 // members, then the directory's first page) and GET /v1/analytics/value,
-// each with the fast path (population snapshot) and with the definition
-// (readmodels.customer_values, what the API ran before) in the same run:
+// each with the fast path (population snapshot, day sums) and with the
+// definition (readmodels.customer_values, the documented SQL of the value
+// figures: what the API ran before) in the same run:
 //
 //	rapport seed --customers 100000 && rapport projections rebuild --all
 //	RAPPORT_SCALE_DATABASE_URL=postgres://…/db go test -run '^$' -bench ValueScale -benchtime 1x ./readmodels/value/
@@ -99,9 +101,14 @@ func BenchmarkValueScale(b *testing.B) {
 	report := func(p analytics.Params) func(int) error {
 		return func(int) error { _, err := vq.Report(ctx, p); return err }
 	}
+	reportSQL := func(p analytics.Params) func(int) error {
+		return func(int) error { _, err := vq.ReportSQL(ctx, p); return err }
+	}
 	now := time.Now()
 	d90 := analytics.Params{From: now.Add(-analytics.DefaultPeriod), To: now}
 	with := func(p analytics.Params, g analytics.GroupBy) analytics.Params { p.GroupBy = g; return p }
+	year := analytics.Params{From: now.Add(-365 * 24 * time.Hour), To: now, GroupBy: analytics.Month}
+	past := analytics.Params{From: now.Add(-180 * 24 * time.Hour), To: now.Add(-90 * 24 * time.Hour)}
 	figures := []struct {
 		name       string
 		fast, defn func(int) error
@@ -110,12 +117,28 @@ func BenchmarkValueScale(b *testing.B) {
 		{"value only", func(i int) error { _, err := vq.Value(ctx, ids[i%len(ids)]); return err },
 			func(i int) error { _, err := vq.ValueSQL(ctx, ids[i%len(ids)]); return err }},
 		{"rfm=champions page", champions(vq.Members), champions(vq.MembersSQL)},
-		{"analytics value", report(d90), nil},
-		{"analytics by segment", report(with(d90, analytics.Segment)), nil},
-		{"analytics by owner", report(with(d90, analytics.Owner)), nil},
-		{"analytics by month 365d", report(analytics.Params{From: now.Add(-365 * 24 * time.Hour), To: now, GroupBy: analytics.Month}), nil},
+		{"analytics value", report(d90), reportSQL(d90)},
+		{"analytics by segment", report(with(d90, analytics.Segment)), reportSQL(with(d90, analytics.Segment))},
+		{"analytics by owner", report(with(d90, analytics.Owner)), reportSQL(with(d90, analytics.Owner))},
+		{"analytics by month 365d", report(year), reportSQL(year)},
+		// A period ending in the past reads the purchases after it.
+		{"analytics past 90d", report(past), reportSQL(past)},
+		{"analytics past by owner", report(with(past, analytics.Owner)), reportSQL(with(past, analytics.Owner))},
 	}
 	// The same answers on both paths, here at scale as in the tests.
+	for _, p := range []analytics.Params{d90, with(d90, analytics.Owner), year, past, with(past, analytics.Segment)} {
+		fast, err := vq.Report(ctx, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defn, err := vq.ReportSQL(ctx, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !reflect.DeepEqual(fast.Groups, defn.Groups) {
+			b.Errorf("value figures %+v: day sums %+v, definition %+v", p, fast.Groups, defn.Groups)
+		}
+	}
 	for _, id := range ids[:20] {
 		fast, err := vq.Value(ctx, id)
 		if err != nil {

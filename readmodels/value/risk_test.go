@@ -1,0 +1,135 @@
+package value_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rapport-crm/rapport/commands"
+	"github.com/rapport-crm/rapport/domain"
+	"github.com/rapport-crm/rapport/domain/eventstore"
+	"github.com/rapport-crm/rapport/infra/app"
+	"github.com/rapport-crm/rapport/infra/app/apptest"
+	"github.com/rapport-crm/rapport/readmodels/customers"
+	"github.com/rapport-crm/rapport/readmodels/risk"
+)
+
+// TestPurchaseLapsedFactor: given a customer's counted purchases, when its
+// score is judged at an instant with purchase_lapsed weighted, then the
+// factor gives its points exactly when the time since the last purchase
+// is more than twice the mean gap between its purchases; with the default
+// weights (0) no score changes. End to end: GET /v1/customers/{id} of a
+// service run with RAPPORT_RISK_WEIGHTS=purchase_lapsed=25 lists it.
+func TestPurchaseLapsedFactor(t *testing.T) {
+	weights, err := risk.ParseWeights("purchase_lapsed=25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := apptest.MustOpen(t, func(c *app.Config) { c.ReadModels.RiskWeights = &weights })
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	day := 24 * time.Hour
+	var last eventstore.Position
+	send := func(id uuid.UUID, cmd domain.Command) commands.Result {
+		t.Helper()
+		res, err := m.Commands.Handle(ctx, commands.Request{CustomerID: id, Command: cmd, CommandID: uuid.New(), Actor: "tester", At: now})
+		if err != nil {
+			t.Fatalf("%T: %v", cmd, err)
+		}
+		last = max(last, res.Position)
+		return res
+	}
+	type given struct {
+		name    string
+		ago     []time.Duration // purchases, this long before now
+		refund  int             // 1-based purchase refunded in full; 0 none
+		churned bool
+		want    bool // purchase_lapsed at now
+	}
+	cases := []given{
+		{name: "lapsed: 80 days since, usual interval 10 days", ago: []time.Duration{100 * day, 90 * day, 80 * day}, want: true},
+		{name: "buying as usual", ago: []time.Duration{30 * day, 20 * day, 10 * day}},
+		{name: "one purchase has no usual interval", ago: []time.Duration{300 * day}},
+		{name: "no purchase", ago: nil},
+		{name: "exactly twice the interval is not more", ago: []time.Duration{30 * day, 20 * day}},
+		{name: "a second past twice the interval", ago: []time.Duration{30*day + time.Second, 20*day + time.Second}, want: true},
+		{name: "a purchase refunded in full does not count", ago: []time.Duration{100 * day, 90 * day, 5 * day}, refund: 3, want: true},
+		{name: "churned customers have no score", ago: []time.Duration{100 * day, 90 * day}, churned: true},
+	}
+	ids := make([]uuid.UUID, len(cases))
+	for i, c := range cases {
+		ids[i] = send(uuid.Nil, domain.RegisterCustomer{Name: fmt.Sprintf("Case %d", i), Email: fmt.Sprintf("r%d@example.com", i)}).CustomerID
+		var purchases []uuid.UUID
+		for _, ago := range c.ago {
+			at := now.Add(-ago)
+			purchases = append(purchases, send(ids[i], domain.RecordPurchase{Amount: "20.00", Currency: "EUR", OccurredAt: &at, Reference: uuid.NewString()}).CreatedID)
+		}
+		if c.refund > 0 {
+			send(ids[i], domain.RefundPurchase{PurchaseID: purchases[c.refund-1]})
+		}
+		if c.churned {
+			send(ids[i], domain.MarkChurned{Reason: "left"})
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := m.Engine.WaitForPosition(wctx, last); err != nil {
+		t.Fatal(err)
+	}
+	factor := func(r *risk.Risk) (int, bool) {
+		if r == nil {
+			return 0, false
+		}
+		for _, f := range r.Factors {
+			if f.Factor == risk.FactorPurchaseLapsed {
+				return f.Points, true
+			}
+		}
+		return 0, false
+	}
+	on := customers.NewQueries(m.Pool, customers.WithRisk(weights, nil)).At(now)
+	off := customers.NewQueries(m.Pool).At(now)
+	for i, c := range cases {
+		withF, err := on.Get(ctx, ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		without, err := off.Get(ctx, ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		points, got := factor(withF.ChurnRisk)
+		if got != c.want || (got && points != 25) {
+			t.Errorf("%s: purchase_lapsed %v (%d points), want %v", c.name, got, points, c.want)
+		}
+		if _, any := factor(without.ChurnRisk); any {
+			t.Errorf("%s: purchase_lapsed with the default weights", c.name)
+		}
+		if c.churned {
+			if withF.ChurnRisk != nil {
+				t.Errorf("%s: a score %+v", c.name, withF.ChurnRisk)
+			}
+			continue
+		}
+		want := min(risk.MaxScore, without.ChurnRisk.Score+points)
+		if withF.ChurnRisk.Score != want {
+			t.Errorf("%s: score %d, want %d (%d without purchase factors)", c.name, withF.ChurnRisk.Score, want, without.ChurnRisk.Score)
+		}
+	}
+
+	// End to end: the service configured with the weight lists the factor.
+	var body struct {
+		Risk *risk.Risk `json:"risk"`
+	}
+	m.Get(t, "analyst", "/v1/customers/"+ids[0].String()).JSON(t, &body)
+	if p, ok := factor(body.Risk); !ok || p != 25 {
+		t.Fatalf("GET /v1/customers/{id}: risk %+v, want purchase_lapsed 25", body.Risk)
+	}
+	m.Get(t, "analyst", "/v1/customers/"+ids[1].String()).JSON(t, &body)
+	if _, ok := factor(body.Risk); ok {
+		t.Fatalf("GET /v1/customers/{id} of a customer buying as usual: risk %+v", body.Risk)
+	}
+}
