@@ -59,6 +59,12 @@ type Queries struct {
 	slaJSON string
 	weights []int32
 	cadence Cadence
+	// riskWeights are the weights weights is the array of.
+	riskWeights risk.Weights
+	// cache is the at-risk queue's cache of scores (riskcache.go);
+	// cacheOff turns its background refresh off.
+	cache    *riskCache
+	cacheOff bool
 }
 
 // Option configures Queries.
@@ -68,7 +74,9 @@ type Option func(*Queries)
 func WithSLA(t sla.Targets) Option { return func(q *Queries) { q.targets = t } }
 
 // WithRiskWeights sets the churn-risk weights (default risk.DefaultWeights).
-func WithRiskWeights(w risk.Weights) Option { return func(q *Queries) { q.weights = w.Array() } }
+func WithRiskWeights(w risk.Weights) Option {
+	return func(q *Queries) { q.riskWeights, q.weights = w, w.Array() }
+}
 
 // WithCadence sets the contact cadence (zero fields: the defaults).
 func WithCadence(c Cadence) Option { return func(q *Queries) { q.cadence = c } }
@@ -78,7 +86,7 @@ func WithClock(now func() time.Time) Option { return func(q *Queries) { q.now = 
 
 // NewQueries returns the queues' queries on pool.
 func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
-	q := &Queries{pool: pool, now: time.Now, targets: sla.Defaults(), weights: risk.DefaultWeights().Array()}
+	q := &Queries{pool: pool, now: time.Now, targets: sla.Defaults(), riskWeights: risk.DefaultWeights(), weights: risk.DefaultWeights().Array()}
 	for _, o := range opts {
 		o(q)
 	}
@@ -92,6 +100,7 @@ func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
 	q.targets = full
 	raw, _ := json.Marshal(full.Seconds()) // a map of arrays of integers
 	q.slaJSON = string(raw)
+	q.cache = &riskCache{key: riskKey(q.weights, q.slaJSON), usable: q.riskWeights.Bounded(), refresh: refreshSQL}
 	return q
 }
 
