@@ -137,7 +137,10 @@ func (*Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			risk_key              bigint,
 			risk_score            integer,
 			risk_scored_at        timestamptz,
-			risk_valid_until      timestamptz
+			risk_valid_until      timestamptz,
+			-- A score is cached whole or not at all: the at-risk queue's
+			-- test of a stale row relies on it (package work).
+			CHECK (risk_key IS NULL OR (risk_score IS NOT NULL AND risk_scored_at IS NOT NULL AND risk_valid_until IS NOT NULL))
 		) WITH (fillfactor = 80)`)
 	return err
 }

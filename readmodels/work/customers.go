@@ -133,15 +133,27 @@ func (q *Queries) AtRisk(ctx context.Context, f AtRiskFilter, limit int, cursor 
 		return readmodel.Page[AtRisk]{}, fmt.Errorf("work: at-risk: %w", err)
 	}
 	var items []AtRisk
-	if q.cache.usable {
+	cached := q.cache.usable
+	if cached {
+		many, err := q.manyStale(ctx)
+		switch {
+		case isUndefinedColumn(err):
+			cached = false // a generation made before the cache
+		case err != nil:
+			return readmodel.Page[AtRisk]{}, readmodel.Fail("work: at-risk", err)
+		case many:
+			cached = false // nothing or little cached: a rebuild, other weights
+			q.refreshInBackground()
+		}
+	}
+	if cached {
 		items, err = q.atRisk(ctx, q.atRiskCachedSQL, f, after, limit)
 		if err == nil {
 			q.refreshInBackground()
 		}
-	}
-	if !q.cache.usable || isUndefinedColumn(err) {
+	} else {
 		// Score every active customer: the weights give points the cache
-		// cannot bound, or the directory's generation has no cache yet.
+		// cannot bound, or it holds too few of the scores.
 		items, err = q.atRisk(ctx, q.atRiskSQL, f, after, limit)
 	}
 	if err != nil {
@@ -159,8 +171,7 @@ func (q *Queries) atRisk(ctx context.Context, build func(AtRiskFilter, *readmode
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.pool.Query(ctx, sql, args...)
-	return collect(rows, err, func(row pgx.CollectableRow) (AtRisk, error) {
+	return afterSetting(ctx, q.pool, noJITSQL, sql, args, func(row pgx.CollectableRow) (AtRisk, error) {
 		var (
 			a       AtRisk
 			score   int32

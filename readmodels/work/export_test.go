@@ -6,7 +6,7 @@ import "strings"
 // scores: the at-risk queue by the definition.
 func FullScoring(q *Queries) *Queries {
 	c := *q
-	c.cache = &riskCache{key: q.cache.key, refresh: refreshSQL}
+	c.cache = &riskCache{key: q.cache.key, refresh: refreshSQL()}
 	return &c
 }
 
@@ -14,7 +14,7 @@ func FullScoring(q *Queries) *Queries {
 // as valid for ever: a wrong cache, for a test to catch.
 func WithWrongValidity(q *Queries) *Queries {
 	c := *q
-	stmt := refreshSQL
+	stmt := refreshSQL()
 	start := strings.Index(stmt, "readmodels.customer_risk_valid_until(")
 	end := strings.Index(stmt[start:], "$3::jsonb)") + start + len("$3::jsonb)")
 	c.cache = &riskCache{key: q.cache.key ^ 1, usable: true, refresh: stmt[:start] + "'infinity'::timestamptz" + stmt[end:]}

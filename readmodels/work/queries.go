@@ -100,7 +100,7 @@ func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
 	q.targets = full
 	raw, _ := json.Marshal(full.Seconds()) // a map of arrays of integers
 	q.slaJSON = string(raw)
-	q.cache = &riskCache{key: riskKey(q.weights, q.slaJSON), usable: q.riskWeights.Bounded(), refresh: refreshSQL}
+	q.cache = &riskCache{key: riskKey(q.weights, q.slaJSON), usable: q.riskWeights.Bounded(), refresh: refreshSQL()}
 	return q
 }
 
@@ -187,10 +187,23 @@ func collect[T any](rows pgx.Rows, err error, scan func(pgx.CollectableRow) (T, 
 // ends with the batch.
 const serialSQL = `SELECT set_config('max_parallel_workers_per_gather', '0', true)`
 
+// noJITSQL turns JIT compilation off for the statement after it in its
+// batch. The at-risk queue's plans are cheap to run but their estimated
+// cost (a score function per row of an estimate) passes jit_above_cost:
+// at 100,000 customers, compiling took 65–930 ms of a query that runs in
+// a few (EXPLAIN ANALYZE).
+const noJITSQL = `SELECT set_config('jit', 'off', true)`
+
 // serially runs sql with parallel workers off and collects its rows.
 func serially[T any](ctx context.Context, pool *pgxpool.Pool, sql string, args []any, scan func(pgx.CollectableRow) (T, error)) ([]T, error) {
+	return afterSetting(ctx, pool, serialSQL, sql, args, scan)
+}
+
+// afterSetting runs setting (a set_config local to the batch), then sql,
+// and collects its rows.
+func afterSetting[T any](ctx context.Context, pool *pgxpool.Pool, setting, sql string, args []any, scan func(pgx.CollectableRow) (T, error)) ([]T, error) {
 	b := &pgx.Batch{}
-	b.Queue(serialSQL)
+	b.Queue(setting)
 	b.Queue(sql, args...)
 	res := pool.SendBatch(ctx, b)
 	defer res.Close()

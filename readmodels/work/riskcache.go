@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rapport-crm/rapport/readmodels/customers"
 	"github.com/rapport-crm/rapport/readmodels/readmodel"
 	"github.com/rapport-crm/rapport/readmodels/risk"
 )
@@ -43,8 +46,10 @@ import (
 //
 // The cache is not used — every active customer is scored, as before —
 // when the weights give points to a factor the validity function does not
-// know (risk.Weights.Bounded), or when the directory's generation predates
-// the cache's columns (until its rebuild).
+// know (risk.Weights.Bounded), when more than maxStale rows are stale (a
+// rebuilt directory or other weights, until the refresh has caught up),
+// or when the directory's generation predates the cache's columns (until
+// its rebuild).
 
 // refreshBatch is how many rows one refresh statement scores: its row
 // locks hold up the projector's writes of those customers until it
@@ -86,13 +91,38 @@ func riskKey(weights []int32, slaJSON string) int64 {
 // cache on (the default) or off; Refresh still works when it is off.
 func WithRiskRefresh(on bool) Option { return func(q *Queries) { q.cacheOff = !on } }
 
-// staleSQL is the condition of a directory row c (active) whose cached
-// score does not hold at now ($now, key $key): the exact complement of
-// freshSQL, written as ranges the cache's indexes answer.
-func staleSQL(c, key, now string) string {
-	return `(` + c + `.risk_key IS NULL OR ` + c + `.risk_key < ` + key + ` OR ` + c + `.risk_key > ` + key +
-		` OR ` + c + `.risk_valid_until IS NULL OR ` + c + `.risk_valid_until <= ` + now +
-		` OR ` + c + `.risk_scored_at IS NULL OR ` + c + `.risk_scored_at > ` + now + `)`
+// staleIDsSQL selects the active rows whose cached score does not hold
+// at now ($now, key $key): the exact complement of freshSQL, as one
+// probe of an index per way of being stale, so that the plan does not
+// depend on the planner's estimate of an OR of conditions. (A row with a
+// key has the other three columns: the table's CHECK.)
+func staleIDsSQL(key, now string) string { return staleUnion(key, now, "UNION") }
+
+// staleUnion is staleIDsSQL's union, with UNION or UNION ALL.
+func staleUnion(key, now, union string) string {
+	conds := []string{`risk_key IS NULL`, `risk_key < ` + key, `risk_key > ` + key,
+		`risk_valid_until <= ` + now, `risk_scored_at > ` + now}
+	parts := make([]string, len(conds))
+	for i, c := range conds {
+		parts[i] = `SELECT id FROM readmodels.customers WHERE status = 'active' AND ` + c
+	}
+	return strings.Join(parts, "\n\t\t"+union+" ")
+}
+
+// maxStale is how many stale rows the cached query scores at most: with
+// more (a rebuilt directory, other weights, before the refresh has
+// caught up), scoring every active customer in one scan is cheaper than
+// reading each stale row by primary key, and the plan of the cached query
+// was made for a few.
+const maxStale = 1000
+
+// manyStale reports whether more than maxStale active rows are stale at
+// now (counting a row once per way it is stale: an upper bound).
+func (q *Queries) manyStale(ctx context.Context) (bool, error) {
+	var n int
+	err := q.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM (`+staleUnion("$1::bigint", "$2::timestamptz", "UNION ALL")+`) x LIMIT $3) y`,
+		q.cache.key, q.now(), maxStale+1).Scan(&n)
+	return n > maxStale, err
 }
 
 // freshSQL is the condition of a row whose cached score holds at now.
@@ -109,21 +139,30 @@ func riskArgsSQL(c string) string {
 }
 
 // refreshSQL scores at $1 up to $5 stale active rows, under key $4,
-// skipping the rows a projector is writing. Each row is scored from its
+// skipping the rows a projector is writing. The stale rows are read one
+// by one by primary key (LATERAL): a few rows, which an estimate of the
+// rows without a key (the churned and erased customers have none) would
+// otherwise make a scan of the table. Each row is scored from its
 // own columns in the statement that stores the score, so a concurrent
 // write of the row is either before (and scored) or after (and voids it).
-const refreshSQL = `UPDATE readmodels.customers c
+func refreshSQL() string {
+	return `UPDATE readmodels.customers c
 	SET (risk_key, risk_scored_at, risk_score, risk_valid_until) = (
 		SELECT $4::bigint, $1::timestamptz, r.score,
 			readmodels.customer_risk_valid_until(c.status, c.registered_at, c.last_contact_at, c.open_complaints,
 				c.complaints_total, c.complaints, c.next_follow_up_due_at, $1::timestamptz, $3::jsonb)
-		FROM readmodels.customer_risk(` + `c.status, c.registered_at, c.last_contact_at, c.open_complaints, c.complaints_total, c.complaints,
-			c.last_csat, c.prev_csat, c.last_nps, c.next_follow_up_due_at, $1::timestamptz, $2::integer[], $3::jsonb) r)
-	WHERE c.id IN (
-		SELECT s.id FROM readmodels.customers s
-		WHERE s.status = 'active' AND ` + `(s.risk_key IS NULL OR s.risk_key < $4 OR s.risk_key > $4
-			OR s.risk_valid_until IS NULL OR s.risk_valid_until <= $1 OR s.risk_scored_at IS NULL OR s.risk_scored_at > $1)
-		LIMIT $5 FOR UPDATE SKIP LOCKED)`
+		FROM readmodels.customer_risk(` + riskArgsSQL("c") + `) r)
+	FROM (
+		SELECT l.id FROM (` + staleIDsSQL("$4::bigint", "$1::timestamptz") + `) x
+		CROSS JOIN LATERAL (SELECT s.id FROM readmodels.customers s WHERE s.id = x.id AND s.status = 'active' FOR UPDATE SKIP LOCKED) l
+		LIMIT $5) pick
+	WHERE c.id = pick.id`
+}
+
+// analyzeAfter is how many rows a refresh scores before it analyzes the
+// table: the plans of the queue depend on how many rows are stale, and a
+// rebuilt generation was analyzed while none had a score.
+const analyzeAfter = 10_000
 
 // Refresh scores, at the queries' clock, the active customers whose
 // cached churn-risk score does not hold now, until none is left (or only
@@ -147,9 +186,29 @@ func (q *Queries) refresh(ctx context.Context) (int, error) {
 		}
 		total += int(tag.RowsAffected())
 		if tag.RowsAffected() < refreshBatch {
-			return total, nil
+			break
 		}
 	}
+	if total >= analyzeAfter {
+		if err := q.analyzeDirectory(ctx); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// analyzeDirectory analyzes the table of the directory's active
+// generation (ANALYZE does not take a view).
+func (q *Queries) analyzeDirectory(ctx context.Context) error {
+	var schema string
+	if err := q.pool.QueryRow(ctx, `SELECT schema_name FROM projections.generations WHERE projector = $1 AND state = 'active'`,
+		customers.Name).Scan(&schema); err != nil {
+		return fmt.Errorf("work: the directory's generation: %w", err)
+	}
+	if _, err := q.pool.Exec(ctx, `ANALYZE `+pgx.Identifier{schema, "customers"}.Sanitize()); err != nil {
+		return fmt.Errorf("work: analyze the directory: %w", err)
+	}
+	return nil
 }
 
 // refreshInBackground starts a refresh unless one runs or one started in
@@ -183,7 +242,8 @@ func isUndefinedColumn(err error) bool {
 // customers_risk_idx, the key then −score then id), and the stale rows
 // (customers_risk_idx's other keys, customers_risk_until_idx,
 // customers_risk_scored_idx) scored at now, merged; then the page's rows
-// scored again for their factors.
+// scored again for their factors. The stale rows are read by primary key
+// one by one (LATERAL … OFFSET 0), as in refreshSQL.
 func (q *Queries) atRiskCachedSQL(f AtRiskFilter, after *readmodel.Key, limit int) (string, []any, error) {
 	b := &builder{}
 	now, _, _ := b.arg(q.now()), b.arg(q.weights), b.arg(q.slaJSON)
@@ -229,8 +289,10 @@ func (q *Queries) atRiskCachedSQL(f AtRiskFilter, after *readmodel.Key, limit in
 				ORDER BY -c.risk_score, c.id LIMIT ` + limitArg + `)
 				UNION ALL
 				(SELECT c.id, r.score
-				FROM readmodels.customers c CROSS JOIN LATERAL readmodels.customer_risk(` + riskArgsSQL("c") + `) r
-				WHERE c.status = 'active' AND ` + staleSQL("c", key, now) + and(stale) + common + `)
+				FROM (` + staleIDsSQL(key+"::bigint", now+"::timestamptz") + `) x
+				CROSS JOIN LATERAL (SELECT * FROM readmodels.customers c WHERE c.id = x.id AND c.status = 'active'` + common + ` OFFSET 0) c
+				CROSS JOIN LATERAL readmodels.customer_risk(` + riskArgsSQL("c") + `) r
+				WHERE true` + and(stale) + `)
 			) u ORDER BY u.score DESC, u.id LIMIT ` + limitArg + `
 		) p
 		JOIN readmodels.customers c ON c.id = p.id
