@@ -54,7 +54,7 @@ func (w Weights) Bounded() bool {
 // strict comparison, which gives the empty interval.
 //
 // The thresholds are the ones scoreFunctionSQL writes, from the same
-// constants; TestValidUntilBoundsTheScore (package customers) checks the
+// constants; TestValidUntilBoundsTheScore (package work) checks the
 // two against each other around every candidate instant.
 func ValidUntilFunctionSQL() string {
 	slaJSON, err := json.Marshal(sla.Defaults().Seconds())
