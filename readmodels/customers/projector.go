@@ -22,7 +22,10 @@ const Name = "customers"
 // one changes: the engine then rebuilds the read model without downtime.
 // 2: the churn-risk inputs, readmodels.customer_risk and
 // readmodels.customer_risk_weights, and ANALYZE before serving.
-const version = 2
+// 3: the at-risk queue's cache of scores (risk_key, risk_score,
+// risk_scored_at, risk_valid_until, their indexes) and
+// readmodels.customer_risk_valid_until.
+const version = 3
 
 // Config tunes the projector.
 type Config struct {
@@ -88,7 +91,7 @@ func (*Projector) Handles() []string { return domain.NewRegistry().Types() }
 // (risk.FunctionSQL): they take the table's columns as arguments, so every
 // generation shares them, and the queries and analysts call them.
 func (*Projector) Setup(ctx context.Context, tx pgx.Tx) error {
-	for _, stmt := range risk.FunctionSQL() {
+	for _, stmt := range append(risk.FunctionSQL(), risk.ValidUntilFunctionSQL()) {
 		if _, err := tx.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("customers: churn-risk functions: %w", err)
 		}
@@ -130,7 +133,14 @@ func (*Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			follow_ups            jsonb       NOT NULL DEFAULT '[]',
 			last_revision         bigint      NOT NULL,
 			last_position         bigint      NOT NULL,
-			updated_at            timestamptz NOT NULL
+			updated_at            timestamptz NOT NULL,
+			risk_key              bigint,
+			risk_score            integer,
+			risk_scored_at        timestamptz,
+			risk_valid_until      timestamptz,
+			-- A score is cached whole or not at all: the at-risk queue's
+			-- test of a stale row relies on it (package work).
+			CHECK (risk_key IS NULL OR (risk_score IS NOT NULL AND risk_scored_at IS NOT NULL AND risk_valid_until IS NOT NULL))
 		) WITH (fillfactor = 80)`)
 	return err
 }
@@ -151,6 +161,12 @@ func (*Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		stmts = append(stmts, `CREATE INDEX IF NOT EXISTS customers_contact_due_`+t[0]+`_idx ON customers ((coalesce(last_contact_at, registered_at)), id)
 			WHERE status = 'active' AND `+t[1])
 	}
+	// The at-risk queue's cache of scores (package work, riskcache.go):
+	// the scores of one key by score, and the rows it must score again.
+	stmts = append(stmts,
+		`CREATE INDEX IF NOT EXISTS customers_risk_idx ON customers (risk_key, (-risk_score), id) WHERE status = 'active'`,
+		`CREATE INDEX IF NOT EXISTS customers_risk_until_idx ON customers (risk_valid_until) WHERE status = 'active'`,
+		`CREATE INDEX IF NOT EXISTS customers_risk_scored_idx ON customers (risk_scored_at) WHERE status = 'active'`)
 	// Substring search on name, email and company uses trigrams when the
 	// pg_trgm extension is installed (migration 00003 installs it where
 	// the server has it); without it, q scans.

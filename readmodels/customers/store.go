@@ -212,6 +212,9 @@ func writeUnnest(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, rows map[uuid.
 		followUps, nextDue = append(followUps, int32(countPending(c))), append(nextDue, due)
 		lastRevision, lastPosition, updatedAt = append(lastRevision, r.lastRevision), append(lastPosition, r.lastPosition), append(updatedAt, r.updatedAt)
 	}
+	// risk_key = NULL: the row's facts change, so the cached churn-risk
+	// score the at-risk queue keeps beside them (package work) is void
+	// until it is scored again; a new row has none.
 	_, err := tx.Exec(ctx, `
 		INSERT INTO customers (id, name, email, phone, company, tags, segment, tier, region, industry,
 			account_manager, support, sales, team_members, status, personal_data_erased,
@@ -250,7 +253,8 @@ func writeUnnest(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, rows map[uuid.
 			prev_csat_at = EXCLUDED.prev_csat_at, last_nps = EXCLUDED.last_nps, last_nps_at = EXCLUDED.last_nps_at,
 			follow_ups_pending = EXCLUDED.follow_ups_pending, next_follow_up_due_at = EXCLUDED.next_follow_up_due_at,
 			complaints = EXCLUDED.complaints, follow_ups = EXCLUDED.follow_ups,
-			last_revision = EXCLUDED.last_revision, last_position = EXCLUDED.last_position, updated_at = EXCLUDED.updated_at`,
+			last_revision = EXCLUDED.last_revision, last_position = EXCLUDED.last_position, updated_at = EXCLUDED.updated_at,
+			risk_key = NULL`,
 		cid, name, email, phone, company, tags, segment, tier, region, industry,
 		am, support, sales, members, status, erased,
 		registeredAt, lastContact, churnedAt, erasedAt,
@@ -360,8 +364,9 @@ func (p *Projector) writeCopy(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, r
 	for _, c := range copyColumns[1:] {
 		set = append(set, c+" = EXCLUDED."+c)
 	}
+	// risk_key = NULL voids the cached churn-risk score, as in writeUnnest.
 	_, err := tx.Exec(ctx, `INSERT INTO customers (`+strings.Join(copyColumns, ", ")+`) SELECT `+strings.Join(copyColumns, ", ")+` FROM `+
-		pgx.Identifier{stage}.Sanitize()+` ON CONFLICT (id) DO UPDATE SET `+strings.Join(set, ", "))
+		pgx.Identifier{stage}.Sanitize()+` ON CONFLICT (id) DO UPDATE SET `+strings.Join(set, ", ")+`, risk_key = NULL`)
 	if err != nil {
 		return fmt.Errorf("customers: write %d rows: %w", len(dirty), err)
 	}

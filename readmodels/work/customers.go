@@ -117,7 +117,9 @@ type AtRisk struct {
 
 // AtRisk returns the active customers at medium or high churn risk (or
 // the level asked), the highest score first (then id), scored now by
-// readmodels.customer_risk: the score GET /v1/customers/{id} shows.
+// readmodels.customer_risk: the score GET /v1/customers/{id} shows. It
+// reads the cache of scores (riskcache.go) when it can: the same rows, at
+// the cost of the rows whose cached score does not hold now.
 //
 // Its cursor carries the score where the other lists carry a time: the
 // key (score, id) travels as (unix seconds = score, id).
@@ -130,12 +132,46 @@ func (q *Queries) AtRisk(ctx context.Context, f AtRiskFilter, limit int, cursor 
 	if err != nil {
 		return readmodel.Page[AtRisk]{}, fmt.Errorf("work: at-risk: %w", err)
 	}
-	sql, args, err := q.atRiskSQL(f, after, limit)
-	if err != nil {
-		return readmodel.Page[AtRisk]{}, err
+	var items []AtRisk
+	cached := q.cache.usable
+	if cached {
+		many, err := q.manyStale(ctx)
+		switch {
+		case isUndefinedColumn(err):
+			cached = false // a generation made before the cache
+		case err != nil:
+			return readmodel.Page[AtRisk]{}, readmodel.Fail("work: at-risk", err)
+		case many:
+			cached = false // nothing or little cached: a rebuild, other weights
+			q.refreshInBackground()
+		}
 	}
-	rows, err := q.pool.Query(ctx, sql, args...)
-	items, err := collect(rows, err, func(row pgx.CollectableRow) (AtRisk, error) {
+	if cached {
+		items, err = q.atRisk(ctx, q.atRiskCachedSQL, f, after, limit)
+		if err == nil {
+			q.refreshInBackground()
+		}
+	} else {
+		// Score every active customer: the weights give points the cache
+		// cannot bound, or it holds too few of the scores.
+		items, err = q.atRisk(ctx, q.atRiskSQL, f, after, limit)
+	}
+	if err != nil {
+		return readmodel.Page[AtRisk]{}, readmodel.Fail("work: at-risk", err)
+	}
+	return readmodel.PageOf(items, limit, AtRiskCursor, func(a AtRisk) readmodel.Key {
+		return readmodel.Key{At: time.Unix(int64(a.Risk.Score), 0), ID: a.Customer.ID}
+	}), nil
+}
+
+// atRisk reads a page of the at-risk queue with the query build makes.
+func (q *Queries) atRisk(ctx context.Context, build func(AtRiskFilter, *readmodel.Key, int) (string, []any, error),
+	f AtRiskFilter, after *readmodel.Key, limit int) ([]AtRisk, error) {
+	sql, args, err := build(f, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return afterSetting(ctx, q.pool, noJITSQL, sql, args, func(row pgx.CollectableRow) (AtRisk, error) {
 		var (
 			a       AtRisk
 			score   int32
@@ -151,17 +187,10 @@ func (q *Queries) AtRisk(ctx context.Context, f AtRiskFilter, limit int, cursor 
 		}
 		return a, nil
 	})
-	if err != nil {
-		return readmodel.Page[AtRisk]{}, readmodel.Fail("work: at-risk", err)
-	}
-	return readmodel.PageOf(items, limit, AtRiskCursor, func(a AtRisk) readmodel.Key {
-		return readmodel.Key{At: time.Unix(int64(a.Risk.Score), 0), ID: a.Customer.ID}
-	}), nil
 }
 
-// atRiskSQL is the at-risk queue's query. Every active customer is scored
-// (the score depends on now and on the weights, so nothing can be kept),
-// but the page's order needs only the score and the level: the inner
+// atRiskSQL is the at-risk queue's query by the definition, without the
+// cache: every active customer is scored. The page's order needs only the score and the level: the inner
 // query sorts by those, and the factors — a JSON array built per row, the
 // dearest part of the function — are computed after the limit, by the
 // same function over the same row, for the rows of the page alone.

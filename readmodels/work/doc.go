@@ -3,7 +3,8 @@
 // urgency, pending follow-ups by due date, customers due for a contact by
 // their tier's cadence, and active customers by churn risk.
 //
-// It has no projector and no tables of its own: its queries read the
+// It has no projector and no tables of its own (the at-risk queue's cache
+// of scores lives in the directory's rows: riskcache.go): its queries read the
 // views of the customer directory (readmodels.customers, and its
 // churn-risk function readmodels.customer_risk), the complaints
 // (readmodels.complaints) and the follow-ups (readmodels.follow_ups).

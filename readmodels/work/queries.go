@@ -59,6 +59,12 @@ type Queries struct {
 	slaJSON string
 	weights []int32
 	cadence Cadence
+	// riskWeights are the weights weights is the array of.
+	riskWeights risk.Weights
+	// cache is the at-risk queue's cache of scores (riskcache.go);
+	// cacheOff turns its background refresh off.
+	cache    *riskCache
+	cacheOff bool
 }
 
 // Option configures Queries.
@@ -68,7 +74,9 @@ type Option func(*Queries)
 func WithSLA(t sla.Targets) Option { return func(q *Queries) { q.targets = t } }
 
 // WithRiskWeights sets the churn-risk weights (default risk.DefaultWeights).
-func WithRiskWeights(w risk.Weights) Option { return func(q *Queries) { q.weights = w.Array() } }
+func WithRiskWeights(w risk.Weights) Option {
+	return func(q *Queries) { q.riskWeights, q.weights = w, w.Array() }
+}
 
 // WithCadence sets the contact cadence (zero fields: the defaults).
 func WithCadence(c Cadence) Option { return func(q *Queries) { q.cadence = c } }
@@ -78,7 +86,7 @@ func WithClock(now func() time.Time) Option { return func(q *Queries) { q.now = 
 
 // NewQueries returns the queues' queries on pool.
 func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
-	q := &Queries{pool: pool, now: time.Now, targets: sla.Defaults(), weights: risk.DefaultWeights().Array()}
+	q := &Queries{pool: pool, now: time.Now, targets: sla.Defaults(), riskWeights: risk.DefaultWeights(), weights: risk.DefaultWeights().Array()}
 	for _, o := range opts {
 		o(q)
 	}
@@ -92,6 +100,7 @@ func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
 	q.targets = full
 	raw, _ := json.Marshal(full.Seconds()) // a map of arrays of integers
 	q.slaJSON = string(raw)
+	q.cache = &riskCache{key: riskKey(q.weights, q.slaJSON), usable: q.riskWeights.Bounded(), refresh: refreshSQL()}
 	return q
 }
 
@@ -178,10 +187,23 @@ func collect[T any](rows pgx.Rows, err error, scan func(pgx.CollectableRow) (T, 
 // ends with the batch.
 const serialSQL = `SELECT set_config('max_parallel_workers_per_gather', '0', true)`
 
+// noJITSQL turns JIT compilation off for the statement after it in its
+// batch. The at-risk queue's plans are cheap to run but their estimated
+// cost (a score function per row of an estimate) passes jit_above_cost:
+// at 100,000 customers, compiling took 65–930 ms of a query that runs in
+// a few (EXPLAIN ANALYZE).
+const noJITSQL = `SELECT set_config('jit', 'off', true)`
+
 // serially runs sql with parallel workers off and collects its rows.
 func serially[T any](ctx context.Context, pool *pgxpool.Pool, sql string, args []any, scan func(pgx.CollectableRow) (T, error)) ([]T, error) {
+	return afterSetting(ctx, pool, serialSQL, sql, args, scan)
+}
+
+// afterSetting runs setting (a set_config local to the batch), then sql,
+// and collects its rows.
+func afterSetting[T any](ctx context.Context, pool *pgxpool.Pool, setting, sql string, args []any, scan func(pgx.CollectableRow) (T, error)) ([]T, error) {
 	b := &pgx.Batch{}
-	b.Queue(serialSQL)
+	b.Queue(setting)
 	b.Queue(sql, args...)
 	res := pool.SendBatch(ctx, b)
 	defer res.Close()
