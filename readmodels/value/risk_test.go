@@ -133,3 +133,64 @@ func TestPurchaseLapsedFactor(t *testing.T) {
 		t.Fatalf("GET /v1/customers/{id} of a customer buying as usual: risk %+v", body.Risk)
 	}
 }
+
+// TestTheAtRiskQueueCountsPurchaseFactors: given a customer whose purchases
+// lapsed and purchase_lapsed weighted 60 (high on its own), when the
+// at-risk work queue is read, then it lists the customer with the same
+// score and factors as GET /v1/customers/{id}: the queue and the customer
+// judge one score.
+func TestTheAtRiskQueueCountsPurchaseFactors(t *testing.T) {
+	weights, err := risk.ParseWeights("purchase_lapsed=60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := apptest.MustOpen(t, func(c *app.Config) { c.ReadModels.RiskWeights = &weights })
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	day := 24 * time.Hour
+	var last eventstore.Position
+	send := func(id uuid.UUID, cmd domain.Command) commands.Result {
+		t.Helper()
+		res, err := m.Commands.Handle(ctx, commands.Request{CustomerID: id, Command: cmd, CommandID: uuid.New(), Actor: "tester", At: now})
+		if err != nil {
+			t.Fatalf("%T: %v", cmd, err)
+		}
+		last = max(last, res.Position)
+		return res
+	}
+	lapsed := send(uuid.Nil, domain.RegisterCustomer{Name: "Lapsed", Email: "lapsed@example.com"}).CustomerID
+	for _, ago := range []time.Duration{100 * day, 90 * day, 80 * day} {
+		at := now.Add(-ago)
+		send(lapsed, domain.RecordPurchase{Amount: "20.00", Currency: "EUR", OccurredAt: &at, Reference: uuid.NewString()})
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := m.Engine.WaitForPosition(wctx, last); err != nil {
+		t.Fatal(err)
+	}
+	var customer struct {
+		Risk *risk.Risk `json:"risk"`
+	}
+	m.Get(t, "analyst", "/v1/customers/"+lapsed.String()).JSON(t, &customer)
+	if customer.Risk == nil || customer.Risk.Level != risk.LevelHigh {
+		t.Fatalf("GET /v1/customers/{id}: risk %+v, want high through purchase_lapsed", customer.Risk)
+	}
+	var queue struct {
+		Items []struct {
+			Customer struct {
+				ID uuid.UUID `json:"id"`
+			} `json:"customer"`
+			Risk risk.Risk `json:"risk"`
+		} `json:"items"`
+	}
+	m.Get(t, "analyst", "/v1/work/at-risk?level=high").JSON(t, &queue)
+	for _, it := range queue.Items {
+		if it.Customer.ID == lapsed {
+			if it.Risk.Score != customer.Risk.Score || fmt.Sprint(it.Risk.Factors) != fmt.Sprint(customer.Risk.Factors) {
+				t.Fatalf("the queue scores %+v, the customer %+v", it.Risk, *customer.Risk)
+			}
+			return
+		}
+	}
+	t.Fatalf("the at-risk queue (level high) does not list the lapsed customer (%+v): %+v", *customer.Risk, queue.Items)
+}

@@ -218,10 +218,18 @@ func (q *Queries) atRiskSQL(f AtRiskFilter, after *readmodel.Key, limit int) (st
 		score := int32(after.At.Unix())
 		b.add("(r.score < ? OR (r.score = "+b.arg(score)+" AND c.id > "+b.arg(after.ID)+"))", score)
 	}
-	inner := b.sql(`SELECT c.id, r.score FROM readmodels.customers c CROSS JOIN LATERAL `+riskOf("c")+` r`, "r.score DESC, c.id", limit)
+	scored := func(c string) string {
+		if !q.riskWeights.UsesPurchases() {
+			return riskOf(c) + ` r`
+		}
+		// The purchase factors' points, as the directory adds them
+		// (risk/purchases.go): the queue and the customer judge one score.
+		return riskOf(c) + ` r0 CROSS JOIN LATERAL ` + risk.PurchaseRiskSQL("r0", c+".id", "$1::timestamptz", "$2::integer[]") + ` r`
+	}
+	inner := b.sql(`SELECT c.id, r.score FROM readmodels.customers c CROSS JOIN LATERAL `+scored("c"), "r.score DESC, c.id", limit)
 	return `SELECT c.id, c.name, c.segment, c.tier, c.region, r.score, r.level, r.factors
 		FROM (` + inner + `) p
 		JOIN readmodels.customers c ON c.id = p.id
-		CROSS JOIN LATERAL ` + riskOf("c") + ` r
+		CROSS JOIN LATERAL ` + scored("c") + `
 		ORDER BY p.score DESC, p.id`, b.args, nil
 }

@@ -106,7 +106,13 @@ func NewQueries(pool *pgxpool.Pool, opts ...Option) *Queries {
 
 // Reads names the projectors whose tables the queues read, so that
 // min_position waits for exactly those.
-func (*Queries) Reads() []string { return []string{customers.Name, complaints.Name, contacts.Name} }
+func (q *Queries) Reads() []string {
+	reads := []string{customers.Name, complaints.Name, contacts.Name}
+	if q.riskWeights.UsesPurchases() {
+		reads = append(reads, risk.PurchasesProjector) // the at-risk queue's purchase factors
+	}
+	return reads
+}
 
 // Cadence returns the contact cadence the queries judge by.
 func (q *Queries) Cadence() Cadence { return q.cadence }
