@@ -77,6 +77,9 @@ var reads = map[Family][]string{
 // for an unknown family), so that min_position waits for exactly those.
 func (q *Queries) Reads(f Family) []string {
 	if q.rollups {
+		if (f == Contacts || f == KPIs) && !q.contactRollup() {
+			return slices.Clone(contactFallbackReads)
+		}
 		return slices.Clone(rollupReads[f])
 	}
 	return slices.Clone(reads[f])

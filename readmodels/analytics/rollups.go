@@ -25,12 +25,14 @@ var rollupReads = map[Family][]string{
 	Satisfaction: {rollups.Name},
 	Churn:        {rollups.Name},
 	Complaints:   {rollups.Name},
-	// Contacts are answered by the documented SQL (see rollupQuery), with
-	// the groups from the rollups' keys, so they and the KPIs that include
-	// them read both.
-	Contacts: append([]string{rollups.Name}, reads[Contacts]...),
-	KPIs:     append([]string{rollups.Name}, reads[Contacts]...),
+	Contacts:     {rollups.Name},
+	KPIs:         {rollups.Name},
 }
+
+// contactFallbackReads are what the contacts family (and the KPIs that
+// include it) read when other cadence settings than the rollup's make it
+// run the documented SQL, with the groups from the rollups' keys.
+var contactFallbackReads = append([]string{rollups.Name}, reads[Contacts]...)
 
 // rollupKeys lists the groups of a customer attribute, as the directory's
 // DISTINCT would: every key some customer has.
@@ -255,10 +257,12 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 		return r.Replace(complaintsRollup), append(args, dim), true
 	}
 	if f == Contacts {
-		// The contacts family is answered by the documented SQL: its
-		// cadence figures (adherence, over-contact) read each customer's
-		// last contact and tier, which the rollups do not hold.
-		return "", nil, false
+		if !q.contactRollup() {
+			// Other cadence settings than the rollup's: the documented SQL.
+			return "", nil, false
+		}
+		sql, args := contactsRollupQuery(p, dim, keys, daykey, factkey, join)
+		return sql, args, true
 	}
 	if f != Satisfaction {
 		return "", nil, false

@@ -112,7 +112,8 @@ func agreement(t *testing.T, p rollups.Projector, every bool) map[string][]strin
 		out["after the history"] = compare(t, pool, now)
 	}
 
-	live := liveChanges(history)
+	edges, late := contactEdges(now)
+	live := append(append(edges, liveChanges(history)...), late...)
 	if err := projectiontest.Encode(ctx, codec, live, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +209,7 @@ func compare(t *testing.T, pool *pgxpool.Pool, now time.Time) []string {
 		t.Fatal(err)
 	}
 	periods = append(periods, [2]time.Time{started, started.AddDate(0, 0, 40)}, [2]time.Time{ended, ended.AddDate(0, 2, 0)})
+	periods = append(periods, contactPeriods(now)...)
 	groupings := []analytics.GroupBy{analytics.All, analytics.Segment, analytics.Tier, analytics.Region, analytics.Owner, analytics.Month}
 	var diffs []string
 	for _, f := range analytics.Families() {

@@ -22,7 +22,9 @@ const Name = "rollups"
 // version of the tables and of the fold; bumping it rebuilds. 3: the
 // contact and follow-up facts, which no report read (the contacts family
 // judges cadence at query time over the documented tables), are gone.
-const version = 3
+// 4: the contact rollup (contacts.go): coverage, freshness and follow-up
+// intervals by day, bursts of outbound contacts.
+const version = 4
 
 // Dims are the dimensions the day tables are kept by: "all" (key "all")
 // and the customer attributes a report may group by.
@@ -59,7 +61,8 @@ func (Projector) Handles() []string {
 	return []string{domain.TypeCustomerRegistered, domain.TypeCustomerClassified, domain.TypeTeamMemberAssigned, domain.TypeSurveyRecorded,
 		domain.TypeCustomerChurned, domain.TypeCustomerReactivated,
 		domain.TypeComplaintFiled, domain.TypeComplaintAssigned, domain.TypeComplaintAcknowledged, domain.TypeComplaintEscalated,
-		domain.TypeComplaintResolved, domain.TypeComplaintReopened}
+		domain.TypeComplaintResolved, domain.TypeComplaintReopened,
+		domain.TypeContactLogged, domain.TypeFollowUpScheduled}
 }
 
 // Setup implements projections.Projector. Keys of the day tables are
@@ -130,13 +133,16 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			ends   bigint NOT NULL,
 			PRIMARY KEY (dim, key, day)
 		);`)
-	return err
+	if err != nil {
+		return err
+	}
+	return setupContacts(ctx, tx)
 }
 
 // CreateIndexes implements projections.Indexer: the facts by answered_at
 // for a period's partial days, and statistics for the planner.
 func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
-	for _, s := range []string{
+	for _, s := range append([]string{
 		`CREATE INDEX IF NOT EXISTS survey_facts_answered_idx ON survey_facts (answered_at) INCLUDE (customer_id, csat, nps)`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_from_idx ON spell_facts (active_from) INCLUDE (customer_id)`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_until_idx ON spell_facts (active_until) INCLUDE (customer_id, active_from) WHERE active_until IS NOT NULL`,
@@ -145,7 +151,7 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		`CREATE INDEX IF NOT EXISTS complaint_facts_filed_idx ON complaint_facts (filed_at) INCLUDE (customer_id, severity, status, opened_at, acknowledged_at, resolved_at)`,
 		`ANALYZE complaint_facts`,
 		`ANALYZE rollup_customers`, `ANALYZE rollup_keys`, `ANALYZE survey_facts`, `ANALYZE survey_days`, `ANALYZE spell_facts`, `ANALYZE spell_days`,
-	} {
+	}, contactIndexes...) {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return err
 		}
@@ -234,6 +240,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 	current := map[uuid.UUID]keys{}
 	var order []uuid.UUID // customers whose keys the batch sets, first-seen order
 	var surveys surveyRows
+	contactsFold := newContactFold()
 	for i := range batch {
 		d := &batch[i]
 		id, err := d.CustomerID()
@@ -242,6 +249,9 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		}
 		if isLifecycle(d.Event) {
 			spells.apply(id, d.Event)
+		}
+		if isContactEvent(d.Event) {
+			contactsFold.note(id, d.Event)
 		}
 		if cid, ok := complaints.ComplaintOf(d.Event); ok {
 			cfold.apply(id, cid, d.Event)
@@ -282,6 +292,9 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		}
 	}
 	if err := spells.write(ctx, tx); err != nil {
+		return err
+	}
+	if err := contactsFold.write(ctx, tx, p.noRekey, stored, current); err != nil {
 		return err
 	}
 	return cfold.write(ctx, tx)
