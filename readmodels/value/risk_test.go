@@ -24,24 +24,9 @@ import (
 // weights (0) no score changes. End to end: GET /v1/customers/{id} of a
 // service run with RAPPORT_RISK_WEIGHTS=purchase_lapsed=25 lists it.
 func TestPurchaseLapsedFactor(t *testing.T) {
-	weights, err := risk.ParseWeights("purchase_lapsed=25")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := apptest.MustOpen(t, func(c *app.Config) { c.ReadModels.RiskWeights = &weights })
+	weights, m, send, now, settle := openWithRiskWeights(t, "purchase_lapsed=25")
 	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 	day := 24 * time.Hour
-	var last eventstore.Position
-	send := func(id uuid.UUID, cmd domain.Command) commands.Result {
-		t.Helper()
-		res, err := m.Commands.Handle(ctx, commands.Request{CustomerID: id, Command: cmd, CommandID: uuid.New(), Actor: "tester", At: now})
-		if err != nil {
-			t.Fatalf("%T: %v", cmd, err)
-		}
-		last = max(last, res.Position)
-		return res
-	}
 	type given struct {
 		name    string
 		ago     []time.Duration // purchases, this long before now
@@ -74,11 +59,7 @@ func TestPurchaseLapsedFactor(t *testing.T) {
 			send(ids[i], domain.MarkChurned{Reason: "left"})
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := m.Engine.WaitForPosition(wctx, last); err != nil {
-		t.Fatal(err)
-	}
+	settle()
 	factor := func(r *risk.Risk) (int, bool) {
 		if r == nil {
 			return 0, false
@@ -140,34 +121,14 @@ func TestPurchaseLapsedFactor(t *testing.T) {
 // score and factors as GET /v1/customers/{id}: the queue and the customer
 // judge one score.
 func TestTheAtRiskQueueCountsPurchaseFactors(t *testing.T) {
-	weights, err := risk.ParseWeights("purchase_lapsed=60")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := apptest.MustOpen(t, func(c *app.Config) { c.ReadModels.RiskWeights = &weights })
-	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	_, m, send, now, settle := openWithRiskWeights(t, "purchase_lapsed=60")
 	day := 24 * time.Hour
-	var last eventstore.Position
-	send := func(id uuid.UUID, cmd domain.Command) commands.Result {
-		t.Helper()
-		res, err := m.Commands.Handle(ctx, commands.Request{CustomerID: id, Command: cmd, CommandID: uuid.New(), Actor: "tester", At: now})
-		if err != nil {
-			t.Fatalf("%T: %v", cmd, err)
-		}
-		last = max(last, res.Position)
-		return res
-	}
 	lapsed := send(uuid.Nil, domain.RegisterCustomer{Name: "Lapsed", Email: "lapsed@example.com"}).CustomerID
 	for _, ago := range []time.Duration{100 * day, 90 * day, 80 * day} {
 		at := now.Add(-ago)
 		send(lapsed, domain.RecordPurchase{Amount: "20.00", Currency: "EUR", OccurredAt: &at, Reference: uuid.NewString()})
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := m.Engine.WaitForPosition(wctx, last); err != nil {
-		t.Fatal(err)
-	}
+	settle()
 	var customer struct {
 		Risk *risk.Risk `json:"risk"`
 	}
@@ -193,4 +154,37 @@ func TestTheAtRiskQueueCountsPurchaseFactors(t *testing.T) {
 		}
 	}
 	t.Fatalf("the at-risk queue (level high) does not list the lapsed customer (%+v): %+v", *customer.Risk, queue.Items)
+}
+
+// openWithRiskWeights opens the service with the churn-risk weights of spec
+// and returns a sender of commands at now (an hour ago, whole seconds) and
+// settle, which waits until the read models hold everything sent.
+func openWithRiskWeights(t *testing.T, spec string) (risk.Weights, *apptest.Main, func(uuid.UUID, domain.Command) commands.Result, time.Time, func()) {
+	t.Helper()
+	weights, err := risk.ParseWeights(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := apptest.MustOpen(t, func(c *app.Config) { c.ReadModels.RiskWeights = &weights })
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	var last eventstore.Position
+	send := func(id uuid.UUID, cmd domain.Command) commands.Result {
+		t.Helper()
+		res, err := m.Commands.Handle(ctx, commands.Request{CustomerID: id, Command: cmd, CommandID: uuid.New(), Actor: "tester", At: now})
+		if err != nil {
+			t.Fatalf("%T: %v", cmd, err)
+		}
+		last = max(last, res.Position)
+		return res
+	}
+	settle := func() {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := m.Engine.WaitForPosition(wctx, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return weights, m, send, now, settle
 }
