@@ -165,14 +165,36 @@ const activeInPeriodRollup = `
 		WHERE s.prev_until > $1::timestamptz AND s.active_from < $2::timestamptz AND (s.active_until IS NULL OR s.active_until > s.active_from)),
 	active AS (SELECT key, sum(n)::bigint AS active FROM active_parts GROUP BY key HAVING sum(n) > 0)`
 
+// complaintFactsAgg is filedAgg over readmodels.complaint_facts (alias k),
+// whose rows carry their customer's current keys ({key} over k) and the
+// timings the documented SQL computes (first_response_at,
+// first_response_s, resolution_s): the breaches compare with the targets
+// $3 at $4 as package sla's SQL does, each severity's targets made
+// intervals once rather than per row.
+const complaintFactsAgg = `
+	SELECT {key} AS key, count(*) AS filed,
+		count(*) FILTER (WHERE k.status = 'resolved') AS resolved,
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY k.first_response_s) FILTER (WHERE k.first_response_s IS NOT NULL) AS fr_median,
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY k.resolution_s) FILTER (WHERE k.status = 'resolved') AS res_median,
+		count(*) FILTER (WHERE k.fr_breach OR k.res_breach) AS breaches,
+		count(*) FILTER (WHERE k.fr_breach) AS fr_breaches,
+		count(*) FILTER (WHERE k.res_breach) AS res_breaches
+	FROM (SELECT x.*, coalesce(x.first_response_at, $4::timestamptz) > x.opened_at + t.first_response AS fr_breach,
+			coalesce(x.resolved_at, $4::timestamptz) > x.opened_at + t.resolution AS res_breach
+		FROM readmodels.complaint_facts x
+		LEFT JOIN (SELECT j.key AS severity, make_interval(secs => (j.value ->> 0)::float8) AS first_response,
+				make_interval(secs => (j.value ->> 1)::float8) AS resolution
+			FROM jsonb_each($3::jsonb) AS j) t ON t.severity = x.severity
+		WHERE x.filed_at >= $1::timestamptz AND x.filed_at < $2::timestamptz) k
+	GROUP BY 1`
+
 // complaintsRollup is the complaint report: the complaints filed in the
 // period from readmodels.complaint_facts (the documented aggregate, its
 // breaches judged at $4 against the targets $3), the active customers
 // from the spells.
-var complaintsRollup = `
+const complaintsRollup = `
 	WITH keys AS ({keys}),
-	filed AS (` + strings.NewReplacer("readmodels.complaints x", "readmodels.complaint_facts x",
-	"{join}", "{kjoin}").Replace(filedAgg) + `),
+	filed AS (` + complaintFactsAgg + `),
 	` + activeInPeriodRollup + `
 	SELECT g.key, coalesce(f.filed, 0), coalesce(f.resolved, 0), f.fr_median, f.res_median,
 		coalesce(f.breaches, 0), coalesce(f.fr_breaches, 0), coalesce(f.res_breaches, 0), coalesce(a.active, 0)
@@ -185,8 +207,7 @@ var complaintsRollup = `
 // month's active customers counted over its own bounds.
 var complaintsMonthlyRollup = `
 	WITH keys AS (` + months + `),
-	filed AS (` + strings.NewReplacer("readmodels.complaints x", "readmodels.complaint_facts x",
-	"{key}", `to_char(k.filed_at AT TIME ZONE 'UTC', 'YYYY-MM')`, "{join}", "").Replace(filedAgg) + `)
+	filed AS (` + strings.Replace(complaintFactsAgg, "{key}", `to_char(k.filed_at AT TIME ZONE 'UTC', 'YYYY-MM')`, 1) + `)
 	SELECT g.key, coalesce(f.filed, 0), coalesce(f.resolved, 0), f.fr_median, f.res_median,
 		coalesce(f.breaches, 0), coalesce(f.fr_breaches, 0), coalesce(f.res_breaches, 0), a.active
 	FROM keys g LEFT JOIN filed f ON f.key = g.key
@@ -245,15 +266,9 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 			sql := strings.NewReplacer("${m}", "$5", "${m+1}", "$6", "${m+2}", "$7").Replace(complaintsMonthlyRollup)
 			return sql, append(args, mk, mf, mt), true
 		}
-		kjoin := ""
-		if join != "" {
-			kjoin = `LEFT JOIN readmodels.rollup_customers c ON c.id = k.customer_id`
-		}
-		key := factkey
-		if p.GroupBy == All {
-			key = `'all'::text`
-		}
-		r := strings.NewReplacer("{keys}", keys, "{kjoin}", kjoin, "{key}", key, "{daykey}", daykey, "{factkey}", factkey, "{join}", join)
+		// The facts carry their customer's keys: the attribute over k.
+		key := strings.ReplaceAll(factkey, "c.", "k.")
+		r := strings.NewReplacer("{keys}", keys, "{key}", key, "{daykey}", daykey, "{factkey}", factkey, "{join}", join)
 		return r.Replace(complaintsRollup), append(args, dim), true
 	}
 	if f == Contacts {

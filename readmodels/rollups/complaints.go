@@ -18,6 +18,13 @@ import (
 // it adds up by day, so complaint_facts is a narrow copy of the documented
 // table's timing columns, folded with the domain's own Evolve as package
 // complaints folds them, for the reports to scan without the wide rows.
+//
+// Each fact carries its customer's current group keys (re-keyed with
+// rollup_customers) and its timings as the documented SQL computes them
+// (generated columns: the first response's instant and both durations in
+// seconds), so that one index-only scan of the period's facts answers
+// every grouping: no join with the customers, no interval arithmetic per
+// row beyond the breach's comparison with the targets.
 
 // complaintKey is one complaint of one customer.
 type complaintKey struct{ customer, complaint uuid.UUID }
@@ -111,15 +118,35 @@ func (f *complaintFold) write(ctx context.Context, tx pgx.Tx) error {
 		acknowledged, resolved = append(acknowledged, ack), append(resolved, res)
 		openings, escalations = append(openings, int32(c.Openings)), append(escalations, int32(c.Escalations))
 	}
+	// The keys are the customers' current ones: Apply writes
+	// rollup_customers before the complaints.
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO complaint_facts AS x (customer_id, complaint_id, severity, status, filed_at, opened_at, acknowledged_at, resolved_at, openings, escalations)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
-			$8::timestamptz[], $9::int[], $10::int[])
+		INSERT INTO complaint_facts AS x (customer_id, complaint_id, severity, status, filed_at, opened_at, acknowledged_at, resolved_at,
+			openings, escalations, segment, tier, region, account_manager)
+		SELECT t.*, coalesce(c.segment, ''), coalesce(c.tier, ''), coalesce(c.region, ''), c.account_manager
+		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
+			$8::timestamptz[], $9::int[], $10::int[]) AS t(customer_id, complaint_id, severity, status, filed_at, opened_at,
+			acknowledged_at, resolved_at, openings, escalations)
+		LEFT JOIN rollup_customers c ON c.id = t.customer_id
 		ON CONFLICT (customer_id, complaint_id) DO UPDATE SET status = EXCLUDED.status, opened_at = EXCLUDED.opened_at,
 			acknowledged_at = EXCLUDED.acknowledged_at, resolved_at = EXCLUDED.resolved_at, openings = EXCLUDED.openings,
-			escalations = EXCLUDED.escalations`,
+			escalations = EXCLUDED.escalations, segment = EXCLUDED.segment, tier = EXCLUDED.tier, region = EXCLUDED.region,
+			account_manager = EXCLUDED.account_manager`,
 		customers, ids, severity, status, filed, opened, acknowledged, resolved, openings, escalations); err != nil {
 		return fmt.Errorf("rollups: write %d complaints: %w", n, err)
+	}
+	return nil
+}
+
+// rekeyComplaints gives the stored complaints of the customers ids their
+// current keys (written to rollup_customers just before).
+func rekeyComplaints(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `
+		UPDATE complaint_facts x SET segment = c.segment, tier = c.tier, region = c.region, account_manager = c.account_manager
+		FROM rollup_customers c
+		WHERE c.id = x.customer_id AND x.customer_id = ANY($1)
+			AND (x.segment, x.tier, x.region, x.account_manager) IS DISTINCT FROM (c.segment, c.tier, c.region, c.account_manager)`, ids); err != nil {
+		return fmt.Errorf("rollups: re-key %d customers' complaints: %w", len(ids), err)
 	}
 	return nil
 }

@@ -23,8 +23,9 @@ const Name = "rollups"
 // contact and follow-up facts, which no report read (the contacts family
 // judges cadence at query time over the documented tables), are gone.
 // 4: the contact rollup (contacts.go): coverage, freshness and follow-up
-// intervals by day, bursts of outbound contacts.
-const version = 4
+// intervals by day, bursts of outbound contacts. 5: complaint facts carry
+// their customer's group keys and their timings (complaints.go).
+const version = 5
 
 // Dims are the dimensions the day tables are kept by: "all" (key "all")
 // and the customer attributes a report may group by.
@@ -123,6 +124,13 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			resolved_at     timestamptz,
 			openings        integer     NOT NULL,
 			escalations     integer     NOT NULL,
+			segment         text        NOT NULL DEFAULT '',
+			tier            text        NOT NULL DEFAULT '',
+			region          text        NOT NULL DEFAULT '',
+			account_manager text,
+			first_response_at timestamptz GENERATED ALWAYS AS (coalesce(acknowledged_at, resolved_at)) STORED,
+			first_response_s  float8 GENERATED ALWAYS AS (extract(epoch FROM coalesce(acknowledged_at, resolved_at) - opened_at)::float8) STORED,
+			resolution_s      float8 GENERATED ALWAYS AS (extract(epoch FROM resolved_at - opened_at)::float8) STORED,
 			PRIMARY KEY (customer_id, complaint_id)
 		);
 		CREATE TABLE spell_days (
@@ -148,7 +156,8 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		`CREATE INDEX IF NOT EXISTS spell_facts_until_idx ON spell_facts (active_until) INCLUDE (customer_id, active_from) WHERE active_until IS NOT NULL`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_empty_idx ON spell_facts (active_from) INCLUDE (customer_id) WHERE active_until = active_from`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_prev_idx ON spell_facts (prev_until) INCLUDE (customer_id, active_from, active_until) WHERE prev_until IS NOT NULL`,
-		`CREATE INDEX IF NOT EXISTS complaint_facts_filed_idx ON complaint_facts (filed_at) INCLUDE (customer_id, severity, status, opened_at, acknowledged_at, resolved_at)`,
+		`CREATE INDEX IF NOT EXISTS complaint_facts_filed_idx ON complaint_facts (filed_at) INCLUDE (severity, status, opened_at, first_response_at,
+			resolved_at, first_response_s, resolution_s, segment, tier, region, account_manager)`,
 		`ANALYZE complaint_facts`,
 		`ANALYZE rollup_customers`, `ANALYZE rollup_keys`, `ANALYZE survey_facts`, `ANALYZE survey_days`, `ANALYZE spell_facts`, `ANALYZE spell_days`,
 	}, contactIndexes...) {
@@ -392,6 +401,11 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 		ON CONFLICT (id) DO UPDATE SET segment = EXCLUDED.segment, tier = EXCLUDED.tier, region = EXCLUDED.region,
 			account_manager = EXCLUDED.account_manager`, ids, seg, tier, region, owner); err != nil {
 		return fmt.Errorf("rollups: write %d customers' keys: %w", len(ids), err)
+	}
+	if len(moved) > 0 && !p.noRekey {
+		if err := rekeyComplaints(ctx, tx, moved); err != nil {
+			return err
+		}
 	}
 	var dims, ks []string
 	var ns []int64
