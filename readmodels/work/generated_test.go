@@ -36,7 +36,35 @@ func TestQueuesOverAGeneratedHistory(t *testing.T) {
 	for i := 0; i < len(sample.Items); i += 10 {
 		instants = append(instants, sample.Items[i].DueAt.Add(-time.Minute))
 	}
-	var openTotal, atRiskTotal int
+	// The team members of every customer, and the members with the most
+	// and with the fewest customers: an owner's queue is its part of the
+	// whole queue.
+	teams := map[uuid.UUID][]string{}
+	rows, err := m.Pool.Query(t.Context(), `SELECT id, team_members FROM readmodels.customers`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		var members []string
+		if err := rows.Scan(&id, &members); err != nil {
+			t.Fatal(err)
+		}
+		teams[id] = members
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var owners []string
+	if err := m.Pool.QueryRow(t.Context(), `SELECT array_agg(m ORDER BY n DESC, m) FROM (
+		SELECT m, count(*) AS n FROM readmodels.customers c, unnest(c.team_members) m GROUP BY m) x`).Scan(&owners); err != nil {
+		t.Fatal(err)
+	}
+	if len(owners) < 2 {
+		t.Fatalf("the history has %d team members: the owner filter is not tested", len(owners))
+	}
+	owners = []string{owners[0], owners[len(owners)-1]}
+	var openTotal, atRiskTotal, ownedTotal int
 	for _, now := range instants {
 		q := work.NewQueries(m.Pool, work.WithClock(func() time.Time { return now }))
 		complaintsOf := func(sla string) []work.OpenComplaint {
@@ -82,6 +110,23 @@ func TestQueuesOverAGeneratedHistory(t *testing.T) {
 			}))
 			if !slices.Equal(got, want) {
 				t.Errorf("%s: severity=%s has %d, the whole queue %d", now, sev, len(got), len(want))
+			}
+		}
+		for _, owner := range owners {
+			for _, sla := range []string{work.SLAAny, work.SLABreached, work.SLAAtRisk} {
+				var want []uuid.UUID
+				for _, c := range complaintsOf(sla) {
+					if slices.Contains(teams[c.CustomerID], owner) {
+						want = append(want, c.ID)
+					}
+				}
+				got := ids(pages(t, 3, func(limit int, cursor string) (readmodel.Page[work.OpenComplaint], error) {
+					return q.Complaints(t.Context(), work.ComplaintFilter{SLA: sla, Filter: work.Filter{Owner: owner}}, limit, cursor)
+				}))
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: owner=%s sla=%s has %d, the whole queue's rows of the owner's customers %d", now, owner, sla, len(got), len(want))
+				}
+				ownedTotal += len(want)
 			}
 		}
 		if got := ids(complaintsOf(work.SLABreached)); !slices.Equal(got, breached) {
@@ -154,7 +199,7 @@ func TestQueuesOverAGeneratedHistory(t *testing.T) {
 			t.Errorf("%s: %d at risk, the directory lists %d medium or high", now, len(atRiskRows), listed)
 		}
 	}
-	if openTotal == 0 || atRiskTotal == 0 {
-		t.Errorf("the instants hold %d open complaints, %d at risk: the test checks too little", openTotal, atRiskTotal)
+	if openTotal == 0 || atRiskTotal == 0 || ownedTotal == 0 {
+		t.Errorf("the instants hold %d open complaints, %d at risk, %d of the owners: the test checks too little", openTotal, atRiskTotal, ownedTotal)
 	}
 }
