@@ -57,8 +57,9 @@ func TestReadsWithRollups(t *testing.T) {
 }
 
 // TestRollupsLeaveTheConnectionsAsTheyWere: the rollups' queries run with
-// parallel workers off (serialSQL), for their batch only: every pooled
-// connection a report used keeps the server's setting afterwards.
+// parallel workers off and more sort memory (serialSQL), for their batch
+// only: every pooled connection a report used keeps the server's settings
+// afterwards.
 func TestRollupsLeaveTheConnectionsAsTheyWere(t *testing.T) {
 	t.Parallel()
 	directory, err := customers.NewProjector(customers.Config{})
@@ -67,8 +68,11 @@ func TestRollupsLeaveTheConnectionsAsTheyWere(t *testing.T) {
 	}
 	pool := apptest.ReadModels(t, directory, surveys.NewProjector(), lifecycle.NewProjector(), complaints.NewProjector(),
 		contacts.NewProjector(), rollups.NewProjector())
-	var server string
+	var server, workMem string
 	if err := pool.QueryRow(t.Context(), `SELECT reset_val FROM pg_settings WHERE name = 'max_parallel_workers_per_gather'`).Scan(&server); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(t.Context(), `SHOW work_mem`).Scan(&workMem); err != nil {
 		t.Fatal(err)
 	}
 	if server == "0" {
@@ -92,6 +96,12 @@ func TestRollupsLeaveTheConnectionsAsTheyWere(t *testing.T) {
 		}
 		if got != server {
 			t.Errorf("a connection kept max_parallel_workers_per_gather = %s after a report (the server's: %s)", got, server)
+		}
+		if err := c.QueryRow(t.Context(), `SHOW work_mem`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != workMem {
+			t.Errorf("a connection kept work_mem = %s after a report (before: %s)", got, workMem)
 		}
 		c.Release()
 	}
