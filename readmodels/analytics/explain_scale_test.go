@@ -14,7 +14,8 @@ import (
 )
 
 // TestExplainScale prints EXPLAIN of one family × grouping with rollups,
-// parallel workers off as the rollups run, against
+// with the settings the rollups run with (parallel workers and JIT off,
+// more sort memory), against
 // RAPPORT_SCALE_DATABASE_URL (RAPPORT_EXPLAIN=family/grouping,
 // RAPPORT_EXPLAIN_OPTIONS e.g. "(ANALYZE, BUFFERS)"): a profiling aid,
 // skipped without both.
@@ -39,7 +40,7 @@ func TestExplainScale(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = tx.Rollback(ctx) }()
-		if _, err := tx.Exec(ctx, `SELECT set_config('max_parallel_workers_per_gather', '0', true)`); err != nil {
+		if _, err := tx.Exec(ctx, analytics.SerialSQL); err != nil {
 			t.Fatal(err)
 		}
 		rows, err := tx.Query(ctx, "EXPLAIN "+os.Getenv("RAPPORT_EXPLAIN_OPTIONS")+" "+sql, args...)

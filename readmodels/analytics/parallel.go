@@ -18,9 +18,15 @@ import (
 // complaint report sorts a period's facts by group and then each group's
 // timings twice, and with the default 4 MB of work_mem the 59,000 facts of
 // 90 days at 100,000 customers went to disk (external merge, 5.8 MB; 44–70
-// ms against 36–39 ms in memory, same session). is_local: the settings end
-// with the batch, the pooled connection keeps the server's own.
-const serialSQL = `SELECT set_config('max_parallel_workers_per_gather', '0', true), set_config('work_mem', '64MB', true)`
+// ms against 36–39 ms in memory, same session). And it turns JIT
+// compilation off: the planner's cost of the monthly reports (a lateral
+// subquery per month, estimated high) passed jit_above_cost, and
+// compiling took 320–860 ms of a report whose execution took 100 ms
+// (EXPLAIN ANALYZE, complaints by month over 90 days). is_local: the
+// settings end with the batch, the pooled connection keeps the server's
+// own.
+const serialSQL = `SELECT set_config('max_parallel_workers_per_gather', '0', true), set_config('work_mem', '64MB', true),
+	set_config('jit', 'off', true)`
 
 // serial says whether family f's query at p is a rollup query of its own
 // (the documented SQL, which the contacts run even with rollups, scans
