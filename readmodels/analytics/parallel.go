@@ -66,7 +66,7 @@ func (q *Queries) parallel(ctx context.Context, parts []Family, p Params) (*merg
 			if err == nil {
 				var rows pgx.Rows
 				if rows, err = results.Query(); err == nil {
-					err = scan(rows, part, m)
+					err = q.scan(rows, part, m)
 				}
 			}
 			if cerr := results.Close(); err == nil {

@@ -128,7 +128,7 @@ func (q *Queries) Report(ctx context.Context, f Family, p Params) (Report, error
 	for _, part := range parts {
 		rows, err := results.Query()
 		if err == nil {
-			err = scan(rows, part, merged)
+			err = q.scan(rows, part, merged)
 		}
 		if err != nil {
 			return Report{}, readmodel.Fail("analytics: "+string(part), err)
@@ -180,7 +180,15 @@ func (m *merger) groups() []Group {
 	return append(keyed, null...)
 }
 
-func scan(rows pgx.Rows, f Family, m *merger) error {
+// scan reads the rows of family f's query into m.
+func (q *Queries) scan(rows pgx.Rows, f Family, m *merger) error {
+	if q.rollups && f == Complaints {
+		return q.scanComplaintBlocks(rows, m)
+	}
+	return scanRows(rows, f, m)
+}
+
+func scanRows(rows pgx.Rows, f Family, m *merger) error {
 	defer rows.Close()
 	for rows.Next() {
 		var key *string

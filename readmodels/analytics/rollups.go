@@ -165,65 +165,6 @@ const activeInPeriodRollup = `
 		WHERE s.prev_until > $1::timestamptz AND s.active_from < $2::timestamptz AND (s.active_until IS NULL OR s.active_until > s.active_from)),
 	active AS (SELECT key, sum(n)::bigint AS active FROM active_parts GROUP BY key HAVING sum(n) > 0)`
 
-// complaintFactsAgg is filedAgg over readmodels.complaint_facts (alias k),
-// whose rows carry their customer's current keys ({key} over k) and the
-// timings the documented SQL computes (first_response_at,
-// first_response_s, resolution_s): the breaches compare with the targets
-// $3 at $4 as package sla's SQL does, each severity's targets made
-// intervals once rather than per row.
-const complaintFactsAgg = `
-	SELECT {key} AS key, count(*) AS filed,
-		count(*) FILTER (WHERE k.status = 'resolved') AS resolved,
-		percentile_cont(0.5) WITHIN GROUP (ORDER BY k.first_response_s) FILTER (WHERE k.first_response_s IS NOT NULL) AS fr_median,
-		percentile_cont(0.5) WITHIN GROUP (ORDER BY k.resolution_s) FILTER (WHERE k.status = 'resolved') AS res_median,
-		count(*) FILTER (WHERE k.fr_breach OR k.res_breach) AS breaches,
-		count(*) FILTER (WHERE k.fr_breach) AS fr_breaches,
-		count(*) FILTER (WHERE k.res_breach) AS res_breaches
-	FROM (SELECT x.*, coalesce(x.first_response_at, $4::timestamptz) > x.opened_at + t.first_response AS fr_breach,
-			coalesce(x.resolved_at, $4::timestamptz) > x.opened_at + t.resolution AS res_breach
-		FROM readmodels.complaint_facts x
-		LEFT JOIN (SELECT j.key AS severity, make_interval(secs => (j.value ->> 0)::float8) AS first_response,
-				make_interval(secs => (j.value ->> 1)::float8) AS resolution
-			FROM jsonb_each($3::jsonb) AS j) t ON t.severity = x.severity
-		WHERE x.filed_at >= $1::timestamptz AND x.filed_at < $2::timestamptz) k
-	GROUP BY 1`
-
-// complaintsRollup is the complaint report: the complaints filed in the
-// period from readmodels.complaint_facts (the documented aggregate, its
-// breaches judged at $4 against the targets $3), the active customers
-// from the spells.
-const complaintsRollup = `
-	WITH keys AS ({keys}),
-	filed AS (` + complaintFactsAgg + `),
-	` + activeInPeriodRollup + `
-	SELECT g.key, coalesce(f.filed, 0), coalesce(f.resolved, 0), f.fr_median, f.res_median,
-		coalesce(f.breaches, 0), coalesce(f.fr_breaches, 0), coalesce(f.res_breaches, 0), coalesce(a.active, 0)
-	FROM (SELECT key FROM keys UNION SELECT key FROM filed UNION SELECT key FROM active) g
-	LEFT JOIN filed f ON f.key IS NOT DISTINCT FROM g.key
-	LEFT JOIN active a ON a.key IS NOT DISTINCT FROM g.key
-	ORDER BY g.key NULLS LAST`
-
-// complaintsMonthlyRollup is complaintsRollup by month (${m}…), each
-// month's active customers counted over its own bounds.
-var complaintsMonthlyRollup = `
-	WITH keys AS (` + months + `),
-	filed AS (` + strings.Replace(complaintFactsAgg, "{key}", `to_char(k.filed_at AT TIME ZONE 'UTC', 'YYYY-MM')`, 1) + `)
-	SELECT g.key, coalesce(f.filed, 0), coalesce(f.resolved, 0), f.fr_median, f.res_median,
-		coalesce(f.breaches, 0), coalesce(f.fr_breaches, 0), coalesce(f.res_breaches, 0), a.active
-	FROM keys g LEFT JOIN filed f ON f.key = g.key
-	CROSS JOIN LATERAL (SELECT
-		(SELECT coalesce(sum(d.starts), 0) FROM readmodels.spell_days d WHERE d.dim = 'all' AND d.day < (g.t AT TIME ZONE 'UTC')::date)
-		- (SELECT coalesce(sum(d.ends), 0) FROM readmodels.spell_days d WHERE d.dim = 'all' AND d.day < (g.f AT TIME ZONE 'UTC')::date)
-		+ (SELECT count(*) FROM readmodels.spell_facts s
-			WHERE s.active_from >= date_trunc('day', g.t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND s.active_from < g.t)
-		- (SELECT count(*) FROM readmodels.spell_facts s
-			WHERE s.active_until >= date_trunc('day', g.f AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND s.active_until <= g.f)
-		- (SELECT count(*) FROM readmodels.spell_facts s
-			WHERE s.active_until = s.active_from AND s.active_from > g.f AND s.active_from < g.t)
-		- (SELECT count(*) FROM readmodels.spell_facts s
-			WHERE s.prev_until > g.f AND s.active_from < g.t AND (s.active_until IS NULL OR s.active_until > s.active_from)) AS active) a
-	ORDER BY g.key`
-
 // rollupCustomerOf joins the group keys (alias c) of the customer of
 // each row of alias s, one primary-key lookup per row: the rows it serves
 // are a period's partial edge days, a few thousand at most, and without
@@ -260,16 +201,20 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 		return r.Replace(churnRollup), []any{p.From, p.To, dim}, true
 	}
 	if f == Complaints {
-		args := []any{p.From, p.To, q.targetsJSON(), q.now()}
+		// Read by scanComplaintBlocks, which judges the breaches.
+		a, b := wholeDays(p.From, p.To)
+		args := []any{p.From, p.To}
 		if p.GroupBy == Month {
 			mk, mf, mt := MonthBounds(p)
-			sql := strings.NewReplacer("${m}", "$5", "${m+1}", "$6", "${m+2}", "$7").Replace(complaintsMonthlyRollup)
-			return sql, append(args, mk, mf, mt), true
+			sql := strings.NewReplacer("${m}", "$7", "${m+1}", "$8", "${m+2}", "$9").Replace(complaintsMonthlyRollup)
+			return sql, append(args, a.Format(time.DateOnly), b.Format(time.DateOnly), a, b, mk, mf, mt), true
 		}
-		// The facts carry their customer's keys: the attribute over k.
-		key := strings.ReplaceAll(factkey, "c.", "k.")
-		r := strings.NewReplacer("{keys}", keys, "{key}", key, "{daykey}", daykey, "{factkey}", factkey, "{join}", join)
-		return r.Replace(complaintsRollup), append(args, dim), true
+		bkey, fkey := `b.key`, `'all'::text`
+		if p.GroupBy != All {
+			bkey, fkey = `nullif(b.key, '')`, strings.ReplaceAll(attribute[p.GroupBy], "c.", "f.")
+		}
+		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{join}", join, "{bkey}", bkey, "{fkey}", fkey)
+		return r.Replace(complaintsRollup), append(args, dim, a.Format(time.DateOnly), b.Format(time.DateOnly), a, b), true
 	}
 	if f == Contacts {
 		if !q.contactRollup() {

@@ -3,6 +3,7 @@ package rollups
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -144,6 +145,9 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return err
 	}
+	if err := setupComplaintBlocks(ctx, tx); err != nil {
+		return err
+	}
 	return setupContacts(ctx, tx)
 }
 
@@ -158,14 +162,16 @@ func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 		`CREATE INDEX IF NOT EXISTS spell_facts_prev_idx ON spell_facts (prev_until) INCLUDE (customer_id, active_from, active_until) WHERE prev_until IS NOT NULL`,
 		`CREATE INDEX IF NOT EXISTS complaint_facts_filed_idx ON complaint_facts (filed_at) INCLUDE (severity, status, opened_at, first_response_at,
 			resolved_at, first_response_s, resolution_s, segment, tier, region, account_manager)`,
-		`ANALYZE complaint_facts`,
+		`ANALYZE complaint_facts`, `ANALYZE complaint_blocks`,
 		`ANALYZE rollup_customers`, `ANALYZE rollup_keys`, `ANALYZE survey_facts`, `ANALYZE survey_days`, `ANALYZE spell_facts`, `ANALYZE spell_days`,
 	}, contactIndexes...) {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return err
 		}
 	}
-	return nil
+	// A generation that caught up with a log that has complaints builds
+	// its complaint blocks now, before it serves readers (complaint_blocks.go).
+	return buildBlocks(ctx, tx, false)
 }
 
 // keys are a customer's group keys, as the directory holds them: ""
@@ -292,7 +298,8 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 		}
 		current[id] = k
 	}
-	if err := p.writeKeys(ctx, tx, order, stored, current); err != nil {
+	moved, err := p.writeKeys(ctx, tx, order, stored, current)
+	if err != nil {
 		return err
 	}
 	if len(surveys.customer) > 0 {
@@ -306,7 +313,14 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, batch []eventcodec.Deco
 	if err := contactsFold.write(ctx, tx, p.noRekey, stored, current); err != nil {
 		return err
 	}
-	return cfold.write(ctx, tx)
+	if err := cfold.write(ctx, tx); err != nil {
+		return err
+	}
+	changed := slices.Clone(moved.id)
+	for _, k := range cfold.order {
+		changed = append(changed, k.customer)
+	}
+	return maintainBlocks(ctx, tx, len(batch), changed, moved)
 }
 
 func setIf(dst *string, v *string) {
@@ -345,10 +359,12 @@ type groupKey struct{ dim, key string }
 
 // writeKeys stores the keys of the customers in order and re-keys what
 // changed: the stored surveys of a customer that had keys move from the
-// old ones to the new ones, and the groups' customer counts follow.
-func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, stored, current map[uuid.UUID]keys) error {
+// old ones to the new ones, and the groups' customer counts follow. It
+// returns the re-keyed customers with their old keys (none without the
+// re-keying).
+func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, stored, current map[uuid.UUID]keys) (rekeyed, error) {
 	if len(order) == 0 {
-		return nil
+		return rekeyed{}, nil
 	}
 	counts := map[groupKey]int64{}
 	var ids, moved []uuid.UUID
@@ -385,13 +401,13 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 			CROSS JOIN LATERAL (VALUES (m.dim, m.old, -1), (m.dim, m.new, 1)) AS x(dim, key, sign)
 			GROUP BY 1, 2, 3
 			`+addOnConflict, mID, mDim, mOld, mNew); err != nil {
-			return fmt.Errorf("rollups: re-key %d customers' surveys: %w", len(moved), err)
+			return rekeyed{}, fmt.Errorf("rollups: re-key %d customers' surveys: %w", len(moved), err)
 		}
 		if _, err := tx.Exec(ctx, moveSpells, mID, mDim, mOld, mNew); err != nil {
-			return fmt.Errorf("rollups: re-key %d customers' spells: %w", len(moved), err)
+			return rekeyed{}, fmt.Errorf("rollups: re-key %d customers' spells: %w", len(moved), err)
 		}
 		if _, err := tx.Exec(ctx, pruneEmptyDays, mDim, mOld); err != nil {
-			return fmt.Errorf("rollups: prune the emptied days of %d customers' old keys: %w", len(moved), err)
+			return rekeyed{}, fmt.Errorf("rollups: prune the emptied days of %d customers' old keys: %w", len(moved), err)
 		}
 	}
 	if _, err := tx.Exec(ctx, `
@@ -400,11 +416,11 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(id, segment, tier, region, owner)
 		ON CONFLICT (id) DO UPDATE SET segment = EXCLUDED.segment, tier = EXCLUDED.tier, region = EXCLUDED.region,
 			account_manager = EXCLUDED.account_manager`, ids, seg, tier, region, owner); err != nil {
-		return fmt.Errorf("rollups: write %d customers' keys: %w", len(ids), err)
+		return rekeyed{}, fmt.Errorf("rollups: write %d customers' keys: %w", len(ids), err)
 	}
 	if len(moved) > 0 && !p.noRekey {
 		if err := rekeyComplaints(ctx, tx, moved); err != nil {
-			return err
+			return rekeyed{}, err
 		}
 	}
 	var dims, ks []string
@@ -419,10 +435,13 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 			INSERT INTO rollup_keys AS k (dim, key, customers)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
 			ON CONFLICT (dim, key) DO UPDATE SET customers = k.customers + EXCLUDED.customers`, dims, ks, ns); err != nil {
-			return fmt.Errorf("rollups: count the groups' customers: %w", err)
+			return rekeyed{}, fmt.Errorf("rollups: count the groups' customers: %w", err)
 		}
 	}
-	return nil
+	if p.noRekey {
+		return rekeyed{}, nil
+	}
+	return rekeyed{id: mID, dim: mDim, old: mOld}, nil
 }
 
 // pruneEmptyDays deletes the day rows that re-keying left at zero under
