@@ -1,6 +1,8 @@
 package analytics
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -105,13 +107,11 @@ func (q *Queries) scanComplaintBlocks(rows pgx.Rows, m *merger) error {
 	var order []*Group
 	for rows.Next() {
 		var (
-			key                       *string
-			active                    int64
-			n                         *int32
-			severity                  []int16
-			opened, firstAt, resolved []int64
-			firstS, resolutionS       []float64
-			isResolved                []bool
+			key    *string
+			active int64
+			n      *int32
+			// Packed big-endian columns (package rollups, blockArrays).
+			severity, opened, firstAt, resolved, firstS, resolutionS, isResolved []byte
 		)
 		if err := rows.Scan(&key, &active, &n, &severity, &opened, &firstAt, &resolved, &firstS, &resolutionS, &isResolved); err != nil {
 			return err
@@ -124,29 +124,38 @@ func (q *Queries) scanComplaintBlocks(rows pgx.Rows, m *merger) error {
 			order = append(order, g)
 		}
 		t.active = active
-		for i := range severity {
+		if n == nil {
+			continue
+		}
+		count := int(*n)
+		if len(severity) != 2*count || len(opened) != 8*count || len(firstAt) != 8*count || len(resolved) != 8*count ||
+			len(firstS) != 8*count || len(resolutionS) != 8*count || len(isResolved) != count {
+			return fmt.Errorf("analytics: a complaint block of %d facts has columns of %d, %d, %d, %d, %d, %d and %d bytes",
+				count, len(severity), len(opened), len(firstAt), len(resolved), len(firstS), len(resolutionS), len(isResolved))
+		}
+		for i := range count {
 			t.filed++
-			if isResolved[i] {
+			if isResolved[i] != 0 {
 				t.resolved++
-				if !math.IsNaN(resolutionS[i]) {
-					t.resolution = append(t.resolution, resolutionS[i])
+				if r := float(resolutionS, i); !math.IsNaN(r) {
+					t.resolution = append(t.resolution, r)
 				}
 			}
-			if !math.IsNaN(firstS[i]) {
-				t.firstResponse = append(t.firstResponse, firstS[i])
+			if f := float(firstS, i); !math.IsNaN(f) {
+				t.firstResponse = append(t.firstResponse, f)
 			}
-			code := severity[i]
+			code := int16(binary.BigEndian.Uint16(severity[2*i:]))
 			if code < 0 || int(code) >= len(known) || !known[code] {
 				continue
 			}
-			first, res := firstAt[i], resolved[i]
+			first, res, open := instant(firstAt, i), instant(resolved, i), instant(opened, i)
 			if first == noInstant {
 				first = now
 			}
 			if res == noInstant {
 				res = now
 			}
-			frBreach, resBreach := first > opened[i]+frTarget[code], res > opened[i]+resTarget[code]
+			frBreach, resBreach := first > open+frTarget[code], res > open+resTarget[code]
 			if frBreach {
 				t.frBreaches++
 			}
@@ -171,24 +180,77 @@ func (q *Queries) scanComplaintBlocks(rows pgx.Rows, m *merger) error {
 	return nil
 }
 
+// instant is the i-th int8 of a packed column.
+func instant(b []byte, i int) int64 { return int64(binary.BigEndian.Uint64(b[8*i:])) }
+
+// float is the i-th float8 of a packed column.
+func float(b []byte, i int) float64 { return math.Float64frombits(binary.BigEndian.Uint64(b[8*i:])) }
+
 // percentileCont50 is PostgreSQL's percentile_cont(0.5) of v (which it
-// sorts): the middle value, or between the two middle ones the first
+// reorders): the middle value, or between the two middle ones the first
 // plus half their difference (float8_lerp), rounded as PostgreSQL rounds
 // it. The explicit conversion keeps the compiler from fusing the
 // multiplication and the addition (the Go spec allows it), which would
-// round once where PostgreSQL rounds twice.
+// round once where PostgreSQL rounds twice. The middle values are
+// selected, not sorted into place: the rest of the order is not needed.
 func percentileCont50(v []float64) *float64 {
 	if len(v) == 0 {
 		return nil
 	}
-	slices.Sort(v)
 	pos := 0.5 * float64(len(v)-1)
 	lo := math.Floor(pos)
-	first := v[int(lo)]
+	k := int(lo)
+	first := selectKth(v, k)
 	if pos == lo {
 		return &first
 	}
-	second := v[int(lo)+1]
+	// After the selection every value right of k is at least v[k]: the
+	// next value in order is their minimum.
+	second := slices.Min(v[k+1:])
 	r := first + float64((pos-lo)*(second-first))
 	return &r
+}
+
+// selectKth reorders v so that v[k] is the value a sort would put there,
+// the values before it not greater and those after it not smaller
+// (Hoare's selection, median-of-three pivots), and returns it.
+func selectKth(v []float64, k int) float64 {
+	lo, hi := 0, len(v)-1
+	for hi > lo {
+		mid := lo + (hi-lo)/2
+		// Median of three to v[mid], as the pivot.
+		if v[mid] < v[lo] {
+			v[mid], v[lo] = v[lo], v[mid]
+		}
+		if v[hi] < v[lo] {
+			v[hi], v[lo] = v[lo], v[hi]
+		}
+		if v[hi] < v[mid] {
+			v[hi], v[mid] = v[mid], v[hi]
+		}
+		pivot := v[mid]
+		i, j := lo, hi
+		for i <= j {
+			for v[i] < pivot {
+				i++
+			}
+			for v[j] > pivot {
+				j--
+			}
+			if i <= j {
+				v[i], v[j] = v[j], v[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return v[k]
+		}
+	}
+	return v[k]
 }

@@ -12,10 +12,10 @@ import (
 // complaint of the period (an exact median is not a sum), so no day total
 // can answer it; but it need not scan and sort the facts row by row
 // either. complaint_blocks holds, per dimension, key and UTC day of
-// filed_at, the facts of that day as parallel arrays in complaint_id order
-// (severity code, opened_at, first response and resolution instants in
-// microseconds, both durations in seconds as the documented SQL computes
-// them, resolved or not). A report reads one row per group and day and
+// filed_at, the facts of that day as parallel columns, each packed into
+// one bytea, in complaint_id order (severity code, opened_at, first
+// response and resolution instants in microseconds, both durations in
+// seconds as the documented SQL computes them, resolved or not). A report reads one row per group and day and
 // computes the figures in Go (package analytics): 90 days at 100,000
 // customers are 90 rows per group instead of 59,000 facts.
 //
@@ -30,7 +30,7 @@ import (
 // blockBuildBatch (a first generation, whose CreateIndexes ran before it
 // had any fact) builds every block in one pass; from then on every batch
 // maintains them. Until then (and whenever built is false) the report
-// reads the same arrays aggregated from the facts: the figures are the
+// reads the same columns aggregated from the facts: the figures are the
 // same either way, only their cost differs.
 
 // blockBuildBatch is the batch size below which an unbuilt generation is
@@ -41,20 +41,24 @@ const blockBuildBatch = 64
 // another, which no target names); package analytics reads them back.
 const severityCodes = `coalesce(array_position(ARRAY['critical', 'high', 'medium', 'low']::text[], f.severity), 0)::smallint`
 
-// blockArrays aggregates the facts f of a block, in complaint_id order:
-// NULL instants are the minimum int8, NULL durations NaN, so that the
-// arrays have no NULLs and scan into plain slices.
+// blockArrays aggregates the facts f of a block, in complaint_id order,
+// each column packed into a bytea of big-endian values (the send format
+// of its type): severity codes as int2, instants as int8 microseconds
+// (the minimum int8 for none), durations as float8 (NaN for none),
+// resolved as one byte. Packed, a block reads back without a per-element
+// decode: 59,000 facts as int8[]/float8[] arrays cost a report 40 ms of
+// pgx array decoding alone, as bytea under 1 ms.
 var blockArrays = `count(*)::int,
-	array_agg(` + severityCodes + ` ORDER BY f.complaint_id),
-	array_agg(` + micros("f.opened_at") + ` ORDER BY f.complaint_id),
-	array_agg(coalesce(` + micros("f.first_response_at") + `, -9223372036854775808) ORDER BY f.complaint_id),
-	array_agg(coalesce(` + micros("f.resolved_at") + `, -9223372036854775808) ORDER BY f.complaint_id),
-	array_agg(coalesce(f.first_response_s, 'NaN') ORDER BY f.complaint_id),
-	array_agg(coalesce(f.resolution_s, 'NaN') ORDER BY f.complaint_id),
-	array_agg(f.status = 'resolved' ORDER BY f.complaint_id)`
+	string_agg(int2send(` + severityCodes + `), ''::bytea ORDER BY f.complaint_id),
+	string_agg(int8send(` + micros("f.opened_at") + `), ''::bytea ORDER BY f.complaint_id),
+	string_agg(int8send(coalesce(` + micros("f.first_response_at") + `, -9223372036854775808)), ''::bytea ORDER BY f.complaint_id),
+	string_agg(int8send(coalesce(` + micros("f.resolved_at") + `, -9223372036854775808)), ''::bytea ORDER BY f.complaint_id),
+	string_agg(float8send(coalesce(f.first_response_s, 'NaN')), ''::bytea ORDER BY f.complaint_id),
+	string_agg(float8send(coalesce(f.resolution_s, 'NaN')), ''::bytea ORDER BY f.complaint_id),
+	string_agg(boolsend(f.status = 'resolved'), ''::bytea ORDER BY f.complaint_id)`
 
 // BlockArrays is blockArrays, for package analytics to aggregate the same
-// arrays from the facts (alias f) when the blocks are not built.
+// columns from the facts (alias f) when the blocks are not built.
 var BlockArrays = blockArrays
 
 // micros is a timestamptz in microseconds since 1970 (exact: extract
@@ -70,13 +74,13 @@ func setupComplaintBlocks(ctx context.Context, tx pgx.Tx) error {
 			key               text      NOT NULL,
 			day               date      NOT NULL,
 			n                 integer   NOT NULL,
-			severity          smallint[] NOT NULL,
-			opened_us         int8[]    NOT NULL,
-			first_response_us int8[]    NOT NULL,
-			resolved_us       int8[]    NOT NULL,
-			first_response_s  float8[]  NOT NULL,
-			resolution_s      float8[]  NOT NULL,
-			resolved          boolean[] NOT NULL,
+			severity          bytea   NOT NULL,
+			opened_us         bytea   NOT NULL,
+			first_response_us bytea   NOT NULL,
+			resolved_us       bytea   NOT NULL,
+			first_response_s  bytea   NOT NULL,
+			resolution_s      bytea   NOT NULL,
+			resolved          bytea   NOT NULL,
 			PRIMARY KEY (dim, key, day)
 		);
 		CREATE TABLE complaint_blocks_state (built boolean NOT NULL);
