@@ -48,24 +48,31 @@ var complaintBlocks = `
 
 // complaintsRollup is the complaint report: its groups (every key, every
 // group with complaints or active customers) with their active customers
-// (from the spells, $3 the dimension) and their blocks, a row per block.
+// (from the spells, $3 the dimension), then its blocks, a row each, in
+// the order of their keys. The blocks are not joined to their groups
+// here: IS NOT DISTINCT FROM (a null key is a group) joins by nested loop,
+// 6 of the 27 ms of a report by owner.
 var complaintsRollup = `
 	WITH keys AS ({keys}),
 	` + strings.ReplaceAll(activeInPeriodRollup, "$5::text", "$3::text") + `,
 	` + strings.NewReplacer("{dim}", "$3::text", "{a}", "$4", "{b}", "$5", "{ats}", "$6", "{bts}", "$7").Replace(complaintBlocks) + `
-	SELECT g.key, coalesce(a.active, 0), ` + complaintBlockColumns + `
+	SELECT g.key, coalesce(a.active, 0), NULL::int, NULL::bytea, NULL::bytea, NULL::bytea, NULL::bytea, NULL::bytea, NULL::bytea, NULL::bytea
 	FROM (SELECT key FROM keys UNION SELECT key FROM blocks UNION SELECT key FROM active) g
 	LEFT JOIN active a ON a.key IS NOT DISTINCT FROM g.key
-	LEFT JOIN blocks b ON b.key IS NOT DISTINCT FROM g.key
-	ORDER BY g.key NULLS LAST`
+	UNION ALL
+	SELECT b.key, NULL, ` + complaintBlockColumns + ` FROM blocks b
+	ORDER BY 1 NULLS LAST, 3 NULLS FIRST`
 
 // complaintsMonthlyRollup is complaintsRollup by month (${m}…), each
-// month's active customers counted over its own bounds.
+// month's active customers counted over its own bounds. MATERIALIZED: the
+// CTE is referenced once, and inlined the planner evaluated each month's
+// subqueries once per block row joined to it (362 times for 13 months:
+// 86 of the report's 87 ms).
 var complaintsMonthlyRollup = `
 	WITH keys AS (` + months + `),
 	` + strings.NewReplacer("{dim}", "'all'", "{a}", "$3", "{b}", "$4", "{ats}", "$5", "{bts}", "$6",
 	"{bkey}", `to_char(b.day, 'YYYY-MM')`, "{fkey}", `to_char(f.filed_at AT TIME ZONE 'UTC', 'YYYY-MM')`).Replace(complaintBlocks) + `,
-	active AS (
+	active AS MATERIALIZED (
 		SELECT g.key, (SELECT coalesce(sum(d.starts), 0) FROM readmodels.spell_days d WHERE d.dim = 'all' AND d.day < (g.t AT TIME ZONE 'UTC')::date)
 			- (SELECT coalesce(sum(d.ends), 0) FROM readmodels.spell_days d WHERE d.dim = 'all' AND d.day < (g.f AT TIME ZONE 'UTC')::date)
 			+ (SELECT count(*) FROM readmodels.spell_facts s
@@ -108,7 +115,7 @@ func (q *Queries) scanComplaintBlocks(rows pgx.Rows, m *merger) error {
 	for rows.Next() {
 		var (
 			key    *string
-			active int64
+			active *int64
 			n      *int32
 			// Packed big-endian columns (package rollups, blockArrays).
 			severity, opened, firstAt, resolved, firstS, resolutionS, isResolved []byte
@@ -123,7 +130,9 @@ func (q *Queries) scanComplaintBlocks(rows pgx.Rows, m *merger) error {
 			tallies[g] = t
 			order = append(order, g)
 		}
-		t.active = active
+		if active != nil {
+			t.active = *active
+		}
 		if n == nil {
 			continue
 		}

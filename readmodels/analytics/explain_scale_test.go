@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,8 @@ import (
 // with the settings the rollups run with (parallel workers and JIT off,
 // more sort memory), against
 // RAPPORT_SCALE_DATABASE_URL (RAPPORT_EXPLAIN=family/grouping,
-// RAPPORT_EXPLAIN_OPTIONS e.g. "(ANALYZE, BUFFERS)"): a profiling aid,
+// RAPPORT_EXPLAIN_OPTIONS e.g. "(ANALYZE, BUFFERS)", RAPPORT_EXPLAIN_DAYS
+// the period's length, 90 by default): a profiling aid,
 // skipped without both.
 func TestExplainScale(t *testing.T) {
 	url, what := os.Getenv("RAPPORT_SCALE_DATABASE_URL"), os.Getenv("RAPPORT_EXPLAIN")
@@ -32,7 +34,15 @@ func TestExplainScale(t *testing.T) {
 	defer pool.Close()
 	f, g, _ := strings.Cut(what, "/")
 	now := time.Now()
-	p := analytics.Params{From: now.Add(-analytics.DefaultPeriod), To: now, GroupBy: analytics.GroupBy(g)}
+	period := analytics.DefaultPeriod
+	if d := os.Getenv("RAPPORT_EXPLAIN_DAYS"); d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 1 {
+			t.Fatalf("RAPPORT_EXPLAIN_DAYS=%q: want a number of days", d)
+		}
+		period = time.Duration(n) * 24 * time.Hour
+	}
+	p := analytics.Params{From: now.Add(-period), To: now, GroupBy: analytics.GroupBy(g)}
 	sql, args := analytics.NewQueries(pool, nil).WithClock(func() time.Time { return now }).WithRollups().QueryFor(analytics.Family(f), p)
 	for range 2 {
 		tx, err := pool.Begin(ctx)
