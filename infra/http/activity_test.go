@@ -45,6 +45,7 @@ func activityProblem(t *testing.T, resp *apptest.Response, status int, reason, f
 // TestActivityLists pages through each list with limit and cursor, in the
 // documented order, and checks the parameters' errors.
 func TestActivityLists(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	reg := requireStatus(t, m.Post(t, "/v1/customers", map[string]any{"name": "Ada", "phone": "+44 1 2345"}), http.StatusCreated)
 	id := reg["customer_id"].(string)
@@ -166,6 +167,7 @@ func TestActivityLists(t *testing.T) {
 // by a later contact or overdue, a complaint's timeline and SLA state, and
 // the same items after the customer's erasure.
 func TestActivityItems(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	s := &sim{t: t, m: m}
 	now := time.Now().UTC().Truncate(time.Second)

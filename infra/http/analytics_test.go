@@ -68,6 +68,7 @@ func refTo[T any](v T) *T { return &v }
 // TestAnalyticsParameters checks the parameters' rules: defaults, 422
 // naming the parameter, and the role.
 func TestAnalyticsParameters(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	s := &sim{t: t, m: m}
 	id := s.do(uuid.Nil, time.Now().UTC().Add(-24*time.Hour).Format(time.RFC3339), domain.RegisterCustomer{Name: "Now", Phone: "+1 555 0101", Segment: "smb"})
@@ -140,6 +141,7 @@ type fieldProblem struct {
 // count 0), never zero divided by zero; grouped by a classification there
 // is no group at all.
 func TestAnalyticsEmptyService(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	// MustOpen waits for the read models' views; should one still be
 	// missing, it is 503 not_caught_up with Retry-After (the cold start

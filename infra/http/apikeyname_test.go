@@ -14,6 +14,7 @@ import (
 // read alike in the audit trail, so a name is taken whatever its case and
 // even once its key is revoked.
 func TestAPIKeyNamesAreCaseInsensitiveAndNeverReused(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t, func(c *app.Config) { c.RunProjections = false })
 	ctx := context.Background()
 	if _, _, err := m.APIKeys.Create(ctx, "WRITER", []string{"writer"}); !errors.Is(err, postgres.ErrAPIKeyNameTaken) {

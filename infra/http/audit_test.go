@@ -16,6 +16,7 @@ import (
 )
 
 func TestAuditorEndpoints(t *testing.T) {
+	t.Parallel()
 	apptest.ForEachStore(t, testAuditorEndpoints)
 }
 
@@ -105,6 +106,7 @@ func testAuditorEndpoints(t *testing.T, m *apptest.Main) {
 // state as of an earlier instant cannot show the personal fields either,
 // and shows them as null (unreadable), not as "" (empty).
 func TestStateAsOfBeforeErasureShowsNull(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	id := register(t, m, "erased-later@example.com")
 	base := "/v1/customers/" + id
@@ -131,6 +133,7 @@ func TestStateAsOfBeforeErasureShowsNull(t *testing.T) {
 // head, broken once its tail is cut, and 422 for an entry that is not
 // this customer's or not signed by this service.
 func TestVerificationAgainstAnAnchorEntry(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	id := register(t, m, "anchored@example.com")
 	other := register(t, m, "not-anchored@example.com")

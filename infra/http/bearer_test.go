@@ -11,6 +11,7 @@ import (
 // TestBearerSchemeIsCaseInsensitive: RFC 9110 §11.1, the auth scheme is
 // case-insensitive.
 func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t, func(c *app.Config) { c.RunProjections = false })
 	for _, scheme := range []string{"bearer", "BEARER", "Bearer"} {
 		resp := m.Do(t, apptest.Request{Method: http.MethodGet, Path: "/openapi.json", Header: map[string]string{"Authorization": scheme + " " + m.Keys["writer"]}})

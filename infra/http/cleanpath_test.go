@@ -12,6 +12,7 @@ import (
 // a GET in most clients; an unclean path is 404 for anything but GET and
 // HEAD, which keep the redirect to the clean path.
 func TestDoubleSlashIsNotRedirectedForPOST(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	id := register(t, m, "slash@example.com")
 	resp, body := rawDo(t, m, http.MethodPost, "/v1/customers//"+id+"/churn", m.Keys["writer"], nil, `{"reason":"price"}`)

@@ -15,6 +15,7 @@ import (
 // TestRefusedCommandLogsTheCustomer: a refused or failed command's log
 // line names the customer of the path, not the zero id.
 func TestRefusedCommandLogsTheCustomer(t *testing.T) {
+	t.Parallel()
 	var buf syncBuffer
 	m := apptest.MustOpen(t, func(c *app.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))

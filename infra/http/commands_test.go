@@ -59,6 +59,7 @@ func requireProblem(t *testing.T, resp *apptest.Response, status int, reason, fi
 // app would, and checks the answer's shape: status, ETag = revision,
 // position growing, created ids.
 func TestEveryCommandOverHTTP(t *testing.T) {
+	t.Parallel()
 	apptest.ForEachStore(t, testEveryCommandOverHTTP)
 }
 
@@ -123,6 +124,7 @@ func testEveryCommandOverHTTP(t *testing.T, m *apptest.Main) {
 }
 
 func TestCommandErrors(t *testing.T) {
+	t.Parallel()
 	apptest.ForEachStore(t, testCommandErrors)
 }
 
@@ -178,6 +180,7 @@ func testCommandErrors(t *testing.T, m *apptest.Main) {
 }
 
 func TestIdempotentRetryOverHTTP(t *testing.T) {
+	t.Parallel()
 	apptest.ForEachStore(t, testIdempotentRetryOverHTTP)
 }
 
@@ -207,6 +210,7 @@ func testIdempotentRetryOverHTTP(t *testing.T, m *apptest.Main) {
 // commands to one customer at once: every command is accepted exactly once
 // or refused with 409/412, and the final revision counts the accepted.
 func TestConcurrentCommandsOverHTTP(t *testing.T) {
+	t.Parallel()
 	apptest.ForEachStore(t, testConcurrentCommandsOverHTTP)
 }
 
@@ -255,6 +259,7 @@ func testConcurrentCommandsOverHTTP(t *testing.T, m *apptest.Main) {
 }
 
 func TestEmailUniquenessRaceOverHTTP(t *testing.T) {
+	t.Parallel()
 	apptest.ForEachStore(t, testEmailUniquenessRaceOverHTTP)
 }
 

@@ -169,6 +169,7 @@ func (f cqFixture) names() map[uuid.UUID]string {
 // through the whole service, every exchange validated against the
 // OpenAPI document.
 func TestCustomersAPI(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	d := &cqDirectory{t: t, m: m, now: time.Now()}
 	f := buildCQFixture(d)
@@ -375,6 +376,7 @@ func TestCustomersAPI(t *testing.T) {
 // TestCustomersAPIRiskWeights: RAPPORT_RISK_WEIGHTS (app config) reaches
 // the queries.
 func TestCustomersAPIRiskWeights(t *testing.T) {
+	t.Parallel()
 	w, err := risk.ParseWeights("contact_90d=45,low_nps=0,nps_detractor=0")
 	if err == nil {
 		t.Fatal("unknown weight accepted")

@@ -19,6 +19,7 @@ import (
 // days and 23 hours is 30 — not more than 30, no days_since_contact points
 // — and 31 days is 31 (10 points). Judged by the API at query time.
 func TestDaysSinceCountsWholeDaysOf24Hours(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	d := &cqDirectory{t: t, m: m, now: time.Now()}
 	const day = 24 * time.Hour
@@ -53,6 +54,7 @@ func TestDaysSinceCountsWholeDaysOf24Hours(t *testing.T) {
 // the customer's current active spell (registration or last reactivation)
 // is 422 naming churned_at, and appends nothing.
 func TestChurnedAtBeforeTheActiveSpellIs422(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	before := time.Now().UTC()
 	reg := requireStatus(t, m.Post(t, "/v1/customers", map[string]any{"name": "Spell", "phone": "+1 555 0401"}), http.StatusCreated)

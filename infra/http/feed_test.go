@@ -65,6 +65,7 @@ func logActivity(t *testing.T, m *apptest.Main, n int) float64 {
 }
 
 func TestFeedPagesNDJSONAndFilters(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	for range 3 {
 		logActivity(t, m, 2)
@@ -171,6 +172,7 @@ func (c *cutReader) Read(p []byte) (int, error) {
 // sends the last id received, as EventSource does. The events received
 // must be exactly the feed: nothing lost, nothing repeated, in order.
 func TestFeedEventsResumeAcrossForcedDisconnects(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	const customers, contacts = 30, 4
 	var (

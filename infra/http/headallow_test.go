@@ -12,6 +12,7 @@ import (
 // TestHeadAndAllow: HEAD answers like GET without a body on every GET
 // route; 405 says which methods the route takes (RFC 9110 §15.5.6).
 func TestHeadAndAllow(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	id := register(t, m, "head@example.com")
 	// The customer's GET must answer 200 before GET and HEAD are compared:

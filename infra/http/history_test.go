@@ -20,6 +20,7 @@ func historyOf(t *testing.T, m *apptest.Main, id string, position float64, query
 }
 
 func TestAuditHistory(t *testing.T) {
+	t.Parallel()
 	apptest.ForEachStore(t, testAuditHistory)
 }
 

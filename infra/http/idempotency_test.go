@@ -49,6 +49,7 @@ func otherCommands(t *testing.T, m *apptest.Main, customerID string, n int) {
 // first answer, the stream holds each event once, and the projectors go
 // on. Creating and non-creating commands alike.
 func TestLateRetryOverHTTP(t *testing.T) {
+	t.Parallel()
 	apptest.ForEachStore(t, testLateRetryOverHTTP)
 }
 
@@ -128,6 +129,7 @@ func testLateRetryOverHTTP(t *testing.T, m *apptest.Main) {
 // another request is 422 idempotency_key_reused; a key belongs to the API
 // key that sent it.
 func TestIdempotencyKeyComparesTheParsedRequest(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	id := register(t, m, "parsed@example.com")
 	other := register(t, m, "other@example.com")
@@ -161,6 +163,7 @@ func TestIdempotencyKeyComparesTheParsedRequest(t *testing.T) {
 // TestIdempotencyKeySurvivesRestartAndOtherCommands retries after a
 // restart and 130 other commands: the first answer still comes back.
 func TestIdempotencyKeySurvivesRestartAndOtherCommands(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	id := register(t, m, "restart@example.com")
 	req := keyed(m, "survey-after-restart", "/v1/customers/"+id+"/surveys", map[string]any{"nps": 3, "comment": "meh"})

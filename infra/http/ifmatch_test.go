@@ -11,6 +11,7 @@ import (
 // strong comparison: * matches any current customer, a list matches if
 // any entry does, a weak tag never matches.
 func TestIfMatchListsStarAndWeakTags(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	id := register(t, m, "ifmatch@example.com") // revision 0
 	path := "/v1/customers/" + id + "/contacts"

@@ -121,6 +121,7 @@ func TestOpenAPIDocument(t *testing.T) {
 // the document with its method, operationId and roles, and lists the
 // documented operations that are not implemented yet.
 func TestOpenAPICoversRouteTable(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	doc := openAPIValidator(t).Document()
 	documented := openAPIOperations(doc)
@@ -175,6 +176,7 @@ func TestOpenAPICoversRouteTable(t *testing.T) {
 // each error status, through a client whose transport validates every
 // exchange against the document: any deviation fails the test.
 func TestOpenAPITraffic(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	transport := openapitest.Wrap(t, http.DefaultTransport)
 	m.Client.Transport = transport

@@ -81,6 +81,7 @@ func projectionsByName(t *testing.T, m *apptest.Main) map[string]projectionJSON 
 // stream, and a retry that fails again keeps it parked with one more
 // attempt.
 func TestPoisonEventParksOneCustomer(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	poisoned, poisonPos := appendPoison(t, m)
 	stream := domain.StreamName(poisoned)
@@ -279,6 +280,7 @@ func parkFixAndRetry(t *testing.T, m *apptest.Main) {
 // TestParkedStreamRetryAfterFix: a stream parked on a failure an operator
 // can fix is applied, waiting events included, by the retry after the fix.
 func TestParkedStreamRetryAfterFix(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	parkFixAndRetry(t, m)
 	if p := projectionsByName(t, m)["customers"]; p.Degraded || len(p.Parked) != 0 {
@@ -294,6 +296,7 @@ func TestParkedStreamRetryAfterFix(t *testing.T) {
 // customer's stream parked, that customer's contact list answers its last
 // good state with stale: true; another customer's list carries no marker.
 func TestParkedActivityListsSayStale(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	ctx := context.Background()
 	register := func(email string) uuid.UUID {

@@ -24,6 +24,7 @@ var notReadModelQueries = []string{"healthz", "readyz", "metrics", "openapi", "g
 // of a read model must answer 503 not_caught_up with Retry-After, as a
 // problem, never a 500.
 func TestQueriesBeforeReadModelsExist(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t, func(c *app.Config) { c.RunProjections = false })
 	checked := 0
 	for _, route := range m.HTTP.Routes() {

@@ -67,6 +67,7 @@ func concretePath(template string) string {
 // and with a revoked key: 401 without a valid key, 403 for a role that may
 // not, and anything but 401/403 for one that may.
 func TestRoleMatrix(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	_, revoked, err := m.APIKeys.Create(t.Context(), "revoked", []string{"admin"})
 	if err != nil {

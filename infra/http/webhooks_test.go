@@ -21,6 +21,7 @@ import (
 // shown once, a command's event delivered signed, the delivery log,
 // replay, rotation, disable/enable, delete; and the refusals.
 func TestWebhookAdminAPI(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t, func(c *app.Config) {
 		c.Webhooks.AllowTargets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	})

@@ -69,6 +69,7 @@ func expect422(t *testing.T, m *apptest.Main, path string, fields ...string) {
 // TestWorkQueuesEndToEnd reads each queue through the API (every exchange
 // validated against the OpenAPI document), judged at the real now.
 func TestWorkQueuesEndToEnd(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	s := &sim{t: t, m: m}
 	now := time.Now().UTC()

@@ -17,6 +17,10 @@
 //
 // and `rm -rf /tmp/rapport-pgtest-$(id -u)` deletes it.
 //
+// Every database a test gets is dropped when the test ends. The one kind
+// kept is the template NewDatabaseFrom copies (rapport_tpl_…, one per
+// version of what it holds): a cache for later runs, free to drop.
+//
 // When no server can be found or started, tests fail with pgboot's message
 // saying what to install or set: a test that needs a database and silently
 // skips would make a green run that tested nothing.

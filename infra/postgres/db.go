@@ -5,7 +5,9 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -77,6 +79,27 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error
 		logger.Info("applied migration", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
 	}
 	return nil
+}
+
+// MigrationsDigest is a digest of the migrations' names and contents:
+// it changes with any migration, so that the tests' template database of
+// a migrated schema (apptest, pgtest.NewDatabaseFrom) is named after the
+// schema it holds.
+func MigrationsDigest() string {
+	h := sha256.New()
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		panic(err) // the directory is embedded at build time
+	}
+	for _, e := range entries {
+		b, err := fs.ReadFile(migrations, "migrations/"+e.Name())
+		if err != nil {
+			panic(err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", e.Name(), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func mustSub(fsys fs.FS, dir string) fs.FS {

@@ -31,6 +31,7 @@ import (
 // reactivations, erasures), after a background refresh and after a
 // rebuild of the projector.
 func TestSnapshotScoresEqualTheDefinition(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second).Add(-3 * time.Hour)

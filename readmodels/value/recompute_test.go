@@ -121,6 +121,7 @@ type action struct {
 // model, then again after erasing customers (nothing may change but the
 // reasons) and after a rebuild.
 func TestValueFiguresMatchAnIndependentRecomputation(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)

@@ -24,6 +24,7 @@ import (
 // weights (0) no score changes. End to end: GET /v1/customers/{id} of a
 // service run with RAPPORT_RISK_WEIGHTS=purchase_lapsed=25 lists it.
 func TestPurchaseLapsedFactor(t *testing.T) {
+	t.Parallel()
 	weights, m, send, now, settle := openWithRiskWeights(t, "purchase_lapsed=25")
 	ctx := context.Background()
 	day := 24 * time.Hour
@@ -121,6 +122,7 @@ func TestPurchaseLapsedFactor(t *testing.T) {
 // score and factors as GET /v1/customers/{id}: the queue and the customer
 // judge one score.
 func TestTheAtRiskQueueCountsPurchaseFactors(t *testing.T) {
+	t.Parallel()
 	_, m, send, now, settle := openWithRiskWeights(t, "purchase_lapsed=60")
 	day := 24 * time.Hour
 	lapsed := send(uuid.Nil, domain.RegisterCustomer{Name: "Lapsed", Email: "lapsed@example.com"}).CustomerID

@@ -21,6 +21,7 @@ import (
 // due; the at-risk rows carry the directory's own score, highest first,
 // and are all the directory's medium and high customers.
 func TestQueuesOverAGeneratedHistory(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	m.Generate(t, 7, 3000)
 	var first, last time.Time

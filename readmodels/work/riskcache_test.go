@@ -142,6 +142,7 @@ func collectTimes(rows interface {
 // rebuild of the directory. A cache whose scores never expire
 // (WithWrongValidity) must fail the same comparison.
 func TestAtRiskCacheEqualsTheDefinition(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	gen := m.Generate(t, 11, 3000)
 	h := &history{t: t, m: m, last: gen.Last}
@@ -298,6 +299,7 @@ func TestAtRiskCacheEqualsTheDefinition(t *testing.T) {
 // default weights, with weights that make each factor's points distinct,
 // and with other SLA targets.
 func TestValidUntilBoundsTheScore(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	m.Generate(t, 5, 3000)
 	var first, last time.Time

@@ -92,6 +92,7 @@ func pages[T any](t *testing.T, limit int, read func(limit int, cursor string) (
 }
 
 func TestComplaintQueue(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	h := &history{t: t, m: m}
 	ca := h.register(now.Add(-48*time.Hour), "cq", "A")
@@ -177,6 +178,7 @@ func TestComplaintQueue(t *testing.T) {
 }
 
 func TestFollowUpQueue(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	h := &history{t: t, m: m}
 	f1 := h.register(now.Add(-10*24*time.Hour), "fq", "")
@@ -240,6 +242,7 @@ func TestFollowUpQueue(t *testing.T) {
 }
 
 func TestContactDueQueue(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	h := &history{t: t, m: m}
 	d := 24 * time.Hour
@@ -302,6 +305,7 @@ func TestContactDueQueue(t *testing.T) {
 }
 
 func TestAtRiskQueue(t *testing.T) {
+	t.Parallel()
 	m := apptest.MustOpen(t)
 	h := &history{t: t, m: m}
 	d := 24 * time.Hour

@@ -22,6 +22,7 @@ import (
 	"github.com/rapport-crm/rapport/infra/esdb/esdbtest"
 	"github.com/rapport-crm/rapport/infra/http/openapitest"
 	"github.com/rapport-crm/rapport/infra/pgtest"
+	"github.com/rapport-crm/rapport/infra/postgres"
 )
 
 // Main is a running service under test.
@@ -54,7 +55,7 @@ func MustOpen(tb testing.TB, options ...func(*app.Config)) *Main {
 	cfg := app.Config{
 		// Many test processes share one server: keep each service's pool
 		// smaller than in production.
-		DatabaseURL:    withPoolSize(pgtest.NewDatabase(tb), 8),
+		DatabaseURL:    withPoolSize(migratedDatabase(tb), 8),
 		Addr:           "127.0.0.1:0",
 		MasterKey:      master,
 		ServeHTTP:      true,
@@ -257,6 +258,24 @@ func ForEachStore(t *testing.T, test func(t *testing.T, m *Main)) {
 			test(t, MustOpen(t, store.Option(t)))
 		})
 	}
+}
+
+// migratedDatabase is a new database holding the migrated schema and
+// nothing else, as a first start's migrations leave it: a copy of a
+// template migrated once per version of the migrations (the service's
+// own Migrate then finds nothing to do), which is much cheaper than
+// migrating each test's database from nothing. The migrations themselves
+// are tested on empty databases (infra/postgres).
+func migratedDatabase(tb testing.TB) string {
+	tb.Helper()
+	return pgtest.NewDatabaseFrom(tb, "migrated_"+postgres.MigrationsDigest(), func(ctx context.Context, dbURL string) error {
+		pool, err := postgres.OpenPool(ctx, withPoolSize(dbURL, 2))
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		return postgres.Migrate(ctx, pool, nil)
+	})
 }
 
 // withPoolSize sets pool_max_conns on a database URL.

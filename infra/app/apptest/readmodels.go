@@ -10,7 +10,6 @@ import (
 
 	"github.com/rapport-crm/rapport/domain"
 	"github.com/rapport-crm/rapport/domain/eventcodec"
-	"github.com/rapport-crm/rapport/infra/pgtest"
 	"github.com/rapport-crm/rapport/infra/postgres"
 	"github.com/rapport-crm/rapport/projections"
 )
@@ -23,10 +22,12 @@ import (
 func ReadModels(tb testing.TB, projectors ...projections.Projector) *pgxpool.Pool {
 	tb.Helper()
 	ctx := context.Background()
-	pool := pgtest.NewPool(tb)
-	if err := postgres.Migrate(ctx, pool, nil); err != nil {
+	pool, err := pgxpool.New(ctx, withPoolSize(migratedDatabase(tb), 4))
+	if err != nil {
 		tb.Fatal(err)
 	}
+	// Registered after the database's cleanup, so it runs before it.
+	tb.Cleanup(pool.Close)
 	if len(projectors) == 0 {
 		return pool
 	}
