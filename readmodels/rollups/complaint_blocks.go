@@ -27,8 +27,8 @@ import (
 // customer, so blocks are built only once the projector has caught up:
 // complaint_blocks_state.built is false until CreateIndexes (a rebuilt
 // generation that caught up) or the first batch smaller than
-// blockBuildBatch (a first generation, whose CreateIndexes ran before it
-// had any fact) builds every block in one pass; from then on every batch
+// blockBuildBatch that changes complaints (a first generation, whose
+// CreateIndexes ran before it had any fact) builds every block in one pass; from then on every batch
 // maintains them. Until then (and whenever built is false) the report
 // reads the same columns aggregated from the facts: the figures are the
 // same either way, only their cost differs.
@@ -93,6 +93,11 @@ func setupComplaintBlocks(ctx context.Context, tx pgx.Tx) error {
 // moved: their old keys by dimension), or builds them all when they are
 // not built and the batch is a small one.
 func maintainBlocks(ctx context.Context, tx pgx.Tx, batchLen int, changed []uuid.UUID, moved rekeyed) error {
+	if len(changed) == 0 && len(moved.id) == 0 {
+		// No block changes; an unbuilt generation builds them at the
+		// next small batch that has complaints to recompute.
+		return nil
+	}
 	var built bool
 	if err := tx.QueryRow(ctx, `SELECT built FROM complaint_blocks_state`).Scan(&built); err != nil {
 		return fmt.Errorf("rollups: complaint blocks: %w", err)
@@ -102,9 +107,6 @@ func maintainBlocks(ctx context.Context, tx pgx.Tx, batchLen int, changed []uuid
 			return nil
 		}
 		return buildBlocks(ctx, tx, true)
-	}
-	if len(changed) == 0 && len(moved.id) == 0 {
-		return nil
 	}
 	// The blocks to recompute: the days of the customers' facts under
 	// their keys now, and under the old keys of the re-keyed.
