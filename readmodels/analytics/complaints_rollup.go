@@ -104,8 +104,9 @@ func (q *Queries) scanComplaintBlocks(rows pgx.Rows, m *merger) error {
 	// whose breaches the documented SQL's join leaves NULL: no breach).
 	var frTarget, resTarget [5]int64
 	var known [5]bool
+	targets := q.targetsJSON()
 	for i, sev := range []string{"critical", "high", "medium", "low"} {
-		if t, ok := q.targetsJSON()[sev]; ok {
+		if t, ok := targets[sev]; ok {
 			frTarget[i+1], resTarget[i+1], known[i+1] = t[0]*1_000_000, t[1]*1_000_000, true
 		}
 	}
@@ -117,7 +118,7 @@ func (q *Queries) scanComplaintBlocks(rows pgx.Rows, m *merger) error {
 			key    *string
 			active *int64
 			n      *int32
-			// Packed big-endian columns (package rollups, blockArrays).
+			// Packed big-endian columns (rollups.BlockArrays).
 			severity, opened, firstAt, resolved, firstS, resolutionS, isResolved []byte
 		)
 		if err := rows.Scan(&key, &active, &n, &severity, &opened, &firstAt, &resolved, &firstS, &resolutionS, &isResolved); err != nil {

@@ -34,6 +34,9 @@
 // the tables hold no personal data, and PRODUCT.md keeps scores and
 // classification after an erasure.
 //
-// Figures judged at query time (SLA breaches against now, contact cadence)
-// are not rolled up: they stay at query time.
+// Figures judged at query time stay judged at query time: the complaint
+// report reads every complaint of its period from complaint_blocks (a
+// day's facts packed per group, complaint_blocks.go) and judges medians and
+// SLA breaches against now; the contact figures count per-customer
+// intervals by day (contacts.go).
 package rollups
