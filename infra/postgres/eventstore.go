@@ -325,20 +325,21 @@ func (s *EventStore) HeadPosition(ctx context.Context) (eventstore.Position, err
 	return eventstore.Position(*head), nil
 }
 
-// readHorizon returns the horizon for a read: the tight one
-// (eventstore.appenders_horizon), but never below one this store used
+// readHorizon returns the horizon for a read in a later statement:
+// eventstore.reader_horizon (migration 00031), which also leaves out the
+// in-flight ids that have ended by the time it asks, since the read's own
+// snapshot will see how they ended; but never below one this store used
 // before. A horizon stays valid for every later snapshot of the database
 // (the transactions below it that could append here had all ended, and a
-// new one gets a larger id), and the tight horizon alone can go back: an id
-// it left out as another database's may have ended before the next call
-// read pg_stat_activity, which then cannot tell whose it was. Without the
-// floor, the head could fall behind an event a read had just returned.
+// new one gets a larger id), so the floor costs nothing and guarantees
+// that the head never goes back within a process, whatever a later call
+// reads of the sessions.
 func (s *EventStore) readHorizon(ctx context.Context) (int64, error) {
 	if s.ignoreHorizon {
 		return math.MaxInt64, nil
 	}
 	var h int64
-	if err := s.pool.QueryRow(ctx, `SELECT greatest($1::bigint, eventstore.appenders_horizon())`, s.horizonFloor.Load()).Scan(&h); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT greatest($1::bigint, eventstore.reader_horizon())`, s.horizonFloor.Load()).Scan(&h); err != nil {
 		return 0, err
 	}
 	s.raiseHorizonFloor(h)

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,5 +181,54 @@ func TestTheTightHorizonReadsTheLogByItsIndex(t *testing.T) {
 	seqScans, seqRead := scansAfter-scansBefore, readAfter-readBefore
 	if seqScans != 0 {
 		t.Fatalf("appenders_horizon() scanned the log sequentially (%d scans, %d rows read); it must use the primary key", seqScans, seqRead)
+	}
+}
+
+// TestAFreshReaderSeesWhatCommittedBeforeItAsked: a reader that starts
+// after an event committed (a new process: `rapport audit verify`, a
+// rebuild's first page) must see it. Transaction ids are the server's, so
+// the snapshot's in-flight ids include other databases' transactions; one
+// that ends between the snapshot and the read of pg_stat_activity can no
+// longer be told apart from this database's, and taken as an appender it
+// put the horizon below events long committed: the audit of a CI run
+// (parallel test databases) read an empty log and called every anchored
+// stream deleted. Short write transactions in another database, each begun
+// before the event, race every read.
+func TestAFreshReaderSeesWhatCommittedBeforeItAsked(t *testing.T) {
+	_, pool := openStore(t, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	other := pgtest.NewPool(t)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				// An id assigned, held a while, then ended: some of them
+				// began before an event and end while a read runs.
+				_, _ = other.Exec(ctx, `SELECT pg_current_xact_id(), pg_sleep(random() * 0.02)`)
+			}
+		}()
+	}
+	for i := range 400 {
+		// Appended and committed by hand: the store's own append would
+		// also notify, in a transaction of this database that may hold
+		// the reader back for its few microseconds, as it should.
+		commit, position := appendInOpenTransaction(t, pool, fmt.Sprintf("fresh-%d", i), uuid.New())
+		commit()
+		reader, err := NewEventStore(pool, EventStoreConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, err := reader.ReadAll(ctx, eventstore.ReadAllOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+		reader.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(head) != 1 || head[0].Position < position {
+			t.Fatalf("read %d: a fresh reader's log ends at %v, before the event committed at %d", i, head, position)
+		}
 	}
 }
