@@ -26,6 +26,9 @@ import (
 //	RAPPORT_SCALE_DATABASE_URL=postgres://…/db go test -run '^$' -bench Scale -benchtime 1x ./readmodels/analytics/
 //
 // RAPPORT_SCALE_RUNS (default 20) is the number of requests per figure;
+// RAPPORT_SCALE_ROLLUPS_ONLY=1 times the rollups alone, neither the
+// documented SQL nor the work queues (for a database whose rollups alone
+// were scaled up: rollups.BenchmarkScaleReplicate);
 // RAPPORT_SCALE_FAMILIES and RAPPORT_SCALE_GROUPINGS (comma lists, e.g.
 // "kpis" and "none,month 90 d") narrow the run; RAPPORT_SCALE_FAMILIES=none
 // times the work queues alone.
@@ -59,6 +62,15 @@ func BenchmarkScale(b *testing.B) {
 	var rolled bool
 	if err := pool.QueryRow(ctx, `SELECT to_regclass('readmodels.survey_days') IS NOT NULL`).Scan(&rolled); err != nil {
 		b.Fatal(err)
+	}
+	rollupsOnly := os.Getenv("RAPPORT_SCALE_ROLLUPS_ONLY") != ""
+	if rollupsOnly {
+		if !rolled {
+			b.Fatal("RAPPORT_SCALE_ROLLUPS_ONLY: the database has no rollups")
+		}
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM readmodels.rollup_customers), (SELECT count(*) FROM readmodels.survey_facts)`).Scan(&customers, &surveys); err != nil {
+			b.Fatal(err)
+		}
 	}
 	out := os.Stderr // benchmark logs keep 10 lines
 	fmt.Fprintf(out, "BenchmarkScale: %d customers, %d surveys, %d runs per figure, load average %s\n", customers, surveys, runs, loadAverage())
@@ -97,7 +109,10 @@ func BenchmarkScale(b *testing.B) {
 			var a, r []time.Duration
 			for i := range runs + 1 {
 				var want, got analytics.Report
-				ta, err := timed(func() (err error) { want, err = sqlQ.Report(ctx, f, g.p); return err })
+				ta, err := time.Duration(0), error(nil)
+				if !rollupsOnly {
+					ta, err = timed(func() (err error) { want, err = sqlQ.Report(ctx, f, g.p); return err })
+				}
 				if err != nil {
 					b.Fatalf("%s by %s: %v", f, g.name, err)
 				}
@@ -108,7 +123,7 @@ func BenchmarkScale(b *testing.B) {
 					}
 					// Both read the same tables at rest: the figures must be
 					// the same, here at scale as in the agreement test.
-					if i == 0 && !reflect.DeepEqual(want.Groups, got.Groups) {
+					if i == 0 && !rollupsOnly && !reflect.DeepEqual(want.Groups, got.Groups) {
 						mismatches++
 						b.Errorf("%s by %s: the rollups' figures differ from the documented SQL's", f, g.name)
 					}
@@ -118,10 +133,17 @@ func BenchmarkScale(b *testing.B) {
 				}
 			}
 			pa, pr := percentiles(a), percentiles(r)
+			if rollupsOnly {
+				fmt.Fprintf(out, "%-13s %-12s %10s %10s %12.1f %12.1f %8s\n", f, g.name, "-", "-", ms(pr[0]), ms(pr[1]), "-")
+				continue
+			}
 			fmt.Fprintf(out, "%-13s %-12s %10.1f %10.1f %12.1f %12.1f %8.1f\n", f, g.name, ms(pa[0]), ms(pa[1]), ms(pr[0]), ms(pr[1]), ms(pa[1])/max(ms(pr[1]), 0.001))
 		}
 	}
 	fmt.Fprintf(out, "load average %s; %d reports differ between the two paths\n", loadAverage(), mismatches)
+	if rollupsOnly {
+		return
+	}
 	q := work.NewQueries(pool)
 	breachedPage, err := q.Complaints(ctx, work.ComplaintFilter{SLA: work.SLABreached}, 50, "")
 	if err != nil {
