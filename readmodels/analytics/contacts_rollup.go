@@ -35,10 +35,10 @@ const contactsRollup = `
 		FROM readmodels.contact_days d
 		WHERE d.dim = $3::text AND d.day < ($1::timestamptz AT TIME ZONE 'UTC')::date
 		UNION ALL
-		SELECT {factkey}, 1, 0, 0, 0 FROM readmodels.spell_facts s {join}
+		SELECT {spellkey}, 1, 0, 0, 0 FROM readmodels.spell_facts s
 		WHERE s.active_from >= (SELECT d FROM day) AND s.active_from < $1::timestamptz
 		UNION ALL
-		SELECT {factkey}, -1, 0, 0, 0 FROM readmodels.spell_facts s {join}
+		SELECT {spellkey}, -1, 0, 0, 0 FROM readmodels.spell_facts s
 		WHERE s.active_until >= (SELECT d FROM day) AND s.active_until < $1::timestamptz
 		UNION ALL
 		SELECT {factkey}, 0, (s.kind = 0)::int, (s.kind = 1)::int, 0 FROM readmodels.contact_spans s {join}
@@ -109,6 +109,6 @@ func contactsRollupQuery(p Params, dim, keys, daykey, factkey, join string) (str
 		burstkey, burstjoin = factkey, rollupCustomerOf("b")
 	}
 	r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{join}", join,
-		"{burstkey}", burstkey, "{burstjoin}", burstjoin)
+		"{burstkey}", burstkey, "{burstjoin}", burstjoin, "{spellkey}", spellKey(p.GroupBy))
 	return r.Replace(contactsRollup), []any{p.To, p.From, dim}
 }

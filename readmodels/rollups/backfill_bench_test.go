@@ -31,10 +31,11 @@ var backfill = []string{
 		CROSS JOIN LATERAL (VALUES ('all', 'all'), ('segment', coalesce(c.segment, '')), ('tier', coalesce(c.tier, '')),
 			('region', coalesce(c.region, '')), ('owner', coalesce(c.account_manager, ''))) x(dim, key)
 		GROUP BY 1, 2, 3`,
-	`INSERT INTO spell_facts SELECT customer_id, spell, active_from, active_until,
-			max(active_until) FILTER (WHERE active_until > active_from)
-				OVER (PARTITION BY customer_id ORDER BY spell ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-		FROM readmodels.customer_lifecycle`,
+	`INSERT INTO spell_facts SELECT l.customer_id, l.spell, l.active_from, l.active_until,
+			max(l.active_until) FILTER (WHERE l.active_until > l.active_from)
+				OVER (PARTITION BY l.customer_id ORDER BY l.spell ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+			coalesce(c.segment, ''), coalesce(c.tier, ''), coalesce(c.region, ''), c.account_manager
+		FROM readmodels.customer_lifecycle l LEFT JOIN rollup_customers c ON c.id = l.customer_id`,
 	`INSERT INTO spell_days SELECT x.dim, x.key, ev.day, sum(ev.starts), sum(ev.ends)
 		FROM spell_facts s LEFT JOIN rollup_customers c ON c.id = s.customer_id
 		CROSS JOIN LATERAL (VALUES ((s.active_from AT TIME ZONE 'UTC')::date, 1, 0), ((s.active_until AT TIME ZONE 'UTC')::date, 0, 1)) ev(day, starts, ends)

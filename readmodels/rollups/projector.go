@@ -25,8 +25,9 @@ const Name = "rollups"
 // judges cadence at query time over the documented tables), are gone.
 // 4: the contact rollup (contacts.go): coverage, freshness and follow-up
 // intervals by day, bursts of outbound contacts. 5: complaint facts carry
-// their customer's group keys and their timings (complaints.go).
-const version = 5
+// their customer's group keys and their timings (complaints.go). 6: so do
+// the spell facts (spells.go).
+const version = 6
 
 // Dims are the dimensions the day tables are kept by: "all" (key "all")
 // and the customer attributes a report may group by.
@@ -107,11 +108,15 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			PRIMARY KEY (dim, key, day)
 		);
 		CREATE TABLE spell_facts (
-			customer_id  uuid        NOT NULL,
-			spell        integer     NOT NULL,
-			active_from  timestamptz NOT NULL,
-			active_until timestamptz,
-			prev_until   timestamptz,
+			customer_id     uuid        NOT NULL,
+			spell           integer     NOT NULL,
+			active_from     timestamptz NOT NULL,
+			active_until    timestamptz,
+			prev_until      timestamptz,
+			segment         text        NOT NULL DEFAULT '',
+			tier            text        NOT NULL DEFAULT '',
+			region          text        NOT NULL DEFAULT '',
+			account_manager text,
 			PRIMARY KEY (customer_id, spell)
 		);
 		CREATE TABLE complaint_facts (
@@ -156,10 +161,10 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 	for _, s := range append([]string{
 		`CREATE INDEX IF NOT EXISTS survey_facts_answered_idx ON survey_facts (answered_at) INCLUDE (customer_id, csat, nps)`,
-		`CREATE INDEX IF NOT EXISTS spell_facts_from_idx ON spell_facts (active_from) INCLUDE (customer_id)`,
-		`CREATE INDEX IF NOT EXISTS spell_facts_until_idx ON spell_facts (active_until) INCLUDE (customer_id, active_from) WHERE active_until IS NOT NULL`,
-		`CREATE INDEX IF NOT EXISTS spell_facts_empty_idx ON spell_facts (active_from) INCLUDE (customer_id) WHERE active_until = active_from`,
-		`CREATE INDEX IF NOT EXISTS spell_facts_prev_idx ON spell_facts (prev_until) INCLUDE (customer_id, active_from, active_until) WHERE prev_until IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_from_idx ON spell_facts (active_from) INCLUDE (customer_id, ` + spellKeys + `)`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_until_idx ON spell_facts (active_until) INCLUDE (customer_id, active_from, ` + spellKeys + `) WHERE active_until IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_empty_idx ON spell_facts (active_from) INCLUDE (customer_id, ` + spellKeys + `) WHERE active_until = active_from`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_prev_idx ON spell_facts (prev_until) INCLUDE (customer_id, active_from, active_until, ` + spellKeys + `) WHERE prev_until IS NOT NULL`,
 		`CREATE INDEX IF NOT EXISTS complaint_facts_filed_idx ON complaint_facts (filed_at) INCLUDE (severity, status, opened_at, first_response_at,
 			resolved_at, first_response_s, resolution_s, segment, tier, region, account_manager)`,
 		`ANALYZE complaint_facts`, `ANALYZE complaint_blocks`,
@@ -420,6 +425,9 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 	}
 	if len(moved) > 0 && !p.noRekey {
 		if err := rekeyComplaints(ctx, tx, moved); err != nil {
+			return rekeyed{}, err
+		}
+		if err := rekeySpells(ctx, tx, moved); err != nil {
 			return rekeyed{}, err
 		}
 	}

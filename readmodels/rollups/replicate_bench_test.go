@@ -27,7 +27,8 @@ const replicateSchema = "rm_rollups_replicated"
 var replicate = []string{
 	`INSERT INTO rollup_customers SELECT {id}, segment, tier, region, account_manager FROM readmodels.rollup_customers`,
 	`INSERT INTO survey_facts SELECT {customer}, {survey_id}, answered_at, csat, nps FROM readmodels.survey_facts`,
-	`INSERT INTO spell_facts SELECT {customer}, spell, active_from, active_until, prev_until FROM readmodels.spell_facts`,
+	`INSERT INTO spell_facts SELECT {customer}, spell, active_from, active_until, prev_until, segment, tier, region, account_manager
+		FROM readmodels.spell_facts`,
 	`INSERT INTO complaint_facts (customer_id, complaint_id, severity, status, filed_at, opened_at, acknowledged_at, resolved_at,
 			openings, escalations, segment, tier, region, account_manager)
 		SELECT {customer}, {complaint_id}, severity, status, filed_at, opened_at, acknowledged_at, resolved_at,

@@ -121,9 +121,12 @@ func (f *spellFold) write(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO spell_facts AS s (customer_id, spell, active_from, active_until, prev_until)
-		SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
-		ON CONFLICT (customer_id, spell) DO UPDATE SET active_until = EXCLUDED.active_until`, ids, numbers, from, until, prev); err != nil {
+		INSERT INTO spell_facts AS s (customer_id, spell, active_from, active_until, prev_until, `+spellKeys+`)
+		SELECT t.*, coalesce(c.segment, ''), coalesce(c.tier, ''), coalesce(c.region, ''), c.account_manager
+		FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) AS t(customer_id, spell, active_from, active_until, prev_until)
+		LEFT JOIN rollup_customers c ON c.id = t.customer_id
+		ON CONFLICT (customer_id, spell) DO UPDATE SET active_until = EXCLUDED.active_until, segment = EXCLUDED.segment,
+			tier = EXCLUDED.tier, region = EXCLUDED.region, account_manager = EXCLUDED.account_manager`, ids, numbers, from, until, prev); err != nil {
 		return fmt.Errorf("rollups: write %d spells: %w", len(ids), err)
 	}
 	if len(dIDs) == 0 {
@@ -162,3 +165,24 @@ const moveSpells = `
 	WHERE ev.day IS NOT NULL
 	GROUP BY 1, 2, 3
 	` + addSpellsOnConflict
+
+// spellKeys are the columns of a spell fact that copy its customer's
+// current keys (rollup_customers), so that a report reads a spell's group
+// without looking its customer up: at 1M customers a grouped churn
+// report's lookups of the 44,000 spells that churned in 90 days took
+// most of its 414 ms. They are written with the spell and re-keyed with
+// the customer (rekeySpells).
+const spellKeys = `segment, tier, region, account_manager`
+
+// rekeySpells copies the current keys of the customers ids (written just
+// before) onto their spell facts.
+func rekeySpells(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `
+		UPDATE spell_facts x SET segment = c.segment, tier = c.tier, region = c.region, account_manager = c.account_manager
+		FROM rollup_customers c
+		WHERE c.id = x.customer_id AND x.customer_id = ANY($1)
+			AND (x.segment, x.tier, x.region, x.account_manager) IS DISTINCT FROM (c.segment, c.tier, c.region, c.account_manager)`, ids); err != nil {
+		return fmt.Errorf("rollups: re-key %d customers' spells: %w", len(ids), err)
+	}
+	return nil
+}
