@@ -41,16 +41,16 @@ const contactsRollup = `
 		SELECT {spellkey}, -1, 0, 0, 0 FROM readmodels.spell_facts s
 		WHERE s.active_until >= (SELECT d FROM day) AND s.active_until < $1::timestamptz
 		UNION ALL
-		SELECT {factkey}, 0, (s.kind = 0)::int, (s.kind = 1)::int, 0 FROM readmodels.contact_spans s {join}
+		SELECT {factkey}, 0, (s.kind = 0)::int, (s.kind = 1)::int, 0 FROM readmodels.contact_spans s
 		WHERE s.start_at >= (SELECT d FROM day) AND s.start_at < $1::timestamptz
 		UNION ALL
-		SELECT {factkey}, 0, -(s.kind = 0)::int, -(s.kind = 1)::int, 0 FROM readmodels.contact_spans s {join}
+		SELECT {factkey}, 0, -(s.kind = 0)::int, -(s.kind = 1)::int, 0 FROM readmodels.contact_spans s
 		WHERE s.end_at >= (SELECT d FROM day) AND s.end_at < $1::timestamptz
 		UNION ALL
-		SELECT {factkey}, 0, 0, 0, 1 FROM readmodels.followup_facts s {join}
+		SELECT {factkey}, 0, 0, 0, 1 FROM readmodels.followup_facts s
 		WHERE s.due_at >= (SELECT d FROM day) AND s.due_at < $1::timestamptz
 		UNION ALL
-		SELECT {factkey}, 0, 0, 0, -1 FROM readmodels.followup_facts s {join}
+		SELECT {factkey}, 0, 0, 0, -1 FROM readmodels.followup_facts s
 		WHERE s.done_at IS NOT NULL AND greatest(s.due_at, s.done_at) >= (SELECT d FROM day) AND greatest(s.due_at, s.done_at) < $1::timestamptz),
 	agg AS (
 		SELECT key, sum(active)::bigint AS active, sum(contacted)::bigint AS contacted, sum(not_due)::bigint AS not_due,
@@ -58,7 +58,7 @@ const contactsRollup = `
 		FROM parts GROUP BY key),
 	over AS (
 		SELECT {burstkey} AS key, count(DISTINCT b.customer_id) AS over
-		FROM readmodels.contact_bursts b {burstjoin}
+		FROM readmodels.contact_bursts b
 		WHERE b.start_at >= $2::timestamptz AND b.end_at < $1::timestamptz
 		GROUP BY 1)
 	SELECT g.key, coalesce(a.active, 0), coalesce(a.contacted, 0), coalesce(a.overdue, 0), coalesce(a.not_due, 0), coalesce(o.over, 0)
@@ -98,17 +98,17 @@ const contactsMonthlyRollup = `
 	ORDER BY g.key`
 
 // contactsRollupQuery is the contacts report's rollup SQL and arguments
-// at p (keys, daykey, factkey and join as rollupQuery makes them).
-func contactsRollupQuery(p Params, dim, keys, daykey, factkey, join string) (string, []any) {
+// at p (keys, daykey and factkey as rollupQuery makes them).
+func contactsRollupQuery(p Params, dim, keys, daykey, factkey string) (string, []any) {
 	if p.GroupBy == Month {
 		mk, mf, mt := MonthBounds(p)
 		return strings.NewReplacer("${m}", "$1", "${m+1}", "$2", "${m+2}", "$3").Replace(contactsMonthlyRollup), []any{mk, mf, mt}
 	}
-	burstkey, burstjoin := `'all'::text`, ``
+	burstkey := `'all'::text`
 	if p.GroupBy != All {
-		burstkey, burstjoin = factkey, rollupCustomerOf("b")
+		burstkey = factKey("b", p.GroupBy)
 	}
-	r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{join}", join,
-		"{burstkey}", burstkey, "{burstjoin}", burstjoin, "{spellkey}", spellKey(p.GroupBy))
+	r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey,
+		"{burstkey}", burstkey, "{spellkey}", spellKey(p.GroupBy))
 	return r.Replace(contactsRollup), []any{p.To, p.From, dim}
 }

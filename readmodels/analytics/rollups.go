@@ -71,10 +71,10 @@ func wholeDays(from, to time.Time) (a, b time.Time) {
 const satisfactionRollup = `
 	WITH keys AS ({keys}),
 	edges AS (
-		SELECT f.customer_id, f.answered_at, f.csat, f.nps FROM readmodels.survey_facts f
+		SELECT f.customer_id, f.answered_at, f.csat, f.nps, f.segment, f.tier, f.region, f.account_manager FROM readmodels.survey_facts f
 		WHERE f.answered_at >= $1::timestamptz AND f.answered_at < $6::timestamptz
 		UNION ALL
-		SELECT f.customer_id, f.answered_at, f.csat, f.nps FROM readmodels.survey_facts f
+		SELECT f.customer_id, f.answered_at, f.csat, f.nps, f.segment, f.tier, f.region, f.account_manager FROM readmodels.survey_facts f
 		WHERE f.answered_at >= $7::timestamptz AND f.answered_at < $2::timestamptz),
 	agg AS (
 		SELECT {daykey} AS key, d.responses, d.csat_n, d.csat_top, d.csat_sum, d.nps_n, d.promoters, d.detractors
@@ -83,7 +83,7 @@ const satisfactionRollup = `
 		UNION ALL
 		SELECT {factkey}, count(*), count(s.csat), count(*) FILTER (WHERE s.csat >= 4), coalesce(sum(s.csat), 0),
 			count(s.nps), count(*) FILTER (WHERE s.nps >= 9), count(*) FILTER (WHERE s.nps <= 6)
-		FROM edges s {join}
+		FROM edges s
 		GROUP BY 1),
 	sums AS (
 		SELECT key, sum(responses)::bigint AS responses, sum(csat_n)::bigint AS csat_n, sum(csat_top)::bigint AS csat_top,
@@ -165,51 +165,42 @@ const activeInPeriodRollup = `
 		WHERE s.prev_until > $1::timestamptz AND s.active_from < $2::timestamptz AND (s.active_until IS NULL OR s.active_until > s.active_from)),
 	active AS (SELECT key, sum(n)::bigint AS active FROM active_parts GROUP BY key HAVING sum(n) > 0)`
 
-// rollupCustomerOf joins the group keys (alias c) of the customer of
-// each row of alias s, one primary-key lookup per row: the rows it serves
-// are a period's partial edge days, a few thousand at most, and without
-// the LIMIT (which keeps the subquery a lookup; the key is unique, so it
-// changes no row) the planner hashed all of rollup_customers for them —
-// 326 ms for 1,547 edge surveys at 100,000 customers, load average 16,
-// against a few milliseconds of lookups.
-func rollupCustomerOf(s string) string {
-	return `LEFT JOIN LATERAL (SELECT x.segment, x.tier, x.region, x.account_manager FROM readmodels.rollup_customers x
-		WHERE x.id = ` + s + `.customer_id LIMIT 1) c ON true`
-}
-
-// spellKey is the group key of a spell s (readmodels.spell_facts), which
-// carries its customer's current keys: the spells a report reads beyond
-// the day counts (the churned of a period, the edges) are tens of
-// thousands at 1M customers, and a lookup of each one's customer took
-// most of a grouped churn report (262–377 of 414 ms, EXPLAIN ANALYZE).
-func spellKey(g GroupBy) string {
+// factKey is the group key of a fact of alias s: the rollups' facts
+// carry their customer's current keys (rollups.factKeys), since a lookup
+// of each fact's customer grew with the population — at 1M customers it
+// took most of a grouped churn report (262–377 of 414 ms, EXPLAIN ANALYZE)
+// and of a grouped satisfaction report late in the day (96 of 108 ms for
+// the 24,000 surveys of today's partial day).
+func factKey(s string, g GroupBy) string {
 	if a, ok := attribute[g]; ok {
-		return strings.ReplaceAll(a, "c.", "s.")
+		return strings.ReplaceAll(a, "c.", s+".")
 	}
 	return `'all'::text`
 }
+
+// spellKey is factKey of a spell s.
+func spellKey(g GroupBy) string { return factKey("s", g) }
 
 // rollupQuery is a family's SQL with rollups, or ok false when the family
 // has no rollup of its own at this grouping (it then runs the documented
 // SQL, joined to the rollups' group keys when grouped by an attribute).
 func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bool) {
 	dim := string(p.GroupBy)
-	keys, daykey, factkey, join := `SELECT 'all'::text AS key`, `d.key`, `'all'::text`, ``
+	keys, daykey, factkey := `SELECT 'all'::text AS key`, `d.key`, `'all'::text`
 	switch p.GroupBy {
 	case All:
 		dim = "all"
 	case Month:
 		dim, daykey, factkey = "all", `to_char(d.day, 'YYYY-MM')`, `to_char(s.answered_at AT TIME ZONE 'UTC', 'YYYY-MM')`
 	default:
-		keys, daykey, factkey = rollupKeys(p.GroupBy), `nullif(d.key, '')`, attribute[p.GroupBy]
-		join = rollupCustomerOf("s")
+		keys, daykey, factkey = rollupKeys(p.GroupBy), `nullif(d.key, '')`, factKey("s", p.GroupBy)
 	}
 	if f == Churn {
 		if p.GroupBy == Month {
 			mk, mf, mt := MonthBounds(p)
 			return strings.NewReplacer("${m}", "$1", "${m+1}", "$2", "${m+2}", "$3").Replace(churnMonthlyRollup), []any{mk, mf, mt}, true
 		}
-		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{join}", join, "{spellkey}", spellKey(p.GroupBy))
+		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{spellkey}", spellKey(p.GroupBy))
 		return r.Replace(churnRollup), []any{p.From, p.To, dim}, true
 	}
 	if f == Complaints {
@@ -225,7 +216,7 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 		if p.GroupBy != All {
 			bkey, fkey = `nullif(b.key, '')`, strings.ReplaceAll(attribute[p.GroupBy], "c.", "f.")
 		}
-		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{join}", join, "{bkey}", bkey, "{fkey}", fkey, "{spellkey}", spellKey(p.GroupBy))
+		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{bkey}", bkey, "{fkey}", fkey, "{spellkey}", spellKey(p.GroupBy))
 		return r.Replace(complaintsRollup), append(args, dim, a.Format(time.DateOnly), b.Format(time.DateOnly), a, b), true
 	}
 	if f == Contacts {
@@ -233,7 +224,7 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 			// Other cadence settings than the rollup's: the documented SQL.
 			return "", nil, false
 		}
-		sql, args := contactsRollupQuery(p, dim, keys, daykey, factkey, join)
+		sql, args := contactsRollupQuery(p, dim, keys, daykey, factkey)
 		return sql, args, true
 	}
 	if f != Satisfaction {
@@ -246,6 +237,6 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 		args = append(args, mk, mf, mt)
 		keys = strings.NewReplacer("${m}", "$8", "${m+1}", "$9", "${m+2}", "$10").Replace(months)
 	}
-	r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{join}", join)
+	r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey)
 	return r.Replace(satisfactionRollup), args, true
 }

@@ -23,7 +23,9 @@ var backfill = []string{
 	`INSERT INTO rollup_keys SELECT x.dim, x.key, count(*) FROM rollup_customers c
 		CROSS JOIN LATERAL (VALUES ('all', 'all'), ('segment', c.segment), ('tier', c.tier), ('region', c.region),
 			('owner', coalesce(c.account_manager, ''))) x(dim, key) GROUP BY 1, 2`,
-	`INSERT INTO survey_facts SELECT customer_id, survey_id, answered_at, csat, nps FROM readmodels.surveys`,
+	`INSERT INTO survey_facts SELECT s.customer_id, s.survey_id, s.answered_at, s.csat, s.nps,
+			coalesce(c.segment, ''), coalesce(c.tier, ''), coalesce(c.region, ''), c.account_manager
+		FROM readmodels.surveys s LEFT JOIN rollup_customers c ON c.id = s.customer_id`,
 	`INSERT INTO survey_days SELECT x.dim, x.key, (f.answered_at AT TIME ZONE 'UTC')::date, count(*), count(f.csat),
 			count(*) FILTER (WHERE f.csat >= 4), coalesce(sum(f.csat), 0), count(f.nps), count(*) FILTER (WHERE f.nps >= 9),
 			count(*) FILTER (WHERE f.nps <= 6)
@@ -42,8 +44,9 @@ var backfill = []string{
 		CROSS JOIN LATERAL (VALUES ('all', 'all'), ('segment', coalesce(c.segment, '')), ('tier', coalesce(c.tier, '')),
 			('region', coalesce(c.region, '')), ('owner', coalesce(c.account_manager, ''))) x(dim, key)
 		WHERE ev.day IS NOT NULL GROUP BY 1, 2, 3`,
-	`INSERT INTO complaint_facts SELECT customer_id, complaint_id, severity, status, filed_at, opened_at, acknowledged_at, resolved_at,
-			openings, escalations FROM readmodels.complaints`,
+	`INSERT INTO complaint_facts SELECT k.customer_id, k.complaint_id, k.severity, k.status, k.filed_at, k.opened_at, k.acknowledged_at,
+			k.resolved_at, k.openings, k.escalations, coalesce(c.segment, ''), coalesce(c.tier, ''), coalesce(c.region, ''), c.account_manager
+		FROM readmodels.complaints k LEFT JOIN rollup_customers c ON c.id = k.customer_id`,
 }
 
 // BenchmarkScaleBackfill is a measurement aid for BenchmarkScale when the

@@ -91,12 +91,14 @@ func setupContacts(ctx context.Context, tx pgx.Tx) error {
 			kind        smallint    NOT NULL,
 			start_at    timestamptz NOT NULL,
 			end_at      timestamptz NOT NULL,
+			`+keyColumns+`,
 			PRIMARY KEY (customer_id, kind, start_at)
 		);
 		CREATE TABLE contact_bursts (
 			customer_id uuid        NOT NULL,
 			start_at    timestamptz NOT NULL,
 			end_at      timestamptz NOT NULL,
+			`+keyColumns+`,
 			PRIMARY KEY (customer_id, start_at)
 		);
 		CREATE TABLE followup_facts (
@@ -105,6 +107,7 @@ func setupContacts(ctx context.Context, tx pgx.Tx) error {
 			scheduled_at timestamptz NOT NULL,
 			due_at       timestamptz NOT NULL,
 			done_at      timestamptz,
+			`+keyColumns+`,
 			PRIMARY KEY (customer_id, follow_up_id)
 		);
 		CREATE TABLE contact_days (
@@ -126,11 +129,11 @@ func setupContacts(ctx context.Context, tx pgx.Tx) error {
 // the intervals and follow-ups by the instants a report's partial day
 // reads, the bursts by start.
 var contactIndexes = []string{
-	`CREATE INDEX IF NOT EXISTS contact_spans_start_idx ON contact_spans (start_at) INCLUDE (customer_id, kind)`,
-	`CREATE INDEX IF NOT EXISTS contact_spans_end_idx ON contact_spans (end_at) INCLUDE (customer_id, kind)`,
-	`CREATE INDEX IF NOT EXISTS contact_bursts_start_idx ON contact_bursts (start_at) INCLUDE (customer_id, end_at)`,
-	`CREATE INDEX IF NOT EXISTS followup_facts_due_idx ON followup_facts (due_at) INCLUDE (customer_id)`,
-	`CREATE INDEX IF NOT EXISTS followup_facts_settled_idx ON followup_facts (greatest(due_at, done_at)) INCLUDE (customer_id) WHERE done_at IS NOT NULL`,
+	`CREATE INDEX IF NOT EXISTS contact_spans_start_idx ON contact_spans (start_at) INCLUDE (customer_id, kind, ` + factKeys + `)`,
+	`CREATE INDEX IF NOT EXISTS contact_spans_end_idx ON contact_spans (end_at) INCLUDE (customer_id, kind, ` + factKeys + `)`,
+	`CREATE INDEX IF NOT EXISTS contact_bursts_start_idx ON contact_bursts (start_at) INCLUDE (customer_id, end_at, ` + factKeys + `)`,
+	`CREATE INDEX IF NOT EXISTS followup_facts_due_idx ON followup_facts (due_at) INCLUDE (customer_id, ` + factKeys + `)`,
+	`CREATE INDEX IF NOT EXISTS followup_facts_settled_idx ON followup_facts (greatest(due_at, done_at)) INCLUDE (customer_id, ` + factKeys + `) WHERE done_at IS NOT NULL`,
 	`ANALYZE contact_facts`, `ANALYZE contact_spans`, `ANALYZE contact_bursts`, `ANALYZE followup_facts`, `ANALYZE contact_days`,
 }
 
@@ -502,8 +505,8 @@ func (f *contactFold) write(ctx context.Context, tx pgx.Tx, noRekey bool, stored
 		}
 	}
 	if len(insCust) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO contact_spans (customer_id, kind, start_at, end_at)
-			SELECT * FROM unnest($1::uuid[], $2::smallint[], $3::timestamptz[], $4::timestamptz[])`, insCust, insKind, insStart, insEnd); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO contact_spans (customer_id, kind, start_at, end_at, `+factKeys+`)
+			`+withKeys(`unnest($1::uuid[], $2::smallint[], $3::timestamptz[], $4::timestamptz[]) AS t(customer_id, kind, start_at, end_at)`), insCust, insKind, insStart, insEnd); err != nil {
 			return fmt.Errorf("rollups: write %d contact intervals: %w", len(insCust), err)
 		}
 	}
@@ -514,15 +517,16 @@ func (f *contactFold) write(ctx context.Context, tx pgx.Tx, noRekey bool, stored
 		}
 	}
 	if len(bInsCust) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO contact_bursts (customer_id, start_at, end_at)
-			SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[])`, bInsCust, bInsStart, bInsEnd); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO contact_bursts (customer_id, start_at, end_at, `+factKeys+`)
+			`+withKeys(`unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS t(customer_id, start_at, end_at)`), bInsCust, bInsStart, bInsEnd); err != nil {
 			return fmt.Errorf("rollups: write %d bursts: %w", len(bInsCust), err)
 		}
 	}
 	if len(fID) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO followup_facts AS f (customer_id, follow_up_id, scheduled_at, due_at, done_at)
-			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
-			ON CONFLICT (customer_id, follow_up_id) DO UPDATE SET done_at = EXCLUDED.done_at`, fCust, fID, fSched, fDue, fDone); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO followup_facts AS f (customer_id, follow_up_id, scheduled_at, due_at, done_at, `+factKeys+`)
+			`+withKeys(`unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) AS t(customer_id, follow_up_id, scheduled_at, due_at, done_at)`)+`
+			ON CONFLICT (customer_id, follow_up_id) DO UPDATE SET done_at = EXCLUDED.done_at, segment = EXCLUDED.segment,
+				tier = EXCLUDED.tier, region = EXCLUDED.region, account_manager = EXCLUDED.account_manager`, fCust, fID, fSched, fDue, fDone); err != nil {
 			return fmt.Errorf("rollups: write %d follow-ups: %w", len(fID), err)
 		}
 	}

@@ -26,7 +26,8 @@ const Name = "rollups"
 // 4: the contact rollup (contacts.go): coverage, freshness and follow-up
 // intervals by day, bursts of outbound contacts. 5: complaint facts carry
 // their customer's group keys and their timings (complaints.go). 6: so do
-// the spell facts (spells.go).
+// the spell, survey, contact-interval, burst and follow-up facts
+// (factKeys).
 const version = 6
 
 // Dims are the dimensions the day tables are kept by: "all" (key "all")
@@ -92,6 +93,7 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 			answered_at timestamptz NOT NULL,
 			csat        smallint,
 			nps         smallint,
+			`+keyColumns+`,
 			PRIMARY KEY (customer_id, survey_id)
 		);
 		CREATE TABLE survey_days (
@@ -160,7 +162,7 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 // for a period's partial days, and statistics for the planner.
 func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 	for _, s := range append([]string{
-		`CREATE INDEX IF NOT EXISTS survey_facts_answered_idx ON survey_facts (answered_at) INCLUDE (customer_id, csat, nps)`,
+		`CREATE INDEX IF NOT EXISTS survey_facts_answered_idx ON survey_facts (answered_at) INCLUDE (customer_id, csat, nps, ` + factKeys + `)`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_from_idx ON spell_facts (active_from) INCLUDE (customer_id, ` + spellKeys + `)`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_until_idx ON spell_facts (active_until) INCLUDE (customer_id, active_from, ` + spellKeys + `) WHERE active_until IS NOT NULL`,
 		`CREATE INDEX IF NOT EXISTS spell_facts_empty_idx ON spell_facts (active_from) INCLUDE (customer_id, ` + spellKeys + `) WHERE active_until = active_from`,
@@ -427,7 +429,7 @@ func (p Projector) writeKeys(ctx context.Context, tx pgx.Tx, order []uuid.UUID, 
 		if err := rekeyComplaints(ctx, tx, moved); err != nil {
 			return rekeyed{}, err
 		}
-		if err := rekeySpells(ctx, tx, moved); err != nil {
+		if err := rekeyFacts(ctx, tx, moved); err != nil {
 			return rekeyed{}, err
 		}
 	}
@@ -508,8 +510,8 @@ func score(v *int) *int16 {
 func addSurveys(ctx context.Context, tx pgx.Tx, s *surveyRows) error {
 	if _, err := tx.Exec(ctx, `
 		WITH f AS (
-			INSERT INTO survey_facts (customer_id, survey_id, answered_at, csat, nps)
-			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::smallint[], $5::smallint[])
+			INSERT INTO survey_facts (customer_id, survey_id, answered_at, csat, nps, `+factKeys+`)
+			`+withKeys(`unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::smallint[], $5::smallint[]) AS t(customer_id, survey_id, answered_at, csat, nps)`)+`
 			RETURNING *)
 		INSERT INTO survey_days AS d (dim, key, day, responses, csat_n, csat_top, csat_sum, nps_n, promoters, detractors)
 		SELECT x.dim, x.key, (f.answered_at AT TIME ZONE 'UTC')::date, `+signedSums+`

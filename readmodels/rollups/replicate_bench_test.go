@@ -26,7 +26,7 @@ const replicateSchema = "rm_rollups_replicated"
 // complaint blocks are rebuilt from the copied facts by CreateIndexes.
 var replicate = []string{
 	`INSERT INTO rollup_customers SELECT {id}, segment, tier, region, account_manager FROM readmodels.rollup_customers`,
-	`INSERT INTO survey_facts SELECT {customer}, {survey_id}, answered_at, csat, nps FROM readmodels.survey_facts`,
+	`INSERT INTO survey_facts SELECT {customer}, {survey_id}, answered_at, csat, nps, segment, tier, region, account_manager FROM readmodels.survey_facts`,
 	`INSERT INTO spell_facts SELECT {customer}, spell, active_from, active_until, prev_until, segment, tier, region, account_manager
 		FROM readmodels.spell_facts`,
 	`INSERT INTO complaint_facts (customer_id, complaint_id, severity, status, filed_at, opened_at, acknowledged_at, resolved_at,
@@ -34,9 +34,9 @@ var replicate = []string{
 		SELECT {customer}, {complaint_id}, severity, status, filed_at, opened_at, acknowledged_at, resolved_at,
 			openings, escalations, segment, tier, region, account_manager FROM readmodels.complaint_facts`,
 	`INSERT INTO contact_facts SELECT {customer}, {contact_id}, occurred_at, outbound FROM readmodels.contact_facts`,
-	`INSERT INTO contact_spans SELECT {customer}, kind, start_at, end_at FROM readmodels.contact_spans`,
-	`INSERT INTO contact_bursts SELECT {customer}, start_at, end_at FROM readmodels.contact_bursts`,
-	`INSERT INTO followup_facts SELECT {customer}, {follow_up_id}, scheduled_at, due_at, done_at FROM readmodels.followup_facts`,
+	`INSERT INTO contact_spans SELECT {customer}, kind, start_at, end_at, segment, tier, region, account_manager FROM readmodels.contact_spans`,
+	`INSERT INTO contact_bursts SELECT {customer}, start_at, end_at, segment, tier, region, account_manager FROM readmodels.contact_bursts`,
+	`INSERT INTO followup_facts SELECT {customer}, {follow_up_id}, scheduled_at, due_at, done_at, segment, tier, region, account_manager FROM readmodels.followup_facts`,
 }
 
 // multiplied are the day sums and counts, each column times the factor.
