@@ -35,10 +35,10 @@ const contactsRollup = `
 		FROM readmodels.contact_days d
 		WHERE d.dim = $3::text AND d.day < ($1::timestamptz AT TIME ZONE 'UTC')::date
 		UNION ALL
-		SELECT {spellkey}, 1, 0, 0, 0 FROM readmodels.spell_facts s
+		SELECT {factkey}, 1, 0, 0, 0 FROM readmodels.spell_facts s
 		WHERE s.active_from >= (SELECT d FROM day) AND s.active_from < $1::timestamptz
 		UNION ALL
-		SELECT {spellkey}, -1, 0, 0, 0 FROM readmodels.spell_facts s
+		SELECT {factkey}, -1, 0, 0, 0 FROM readmodels.spell_facts s
 		WHERE s.active_until >= (SELECT d FROM day) AND s.active_until < $1::timestamptz
 		UNION ALL
 		SELECT {factkey}, 0, (s.kind = 0)::int, (s.kind = 1)::int, 0 FROM readmodels.contact_spans s
@@ -109,6 +109,6 @@ func contactsRollupQuery(p Params, dim, keys, daykey, factkey string) (string, [
 		burstkey = factKey("b", p.GroupBy)
 	}
 	r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey,
-		"{burstkey}", burstkey, "{spellkey}", spellKey(p.GroupBy))
+		"{burstkey}", burstkey)
 	return r.Replace(contactsRollup), []any{p.To, p.From, dim}
 }

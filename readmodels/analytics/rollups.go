@@ -108,13 +108,13 @@ const churnRollup = `
 		SELECT {daykey} AS key, d.starts - d.ends AS active, 0::bigint AS churned FROM readmodels.spell_days d
 		WHERE d.dim = $3::text AND d.day < ($1::timestamptz AT TIME ZONE 'UTC')::date
 		UNION ALL
-		SELECT {spellkey}, 1, 0 FROM readmodels.spell_facts s
+		SELECT {factkey}, 1, 0 FROM readmodels.spell_facts s
 		WHERE s.active_from >= (SELECT d FROM day) AND s.active_from <= $1::timestamptz
 		UNION ALL
-		SELECT {spellkey}, -1, 0 FROM readmodels.spell_facts s
+		SELECT {factkey}, -1, 0 FROM readmodels.spell_facts s
 		WHERE s.active_until >= (SELECT d FROM day) AND s.active_until <= $1::timestamptz
 		UNION ALL
-		SELECT {spellkey}, 0, 1 FROM readmodels.spell_facts s
+		SELECT {factkey}, 0, 1 FROM readmodels.spell_facts s
 		WHERE s.active_until > $1::timestamptz AND s.active_until < $2::timestamptz AND s.active_from <= $1::timestamptz),
 	agg AS (
 		SELECT key, sum(active)::bigint AS active_at_start, sum(churned)::bigint AS churned
@@ -152,16 +152,16 @@ const activeInPeriodRollup = `
 		SELECT {daykey}, -d.ends FROM readmodels.spell_days d
 		WHERE d.dim = $5::text AND d.day < ($1::timestamptz AT TIME ZONE 'UTC')::date
 		UNION ALL
-		SELECT {spellkey}, 1 FROM readmodels.spell_facts s
+		SELECT {factkey}, 1 FROM readmodels.spell_facts s
 		WHERE s.active_from >= date_trunc('day', $2::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND s.active_from < $2::timestamptz
 		UNION ALL
-		SELECT {spellkey}, -1 FROM readmodels.spell_facts s
+		SELECT {factkey}, -1 FROM readmodels.spell_facts s
 		WHERE s.active_until >= date_trunc('day', $1::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND s.active_until <= $1::timestamptz
 		UNION ALL
-		SELECT {spellkey}, -1 FROM readmodels.spell_facts s
+		SELECT {factkey}, -1 FROM readmodels.spell_facts s
 		WHERE s.active_until = s.active_from AND s.active_from > $1::timestamptz AND s.active_from < $2::timestamptz
 		UNION ALL
-		SELECT {spellkey}, -1 FROM readmodels.spell_facts s
+		SELECT {factkey}, -1 FROM readmodels.spell_facts s
 		WHERE s.prev_until > $1::timestamptz AND s.active_from < $2::timestamptz AND (s.active_until IS NULL OR s.active_until > s.active_from)),
 	active AS (SELECT key, sum(n)::bigint AS active FROM active_parts GROUP BY key HAVING sum(n) > 0)`
 
@@ -177,9 +177,6 @@ func factKey(s string, g GroupBy) string {
 	}
 	return `'all'::text`
 }
-
-// spellKey is factKey of a spell s.
-func spellKey(g GroupBy) string { return factKey("s", g) }
 
 // rollupQuery is a family's SQL with rollups, or ok false when the family
 // has no rollup of its own at this grouping (it then runs the documented
@@ -200,7 +197,7 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 			mk, mf, mt := MonthBounds(p)
 			return strings.NewReplacer("${m}", "$1", "${m+1}", "$2", "${m+2}", "$3").Replace(churnMonthlyRollup), []any{mk, mf, mt}, true
 		}
-		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{spellkey}", spellKey(p.GroupBy))
+		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey)
 		return r.Replace(churnRollup), []any{p.From, p.To, dim}, true
 	}
 	if f == Complaints {
@@ -216,7 +213,7 @@ func (q *Queries) rollupQuery(f Family, p Params) (sql string, args []any, ok bo
 		if p.GroupBy != All {
 			bkey, fkey = `nullif(b.key, '')`, strings.ReplaceAll(attribute[p.GroupBy], "c.", "f.")
 		}
-		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{bkey}", bkey, "{fkey}", fkey, "{spellkey}", spellKey(p.GroupBy))
+		r := strings.NewReplacer("{keys}", keys, "{daykey}", daykey, "{factkey}", factkey, "{bkey}", bkey, "{fkey}", fkey)
 		return r.Replace(complaintsRollup), append(args, dim, a.Format(time.DateOnly), b.Format(time.DateOnly), a, b), true
 	}
 	if f == Contacts {

@@ -2,14 +2,13 @@ package rollups_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/rapport-crm/rapport/readmodels/rollups"
 )
 
 // backfillSchema is where BenchmarkScaleBackfill builds the rollups.
@@ -71,48 +70,13 @@ func BenchmarkScaleBackfill(b *testing.B) {
 	}
 	defer pool.Close()
 	t0 := time.Now()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	schema := pgx.Identifier{backfillSchema}.Sanitize()
-	for _, s := range []string{`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`, `CREATE SCHEMA ` + schema, `SET LOCAL search_path = ` + schema} {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			b.Fatal(err)
+	tables := buildRollupsIn(b, pool, backfillSchema, func(ctx context.Context, tx pgx.Tx) error {
+		for _, s := range backfill {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%w\n%s", err, s)
+			}
 		}
-	}
-	p := rollups.NewProjector()
-	if err := p.Setup(ctx, tx); err != nil {
-		b.Fatal(err)
-	}
-	for _, s := range backfill {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			b.Fatalf("%v\n%s", err, s)
-		}
-	}
-	if err := p.CreateIndexes(ctx, tx); err != nil {
-		b.Fatal(err)
-	}
-	rows, err := tx.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1`, backfillSchema)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, t := range tables {
-		view, table := pgx.Identifier{"readmodels", t}.Sanitize(), pgx.Identifier{backfillSchema, t}.Sanitize()
-		if _, err := tx.Exec(ctx, `DROP VIEW IF EXISTS `+view); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := tx.Exec(ctx, `CREATE VIEW `+view+` AS SELECT * FROM `+table); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		b.Fatal(err)
-	}
+		return nil
+	})
 	b.Logf("backfilled %d tables in %v", len(tables), time.Since(t0))
 }

@@ -163,10 +163,10 @@ func (Projector) Setup(ctx context.Context, tx pgx.Tx) error {
 func (Projector) CreateIndexes(ctx context.Context, tx pgx.Tx) error {
 	for _, s := range append([]string{
 		`CREATE INDEX IF NOT EXISTS survey_facts_answered_idx ON survey_facts (answered_at) INCLUDE (customer_id, csat, nps, ` + factKeys + `)`,
-		`CREATE INDEX IF NOT EXISTS spell_facts_from_idx ON spell_facts (active_from) INCLUDE (customer_id, ` + spellKeys + `)`,
-		`CREATE INDEX IF NOT EXISTS spell_facts_until_idx ON spell_facts (active_until) INCLUDE (customer_id, active_from, ` + spellKeys + `) WHERE active_until IS NOT NULL`,
-		`CREATE INDEX IF NOT EXISTS spell_facts_empty_idx ON spell_facts (active_from) INCLUDE (customer_id, ` + spellKeys + `) WHERE active_until = active_from`,
-		`CREATE INDEX IF NOT EXISTS spell_facts_prev_idx ON spell_facts (prev_until) INCLUDE (customer_id, active_from, active_until, ` + spellKeys + `) WHERE prev_until IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_from_idx ON spell_facts (active_from) INCLUDE (customer_id, ` + factKeys + `)`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_until_idx ON spell_facts (active_until) INCLUDE (customer_id, active_from, ` + factKeys + `) WHERE active_until IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_empty_idx ON spell_facts (active_from) INCLUDE (customer_id, ` + factKeys + `) WHERE active_until = active_from`,
+		`CREATE INDEX IF NOT EXISTS spell_facts_prev_idx ON spell_facts (prev_until) INCLUDE (customer_id, active_from, active_until, ` + factKeys + `) WHERE prev_until IS NOT NULL`,
 		`CREATE INDEX IF NOT EXISTS complaint_facts_filed_idx ON complaint_facts (filed_at) INCLUDE (severity, status, opened_at, first_response_at,
 			resolved_at, first_response_s, resolution_s, segment, tier, region, account_manager)`,
 		`ANALYZE complaint_facts`, `ANALYZE complaint_blocks`,

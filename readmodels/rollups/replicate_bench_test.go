@@ -11,8 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/rapport-crm/rapport/readmodels/rollups"
 )
 
 // replicateSchema is where BenchmarkScaleReplicate builds the rollups.
@@ -81,74 +79,42 @@ func BenchmarkScaleReplicate(b *testing.B) {
 	}
 	defer pool.Close()
 	t0 := time.Now()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	schema := pgx.Identifier{replicateSchema}.Sanitize()
-	for _, s := range []string{`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`, `CREATE SCHEMA ` + schema, `SET LOCAL search_path = ` + schema} {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			b.Fatal(err)
-		}
-	}
-	p := rollups.NewProjector()
-	if err := p.Setup(ctx, tx); err != nil {
-		b.Fatal(err)
-	}
-	// Copy 0 is the original itself.
-	ids := func(k int) *strings.Replacer {
-		mapped := func(col string) string {
-			if k == 0 {
-				return col
+	tables := buildRollupsIn(b, pool, replicateSchema, func(ctx context.Context, tx pgx.Tx) error {
+		// Copy 0 is the original itself.
+		ids := func(k int) *strings.Replacer {
+			mapped := func(col string) string {
+				if k == 0 {
+					return col
+				}
+				return fmt.Sprintf(`md5('%d:' || %s::text)::uuid`, k, col)
 			}
-			return fmt.Sprintf(`md5('%d:' || %s::text)::uuid`, k, col)
+			return strings.NewReplacer("{id}", mapped("id"), "{customer}", mapped("customer_id"),
+				"{survey_id}", mapped("survey_id"), "{complaint_id}", mapped("complaint_id"),
+				"{contact_id}", mapped("contact_id"), "{follow_up_id}", mapped("follow_up_id"))
 		}
-		return strings.NewReplacer("{id}", mapped("id"), "{customer}", mapped("customer_id"),
-			"{survey_id}", mapped("survey_id"), "{complaint_id}", mapped("complaint_id"),
-			"{contact_id}", mapped("contact_id"), "{follow_up_id}", mapped("follow_up_id"))
-	}
-	for k := range factor {
-		for _, s := range replicate {
-			s = ids(k).Replace(s)
+		for k := range factor {
+			for _, s := range replicate {
+				s = ids(k).Replace(s)
+				if _, err := tx.Exec(ctx, s); err != nil {
+					return fmt.Errorf("%w\n%s", err, s)
+				}
+			}
+		}
+		for table, cols := range multiplied {
+			sel := make([]string, len(cols))
+			for i, c := range cols {
+				sel[i] = c
+				if i >= 2 && c != "day" {
+					sel[i] = fmt.Sprintf("%s * %d", c, factor)
+				}
+			}
+			s := `INSERT INTO ` + table + ` SELECT ` + strings.Join(sel, ", ") + ` FROM readmodels.` + table
 			if _, err := tx.Exec(ctx, s); err != nil {
-				b.Fatalf("%v\n%s", err, s)
+				return fmt.Errorf("%w\n%s", err, s)
 			}
 		}
-	}
-	for table, cols := range multiplied {
-		sel := make([]string, len(cols))
-		for i, c := range cols {
-			sel[i] = c
-			if i >= 2 && c != "day" {
-				sel[i] = fmt.Sprintf("%s * %d", c, factor)
-			}
-		}
-		s := `INSERT INTO ` + table + ` SELECT ` + strings.Join(sel, ", ") + ` FROM readmodels.` + table
-		if _, err := tx.Exec(ctx, s); err != nil {
-			b.Fatalf("%v\n%s", err, s)
-		}
-	}
-	if err := p.CreateIndexes(ctx, tx); err != nil {
-		b.Fatal(err)
-	}
-	rows, err := tx.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1`, replicateSchema)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, t := range tables {
-		view, table := pgx.Identifier{"readmodels", t}.Sanitize(), pgx.Identifier{replicateSchema, t}.Sanitize()
-		if _, err := tx.Exec(ctx, `CREATE OR REPLACE VIEW `+view+` AS SELECT * FROM `+table); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		b.Fatal(err)
-	}
+		return nil
+	})
 	for _, t := range tables {
 		if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+pgx.Identifier{replicateSchema, t}.Sanitize()); err != nil {
 			b.Fatal(err)

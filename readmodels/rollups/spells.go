@@ -174,9 +174,6 @@ const moveSpells = `
 // customer (rekeyFacts); the complaint facts carry them too.
 const factKeys = `segment, tier, region, account_manager`
 
-// spellKeys are the spell facts' factKeys.
-const spellKeys = factKeys
-
 // keyColumns declares factKeys in a CREATE TABLE.
 const keyColumns = `segment text NOT NULL DEFAULT '', tier text NOT NULL DEFAULT '', region text NOT NULL DEFAULT '', account_manager text`
 
